@@ -1,0 +1,183 @@
+"""config.toml: lookup, parsing and validation, with one clear line per mistake."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SYSTEM_CONFIG = Path("/etc/tocsin/config.toml")
+
+# Regions a French commune can be in; numbers are parsed against each in turn.
+FRENCH_REGIONS = ("FR", "RE", "YT", "GP", "MQ", "GF", "PM", "BL", "MF", "NC", "PF", "WF")
+Region = Literal["FR", "RE", "YT", "GP", "MQ", "GF", "PM", "BL", "MF", "NC", "PF", "WF"]
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased as the one line the user sees."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TownConfig(_Strict):
+    name: str = "Commune de démonstration"
+    region: Region = "FR"
+    timezone: str = "Europe/Paris"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"expected an IANA time zone such as Europe/Paris (got {value!r})"
+            ) from exc
+        return value
+
+
+class DatabaseConfig(_Strict):
+    # Empty means the embedded SQLite file in the user data directory.
+    url: str = ""
+
+
+class ConsoleConfig(_Strict):
+    language: Literal["fr", "en"] = "fr"
+    page_size: int = Field(default=200, ge=20, le=5000)
+    keymap: dict[str, str] = Field(default_factory=dict)
+
+
+class TopicConfig(_Strict):
+    label: str
+    legal_basis: Literal["public_safety", "consent"] = "consent"
+    # Shown to residents; recorded with each consent.
+    consent_text_version: str = "v1"
+
+
+def _default_topics() -> dict[str, TopicConfig]:
+    return {
+        "alertes": TopicConfig(label="Alertes", legal_basis="public_safety"),
+        "evenements": TopicConfig(label="Événements"),
+        "travaux": TopicConfig(label="Travaux"),
+        "elections": TopicConfig(label="Élections"),
+        "infos": TopicConfig(label="Infos"),
+    }
+
+
+class RolesConfig(_Strict):
+    # Each entry is a Unix user name, "@group", or "*" for everyone.
+    viewer: list[str] = Field(default_factory=lambda: ["*"])
+    operator: list[str] = Field(default_factory=lambda: ["@tocsin"])
+    alerter: list[str] = Field(default_factory=lambda: ["@tocsin-alert"])
+    admin: list[str] = Field(default_factory=lambda: ["root", "@tocsin-admin"])
+
+
+class PrivacyConfig(_Strict):
+    # Key for the suppression list's keyed hashes; empty = <data dir>/suppression.key.
+    hash_key_file: str = ""
+
+
+class ProviderConfig(_Strict):
+    name: Literal["simulated", "kannel", "twilio", "octopush", "smsfactor"] = "simulated"
+    rate: float = Field(default=20.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
+    price_per_segment: float = Field(default=0.045, ge=0)
+
+
+class Config(_Strict):
+    town: TownConfig = Field(default_factory=TownConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    topics: dict[str, TopicConfig] = Field(default_factory=_default_topics)
+    roles: RolesConfig = Field(default_factory=RolesConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    provider: ProviderConfig = Field(default_factory=ProviderConfig)
+
+    @field_validator("topics")
+    @classmethod
+    def _topic_keys(cls, value: dict[str, TopicConfig]) -> dict[str, TopicConfig]:
+        for key in value:
+            if not key.isidentifier() or not key.islower():
+                raise ValueError(f"expected lower-case topic names (got {key!r})")
+        if not value:
+            raise ValueError("expected at least one topic")
+        return value
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("tocsin"))
+
+
+def default_database_url() -> str:
+    return f"sqlite:///{data_dir() / 'tocsin.db'}"
+
+
+def database_url(config: Config) -> str:
+    return config.database.url or default_database_url()
+
+
+def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """--config, then TOCSIN_CONFIG, then /etc/tocsin, then the user config dir."""
+    for given in (explicit, environ.get("TOCSIN_CONFIG")):
+        if given:
+            path = Path(given)
+            if not path.is_file():
+                raise ConfigError(f"{path}: config file not found")
+            return path
+    user = Path(platformdirs.user_config_dir("tocsin")) / "config.toml"
+    for candidate in (SYSTEM_CONFIG, user):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"key '{key}': unknown key"
+    if kind == "missing":
+        return f"key '{key}': missing value"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        message = message.replace("Input should be", "expected")
+    else:
+        message = (
+            message.replace("Input should be", "expected")
+            .replace("expected a valid integer", "expected an integer")
+            .replace("expected a valid", "expected a")
+        )
+    got = error.get("input")
+    suffix = f" (got {got!r})" if kind != "value_error" and not isinstance(got, dict) else ""
+    return f"key '{key}': {message}{suffix}"
+
+
+def parse_config(text: str, source: str) -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{source}: {_describe(first)}") from exc
+
+
+def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    path = find_config_file(explicit, os.environ if environ is None else environ)
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    return parse_config(text, str(path))

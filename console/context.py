@@ -1,0 +1,76 @@
+"""Everything a service call needs, built once by the entry point and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from console.clock import Clock
+from console.config import Config, data_dir
+from console.numbers import NumberParser
+from console.privacy import HashKeyError, key_fingerprint, load_or_create_key
+from console.roles import PermissionDenied, Role
+from storage.engine import write_session
+from storage.models import Meta, Topic
+
+
+@dataclass
+class Context:
+    engine: Engine
+    config: Config
+    clock: Clock
+    operator: str
+    role: Role
+    hash_key: bytes
+    parser: NumberParser = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.parser = NumberParser(self.config.town.region)
+
+    def require(self, needed: Role) -> None:
+        if self.role < needed:
+            raise PermissionDenied(needed, self.operator)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.config.topics)
+
+
+def hash_key_path(config: Config) -> Path:
+    return Path(config.privacy.hash_key_file or data_dir() / "suppression.key")
+
+
+def load_hash_key(engine: Engine, path: Path) -> bytes:
+    """Load the key and check it is the one this database was started with."""
+    key = load_or_create_key(path)
+    fingerprint = key_fingerprint(key)
+    with write_session(engine) as session:
+        stored = session.get(Meta, "hash_key_fingerprint")
+        if stored is None:
+            session.add(Meta(key="hash_key_fingerprint", value=fingerprint))
+        elif stored.value != fingerprint:
+            raise HashKeyError(
+                f"{path}: this is not the hash key this database was created with; "
+                "restore the original key file (the suppression list depends on it)"
+            )
+    return key
+
+
+def sync_topics(engine: Engine, config: Config) -> None:
+    """Make the Topic table match config; topics in use are never deleted."""
+    with write_session(engine) as session:
+        existing = {t.key: t for t in session.exec(select(Topic)).all()}
+        for key, topic in config.topics.items():
+            row = existing.get(key)
+            if row is None:
+                session.add(Topic(key=key, label=topic.label, legal_basis=topic.legal_basis))
+            else:
+                row.label, row.legal_basis = topic.label, topic.legal_basis
+                session.add(row)
+
+
+def open_session(ctx: Context) -> Session:
+    return Session(ctx.engine, expire_on_commit=False)

@@ -1,0 +1,266 @@
+"""Phone number normalisation to E.164, for metropolitan and overseas French towns.
+
+`phonenumbers` is the authority. Town hall files are almost all French numbers in
+a handful of habits, so a fast path classifies those against phonenumbers' own
+metadata (same patterns, same type order) and everything else goes through
+`phonenumbers.parse`. A property test keeps the two in agreement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from console.config import FRENCH_REGIONS
+
+# Types that can receive an SMS.
+SENDABLE_KINDS = frozenset({"mobile", "fixed_line_or_mobile"})
+
+_TYPE_NAMES = {
+    PhoneNumberType.FIXED_LINE: "fixed_line",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+    PhoneNumberType.UNKNOWN: "unknown",
+}
+
+# Separators people type inside numbers, and the "(0)" of "+33 (0)6 ...".
+_SEPARATORS = re.compile(r"[\s.\-/_()\u00a0\u202f]+")
+_TRUNK_IN_PARENS = re.compile(r"\(\s*0\s*\)")
+_DIGITS_ONLY = re.compile(r"\+?\d+")
+
+
+class InvalidNumber(ValueError):
+    """The text is not a phone number we can use; str() is the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    e164: str
+    kind: str
+    region: str
+
+    @property
+    def sendable(self) -> bool:
+        return self.kind in SENDABLE_KINDS
+
+
+@dataclass(frozen=True)
+class _Desc:
+    lengths: frozenset[int]
+    pattern: re.Pattern[str]
+
+    def matches(self, nsn: str) -> bool:
+        return len(nsn) in self.lengths and self.pattern.fullmatch(nsn) is not None
+
+
+@dataclass(frozen=True)
+class _RegionPlan:
+    region: str
+    country_code: str
+    general: _Desc
+    ordered: tuple[tuple[str, _Desc], ...]  # special types in phonenumbers' order
+    fixed: _Desc | None
+    mobile: _Desc | None
+    same_fixed_mobile: bool
+
+    def kind_of(self, nsn: str) -> str | None:
+        """phonenumbers' number type for a national significant number, or None."""
+        if not self.general.matches(nsn):
+            return None
+        for name, desc in self.ordered:
+            if desc.matches(nsn):
+                return name
+        if self.fixed is not None and self.fixed.matches(nsn):
+            if self.same_fixed_mobile or (self.mobile is not None and self.mobile.matches(nsn)):
+                return "fixed_line_or_mobile"
+            return "fixed_line"
+        if self.mobile is not None and self.mobile.matches(nsn):
+            return "mobile"
+        return None
+
+
+def _desc(raw: object, general_lengths: frozenset[int]) -> _Desc | None:
+    pattern = getattr(raw, "national_number_pattern", None)
+    if raw is None or pattern is None:
+        return None
+    lengths = getattr(raw, "possible_length", None) or general_lengths
+    if tuple(lengths) == (-1,):
+        return None
+    return _Desc(frozenset(lengths), re.compile(pattern))
+
+
+@cache
+def _plan(region: str) -> _RegionPlan:
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    general_lengths = frozenset(meta.general_desc.possible_length)
+    general = _Desc(general_lengths, re.compile(meta.general_desc.national_number_pattern))
+    ordered: list[tuple[str, _Desc]] = []
+    for name in (
+        "premium_rate",
+        "toll_free",
+        "shared_cost",
+        "voip",
+        "personal_number",
+        "pager",
+        "uan",
+        "voicemail",
+    ):
+        desc = _desc(getattr(meta, name), general_lengths)
+        if desc is not None:
+            ordered.append((name, desc))
+    fixed = _desc(meta.fixed_line, general_lengths)
+    mobile = _desc(meta.mobile, general_lengths)
+    return _RegionPlan(
+        region=region,
+        country_code=str(meta.country_code),
+        general=general,
+        ordered=tuple(ordered),
+        fixed=fixed,
+        mobile=mobile,
+        same_fixed_mobile=bool(meta.same_mobile_and_fixed_line_pattern),
+    )
+
+
+class NumberParser:
+    """Parses what residents and town files contain, for one town's default region."""
+
+    def __init__(self, default_region: str) -> None:
+        if default_region not in FRENCH_REGIONS:
+            raise ValueError(f"unsupported region {default_region!r}")
+        self.default_region = default_region
+        others = [r for r in FRENCH_REGIONS if r != default_region]
+        self._regions = (default_region, *others)
+        # Regions that share the French trunk prefix "0" and 9-digit numbers.
+        self._national_regions = tuple(
+            r
+            for r in self._regions
+            if phonenumbers.PhoneMetadata.metadata_for_region(r).national_prefix == "0"
+        )
+        # Country codes reachable from a national "0..." number, the town's first.
+        self.national_country_codes = tuple(
+            dict.fromkeys(f"+{_plan(r).country_code}" for r in self._national_regions)
+        )
+        self._by_country_code: dict[str, tuple[_RegionPlan, ...]] = {}
+        for region in self._regions:
+            plan = _plan(region)
+            self._by_country_code.setdefault(plan.country_code, ())
+            self._by_country_code[plan.country_code] += (plan,)
+
+    def parse(self, raw: str) -> PhoneNumber:
+        text = raw.strip()
+        if not text:
+            raise InvalidNumber("empty number")
+        compact = _SEPARATORS.sub("", _TRUNK_IN_PARENS.sub("", text))
+        if _DIGITS_ONLY.fullmatch(compact):
+            found = self._fast(compact)
+            if found is not None:
+                return found
+        return self._slow(text)
+
+    def _fast(self, compact: str) -> PhoneNumber | None:
+        if compact.startswith("+"):
+            return self._international(compact[1:])
+        if compact.startswith("00"):
+            return self._international(compact[2:])
+        if len(compact) == 10 and compact[0] == "0":
+            return self._national(compact[1:])
+        if len(compact) == 9 and compact[0] != "0":
+            # A spreadsheet that stored the number as an integer dropped the 0.
+            return self._national(compact)
+        if len(compact) >= 11:
+            return self._international(compact)
+        return None
+
+    def _national(self, nsn: str) -> PhoneNumber | None:
+        for region in self._national_regions:
+            plan = _plan(region)
+            kind = plan.kind_of(nsn)
+            if kind is not None:
+                return PhoneNumber(f"+{plan.country_code}{nsn}", kind, region)
+        return None
+
+    def _international(self, digits: str) -> PhoneNumber | None:
+        for size in (2, 3):
+            plans = self._by_country_code.get(digits[:size])
+            if not plans:
+                continue
+            nsn = digits[size:]
+            # "+33 06 ..." : a trunk 0 kept after the country code.
+            if nsn.startswith("0") and len(nsn) == 10:
+                nsn = nsn[1:]
+            for plan in plans:
+                kind = plan.kind_of(nsn)
+                if kind is not None:
+                    return PhoneNumber(f"+{plan.country_code}{nsn}", kind, plan.region)
+            return None
+        return None
+
+    def _slow(self, text: str) -> PhoneNumber:
+        last_error = "invalid number"
+        for region in self._regions:
+            try:
+                number = phonenumbers.parse(text, region)
+            except phonenumbers.NumberParseException as exc:
+                last_error = _parse_error(exc)
+                continue
+            if phonenumbers.is_valid_number(number):
+                kind = _TYPE_NAMES.get(phonenumbers.number_type(number), "unknown")
+                e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+                found = phonenumbers.region_code_for_number(number) or region
+                return PhoneNumber(e164, kind, found)
+            if text.lstrip().startswith(("+", "00")):
+                # An explicit country code does not depend on the region tried.
+                break
+        raise InvalidNumber(last_error)
+
+
+def _parse_error(exc: phonenumbers.NumberParseException) -> str:
+    reasons = {
+        phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "unknown country code",
+        phonenumbers.NumberParseException.NOT_A_NUMBER: "not a phone number",
+        phonenumbers.NumberParseException.TOO_SHORT_NSN: "too short",
+        phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "too short",
+        phonenumbers.NumberParseException.TOO_LONG: "too long",
+    }
+    return reasons.get(exc.error_type, "invalid number")
+
+
+def mask(e164: str | None) -> str:
+    """A number fit for logs: +33 6 ** ** ** 78."""
+    if not e164:
+        return "(none)"
+    try:
+        number = phonenumbers.parse(e164, None)
+        text = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+        keep = len(str(number.country_code)) + 3
+    except phonenumbers.NumberParseException:
+        text, keep = e164, 4
+    if len(text) <= keep + 2:
+        return "*" * len(text)
+    middle = "".join("*" if c.isdigit() else c for c in text[keep:-2])
+    return f"{text[:keep]}{middle}{text[-2:]}"
+
+
+def display(e164: str | None) -> str:
+    """The national format the town is used to reading (06 12 34 56 78)."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    if number.country_code == 33:
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

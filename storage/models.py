@@ -1,0 +1,128 @@
+"""SQLModel tables. Times are aware datetimes, stored and returned in UTC."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contact"
+    __table_args__ = (
+        Index("ix_contact_sort", "sort_key", "id"),
+        Index("ix_contact_zone_sort", "zone", "sort_key", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # E.164; NULL once erased. Unique so one number is one contact.
+    number: str | None = Field(default=None, unique=True, max_length=20)
+    # phonenumbers' type name (mobile, fixed_line, fixed_line_or_mobile, voip, ...)
+    number_kind: str = Field(default="unknown", max_length=32)
+    sendable: bool = Field(default=False, index=True)
+    name: str = Field(default="", max_length=200)
+    zone: str = Field(default="", max_length=100)
+    # Groups are kept denormalised as ",a,b," for display and in ContactGroup for filters.
+    groups: str = Field(default="", max_length=500)
+    notes: str = Field(default="", max_length=2000)
+    source: str = Field(default="", max_length=100)
+    # Lower-case, accent-free name for ordering; name and zone folded for search.
+    sort_key: str = Field(default="", max_length=200)
+    search_key: str = Field(default="", max_length=320)
+    created_at: datetime
+    updated_at: datetime
+    erased_at: datetime | None = Field(default=None)
+
+
+class ContactGroup(SQLModel, table=True):
+    __tablename__ = "contact_group"
+    __table_args__ = (Index("ix_contact_group_name", "name", "contact_id"),)
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True, ondelete="CASCADE")
+    name: str = Field(primary_key=True, max_length=100)
+
+
+class Topic(SQLModel, table=True):
+    __tablename__ = "topic"
+
+    key: str = Field(primary_key=True, max_length=50)
+    label: str = Field(max_length=200)
+    # "public_safety" (no opt-in needed, opt-out honoured) or "consent".
+    legal_basis: str = Field(max_length=32)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Append-only and hash-chained: never updated, never deleted."""
+
+    __tablename__ = "consent_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    topic: str = Field(max_length=50)
+    action: str = Field(max_length=10)  # grant | withdraw
+    source: str = Field(max_length=32)
+    proof_ref: str = Field(default="", max_length=500)
+    text_version: str = Field(default="", max_length=50)
+    operator: str = Field(max_length=100)
+    occurred_at: datetime
+    recorded_at: datetime
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class ConsentState(SQLModel, table=True):
+    """Current consent per contact and topic, derived from ConsentEvent."""
+
+    __tablename__ = "consent_state"
+    __table_args__ = (Index("ix_consent_state_topic", "topic", "granted", "contact_id"),)
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True, ondelete="CASCADE")
+    topic: str = Field(primary_key=True, max_length=50)
+    granted: bool
+    event_id: int
+    updated_at: datetime
+
+
+class Suppression(SQLModel, table=True):
+    """Numbers that said STOP, kept only as a keyed hash; survives erasure."""
+
+    __tablename__ = "suppression"
+
+    number_hash: str = Field(primary_key=True, max_length=64)
+    created_at: datetime
+    reason: str = Field(default="", max_length=100)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only and hash-chained record of every change and send."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True)
+    at: datetime
+    operator: str = Field(max_length=100)
+    action: str = Field(max_length=64)
+    target: str = Field(default="", max_length=200)
+    details: str = Field(default="{}")
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class ChainHead(SQLModel, table=True):
+    """Serialises appends to a hash chain: a writer updates this row first."""
+
+    __tablename__ = "chain_head"
+
+    name: str = Field(primary_key=True, max_length=32)
+    seq: int = Field(default=0)
+    last_hash: str = Field(default="", max_length=64)
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(default="")
