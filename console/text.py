@@ -7,6 +7,14 @@ import unicodedata
 
 # C0/C1 controls and DEL, which would drive a terminal if printed raw.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Whole terminal escape sequences, so "\x1b[31mRouge" leaves "Rouge", not "[31mRouge":
+# CSI (ESC [ or the C1 CSI, parameters, final byte), OSC (ESC ] ... BEL or ST, or
+# unterminated), and the two-character escapes.
+_ESCAPE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|\x1b[@-Z\\-_]"
+)
 
 
 def fold(text: str) -> str:
@@ -17,8 +25,9 @@ def fold(text: str) -> str:
 
 
 def clean_field(text: str) -> str:
-    """Drop control characters (escape sequences included) from stored text."""
-    return _CONTROL.sub("", text).strip()
+    """Drop terminal escape sequences and control characters (NUL, which PostgreSQL
+    text cannot hold, included) from stored text, and the surrounding spaces."""
+    return _CONTROL.sub("", _ESCAPE.sub("", text)).strip()
 
 
 def visible(text: str) -> str:

@@ -1,0 +1,77 @@
+"""Erase a contact (RGPD): the operator types the count of contacts to erase."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from console.contacts import ContactError, erase_contact, get_contact
+from console.context import Context
+from console.numbers import display
+from console.roles import PermissionDenied
+from console.text import visible
+from screens.widgets.translate import translate_bindings
+
+ERASE_COUNT = 1
+
+
+class EraseScreen(ModalScreen[bool]):
+    CSS_PATH = "contact_form.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "binding.back", id="erase.cancel"),
+    ]
+
+    def __init__(self, contact_id: int) -> None:
+        super().__init__()
+        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
+        self.t = self.app.t  # type: ignore[attr-defined]
+        translate_bindings(self, self.t)
+        self.contact_id = contact_id
+
+    def compose(self) -> ComposeResult:
+        t = self.t
+        contact = get_contact(self.ctx, self.contact_id)
+        with Vertical(id="form-box"):
+            yield Static(Text(t("erase.title"), style="bold red"), id="form-title")
+            yield Static(Text(t("erase.body", name=visible(contact.name) or "—",
+                                number=display(contact.number))))
+            yield Static(Text(t("erase.prompt", count=ERASE_COUNT)), id="erase-prompt")
+            yield Input(id="erase-count", compact=True, restrict=r"\d*", max_length=6)
+            yield Static(id="form-error")
+            with Horizontal(id="form-buttons"):
+                yield Button(t("form.cancel"), id="cancel", compact=True)
+                yield Button(t("erase.confirm"), variant="error", id="confirm", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#confirm")
+    def _confirm(self) -> None:
+        if self.query_one("#erase-count", Input).value.strip() != str(ERASE_COUNT):
+            self.query_one("#form-error", Static).update(
+                Text(f"✗ {self.t('erase.mismatch', count=ERASE_COUNT)}", style="red"))
+            self.query_one("#erase-count", Input).focus()
+            return
+        try:
+            result = erase_contact(self.ctx, self.contact_id)
+        except (ContactError, PermissionDenied) as exc:
+            self.query_one("#form-error", Static).update(Text(f"✗ {exc}", style="red"))
+            return
+        key = "contacts.erased_suppressed" if result.suppressed else "contacts.erased"
+        self.notify(self.t(key, id=self.contact_id))
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
