@@ -1,0 +1,208 @@
+"""Benchmark: importing a town's resident CSV against phonenumbers.parse alone.
+
+    .venv/bin/python bench/bench_import.py [--rows 100000] [--seed 1] [--repeat 1] [--keep DIR]
+
+Generates a deterministic CSV (French names, 8 quarters, groups, numbers in every
+French habit, ~1% invalid, some duplicates, some landlines), then times
+(a) phonenumbers.parse(n, "FR") over the same number strings and
+(b) console.importer.import_contacts into a fresh, migrated SQLite base,
+and prints both, the ratio b/a against the target (<= 1.5) and the peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import phonenumbers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from console.clock import SystemClock
+from console.config import Config
+from console.context import Context, sync_topics
+from console.importer import ImportOptions, ImportReport, import_contacts
+from console.roles import Role
+from storage.engine import make_engine
+from storage.migrate import upgrade
+
+TARGET = 1.5
+
+FIRST_NAMES = (  # noqa: SIM905
+    "Jean Marie Pierre Michel André Philippe Nathalie Isabelle Sylvie Catherine Françoise "
+    "Élodie Chloé Léa Manon Camille Inès Zoé Noémie Hélène Gaëlle Loïc Jérôme Benoît "
+    "François Gérard Thérèse Cécile Agnès Amélie Raphaël Maël Anaïs Joël Noël Stéphane"
+).split()
+LAST_NAMES = (  # noqa: SIM905
+    "Martin Bernard Dubois Thomas Robert Richard Petit Durand Leroy Moreau Simon Laurent "
+    "Lefèvre Michel Garcia David Bertrand Roux Vincent Fournier Morel Girard André "
+    "Lefebvre Mercier Dupont Lambert Bonnet François Martinez Legrand Garnier Faure "
+    "Rousseau Blanc Guérin Muller Henry Roussel Nicolas Perrin Morin Mathieu Clément "
+    "Gauthier Dumont Lopez Fontaine Chevalier Robin Masson Sanchez Gérard Nguyen Boyer "
+    "Denis Lemaire Duval Joly Gautier Roger Roche Roy Noël Meyer Lucas Meunier Jean Pérez "
+    "Marchand Dufour Blanchard"
+).split()
+ZONES = (
+    "Centre-bourg",
+    "Les Prés",
+    "La Gare",
+    "Hameau de Sainte-Agnès",
+    "Zone artisanale",
+    "Le Moulin",
+    "Les Écoles",
+    "Côte Saint-Jean",
+)
+GROUPS = ("parents", "aînés", "commerçants", "associations", "agriculteurs", "élus")
+
+
+def _habit(rng: random.Random, nsn: str) -> str:
+    """One French way of writing the number whose national significant part is nsn."""
+    pairs = " ".join([nsn[0], *(nsn[i : i + 2] for i in range(1, 9, 2))])
+    dotted = ".".join(nsn[i : i + 2] for i in range(1, 9, 2))
+    choice = rng.randrange(8)
+    if choice == 0:
+        return f"0{nsn}"
+    if choice == 1:
+        return f"0{pairs}"
+    if choice == 2:
+        return f"0{nsn[0]}.{dotted}"
+    if choice == 3:
+        return f"+33 {pairs}"
+    if choice == 4:
+        return f"+33 (0){pairs}"
+    if choice == 5:
+        return f"0033{nsn}"
+    if choice == 6:
+        return f"33 {pairs}"
+    return f"0{nsn[0]}-{'-'.join(nsn[i : i + 2] for i in range(1, 9, 2))}"
+
+
+def generate(path: Path, rows: int, seed: int) -> list[str]:
+    """Write the CSV (cp1252, ';', French headers); return the number cells."""
+    rng = random.Random(seed)
+    numbers: list[str] = []
+    lines = ["Nom;Prénom;Téléphone portable;Quartier;Groupes;Remarques"]
+    used: list[str] = []
+    for _ in range(rows):
+        roll = rng.random()
+        if roll < 0.01:
+            number = rng.choice(("06 12 34", "0612345678901", "n/a", "07 00 00 00 0", "+33 6"))
+        elif roll < 0.015 and used:
+            # The same resident typed twice, in another habit.
+            number = _habit(rng, rng.choice(used))
+        else:
+            if roll < 0.05:
+                prefix = rng.choice(("1", "2", "3", "4", "5"))
+                prefix += rng.choice("12345678") if prefix in "24" else rng.choice("0123456789")
+                nsn = f"{prefix}{rng.randrange(10**7):07d}"  # landline
+            else:
+                # Metropolitan mobile ranges (069x belongs to the overseas regions).
+                prefix = rng.choice(("60", "61", "62", "64", "65", "66", "67", "68", "75", "76"))
+                nsn = f"{prefix}{rng.randrange(10**7):07d}"
+            used.append(nsn)
+            number = _habit(rng, nsn)
+        numbers.append(number)
+        groups = ",".join(rng.sample(GROUPS, rng.choice((0, 1, 1, 2))))
+        note = "" if rng.random() < 0.9 else f'Appeler avant {rng.randrange(8, 19)}h; "portail"'
+        cells = [
+            rng.choice(LAST_NAMES).upper(),
+            rng.choice(FIRST_NAMES),
+            number,
+            rng.choice(ZONES),
+            groups,
+            note,
+        ]
+        lines.append(";".join(_quote(cell) for cell in cells))
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("cp1252"))
+    return numbers
+
+
+def _quote(cell: str) -> str:
+    if any(c in cell for c in ';"\n'):
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def time_phonenumbers(numbers: list[str]) -> float:
+    start = time.perf_counter()
+    for number in numbers:
+        # A bare try costs nothing when nothing is raised; contextlib.suppress would
+        # add a call per number to the baseline.
+        try:  # noqa: SIM105
+            phonenumbers.parse(number, "FR")
+        except phonenumbers.NumberParseException:
+            pass
+    return time.perf_counter() - start
+
+
+def time_import(work: Path, csv_path: Path) -> tuple[float, ImportReport]:
+    """One import into a fresh, migrated SQLite base in work/."""
+    for leftover in ("bench.db", "bench.db-wal", "bench.db-shm"):
+        (work / leftover).unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{work / 'bench.db'}")
+    upgrade(engine)
+    config = Config()
+    sync_topics(engine, config)
+    ctx = Context(
+        engine=engine,
+        config=config,
+        clock=SystemClock(),
+        operator="bench",
+        role=Role.ADMIN,
+        hash_key=b"0123456789abcdef" * 4,
+    )
+    gc.collect()
+    start = time.perf_counter()
+    report = import_contacts(ctx, csv_path, ImportOptions())
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed, report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="write the CSV and base here and keep them")
+    parser.add_argument("--profile", action="store_true", help="cProfile the import")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="best of N runs of each (a shared machine is noisy)"
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        csv_path = work / "habitants.csv"
+        numbers = generate(csv_path, args.rows, args.seed)
+        parse_time = min(time_phonenumbers(numbers) for _ in range(args.repeat))
+        if args.profile:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        runs = [time_import(work, csv_path) for _ in range(args.repeat)]
+        if args.profile:
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    import_time, report = min(runs, key=lambda run: run[0])
+    ratio = import_time / parse_time
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    counts = report.to_json()["counts"]
+    print(f"rows:                     {args.rows}")
+    print(f"(a) phonenumbers.parse:   {parse_time:.3f} s")
+    print(f"(b) import_contacts:      {import_time:.3f} s")
+    print(f"ratio b/a:                {ratio:.2f} (target <= {TARGET})")
+    print(f"peak RSS:                 {peak_kib / 1024:.0f} MiB")
+    print(f"counts:                   {counts}")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
