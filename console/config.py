@@ -24,7 +24,7 @@ class ConfigError(Exception):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TownConfig(_Strict):
@@ -146,6 +146,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"key '{key}': unknown key"
     if kind == "missing":
         return f"key '{key}': missing value"
+    if kind in ("model_type", "dict_type"):
+        return f"key '{key}': expected a table (got {error.get('input')!r})"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "literal_error":
         message = message.replace("Input should be", "expected")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from console.audit import CONSENT_CHAIN, append_audit, consent_fields
 from console.context import Context
@@ -47,8 +47,15 @@ def validate(ctx: Context, request: ConsentRequest) -> None:
         raise ConsentError(f"unknown source {request.source!r} (known: {', '.join(SOURCES)})")
     if request.source in SOURCES_NEEDING_PROOF and not request.proof_ref.strip():
         raise ConsentError(f"source {request.source} needs a proof reference")
-    if request.occurred_at is not None and request.occurred_at > ctx.clock.now():
-        raise ConsentError("a consent cannot be dated in the future")
+    if len(request.proof_ref.strip()) > 500:
+        raise ConsentError("proof reference longer than 500 characters")
+    if len(request.text_version) > 50:
+        raise ConsentError("consent text version longer than 50 characters")
+    if request.occurred_at is not None:
+        if request.occurred_at.utcoffset() is None:
+            raise ConsentError("the consent date needs a time zone")
+        if request.occurred_at > ctx.clock.now():
+            raise ConsentError("a consent cannot be dated in the future")
 
 
 def append_consent(session: Session, ctx: Context, request: ConsentRequest) -> ConsentEvent:
@@ -133,7 +140,7 @@ def history(session: Session, contact_id: int) -> list[ConsentEvent]:
         session.exec(
             select(ConsentEvent)
             .where(ConsentEvent.contact_id == contact_id)
-            .order_by(ConsentEvent.seq)  # type: ignore[arg-type]
+            .order_by(col(ConsentEvent.seq))
         ).all()
     )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 from sqlalchemy import delete, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from console.audit import append_audit
 from console.context import Context
@@ -82,7 +83,7 @@ def check(ctx: Context, data: ContactInput) -> CleanContact:
     zone = clean_field(data.zone)
     if len(zone) > MAX_ZONE:
         raise ContactError(f"zone longer than {MAX_ZONE} characters", "zone")
-    notes = clean_field(data.notes.replace("\n", " "))
+    notes = clean_field(" ".join(data.notes.splitlines()))
     if len(notes) > MAX_NOTES:
         raise ContactError(f"notes longer than {MAX_NOTES} characters", "notes")
     return CleanContact(
@@ -104,13 +105,13 @@ def apply(contact: Contact, clean: CleanContact) -> None:
 
 
 def set_groups(session: Session, contact_id: int, groups: tuple[str, ...]) -> None:
-    session.execute(delete(ContactGroup).where(ContactGroup.contact_id == contact_id))  # type: ignore[arg-type]
+    session.execute(delete(ContactGroup).where(col(ContactGroup.contact_id) == contact_id))
     for name in groups:
         session.add(ContactGroup(contact_id=contact_id, name=name))
 
 
 def _holder(session: Session, e164: str) -> Contact | None:
-    return session.execute(select(Contact).where(Contact.number == e164)).scalar_one_or_none()  # type: ignore[arg-type]
+    return session.execute(select(Contact).where(col(Contact.number) == e164)).scalar_one_or_none()
 
 
 def add_contact(ctx: Context, data: ContactInput) -> Contact:
@@ -210,9 +211,10 @@ def erase_contact(ctx: Context, contact_id: int) -> ErasureResult:
         contact = _live(session, contact_id)
         opted_out = (
             session.execute(
-                select(ConsentEvent.id)
-                .where(  # type: ignore[call-overload]
-                    ConsentEvent.contact_id == contact_id, ConsentEvent.action == "withdraw"
+                select(col(ConsentEvent.id))
+                .where(
+                    col(ConsentEvent.contact_id) == contact_id,
+                    col(ConsentEvent.action) == "withdraw",
                 )
                 .limit(1)
             ).first()
@@ -232,7 +234,7 @@ def erase_contact(ctx: Context, contact_id: int) -> ErasureResult:
         contact.erased_at = contact.updated_at = now
         session.add(contact)
         set_groups(session, contact_id, ())
-        session.execute(delete(ConsentState).where(ConsentState.contact_id == contact_id))  # type: ignore[arg-type]
+        session.execute(delete(ConsentState).where(col(ConsentState.contact_id) == contact_id))
         append_audit(
             session,
             at=now,
@@ -251,7 +253,18 @@ def is_suppressed(session: Session, ctx: Context, e164: str) -> bool:
 _NUMBERISH = re.compile(r"^[+\d][\d\s.\-()]*$")
 
 
-def build_query(ctx: Context, search: str, **filters: object) -> ContactQuery:
+class QueryFilters(TypedDict, total=False):
+    """The ContactQuery fields a caller may set besides the search text."""
+
+    zone: str | None
+    group: str | None
+    topic: str | None
+    consent: bool | None
+    topic_is_public_safety: bool
+    sendable: bool | None
+
+
+def build_query(ctx: Context, search: str, **filters: Unpack[QueryFilters]) -> ContactQuery:
     """Turn what the operator typed after '/' into a query.
 
     Digits are matched against the stored E.164 number whatever the habit they
@@ -265,7 +278,7 @@ def build_query(ctx: Context, search: str, **filters: object) -> ContactQuery:
         patterns = number_patterns(ctx, text, digits)
         if len(digits) >= 2:
             folded = ""  # a pure number never matches a name
-    return ContactQuery(text=folded, number_patterns=patterns, **filters)  # type: ignore[arg-type]
+    return ContactQuery(text=folded, number_patterns=patterns, **filters)
 
 
 def number_patterns(ctx: Context, text: str, digits: str) -> tuple[str, ...]:

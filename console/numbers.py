@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import phonenumbers
-from phonenumbers import PhoneNumberType
+from phonenumbers import PhoneMetadata, PhoneNumberDesc, PhoneNumberType
 
 from console.config import FRENCH_REGIONS
 
@@ -38,7 +38,9 @@ _TYPE_NAMES = {
 # Separators people type inside numbers, and the "(0)" of "+33 (0)6 ...".
 _SEPARATORS = re.compile(r"[\s.\-/_()\u00a0\u202f]+")
 _TRUNK_IN_PARENS = re.compile(r"\(\s*0\s*\)")
-_DIGITS_ONLY = re.compile(r"\+?\d+")
+_DIGITS_ONLY = re.compile(r"\+?[0-9]+")
+# What a spreadsheet shows for a number column it stored as a float: 6,12E+08.
+_SCIENTIFIC = re.compile(r"\d+(?:[.,]\d+)?[eE][+-]?\d+")
 
 
 class InvalidNumber(ValueError):
@@ -74,6 +76,10 @@ class _RegionPlan:
     fixed: _Desc | None
     mobile: _Desc | None
     same_fixed_mobile: bool
+    # phonenumbers picks a region for a shared country code by these, else by type.
+    leading_digits: re.Pattern[str] | None
+    # The national prefix is a plain "0" (no carrier codes, no transform rule).
+    trunk_zero: bool
 
     def kind_of(self, nsn: str) -> str | None:
         """phonenumbers' number type for a national significant number, or None."""
@@ -86,55 +92,105 @@ class _RegionPlan:
             if self.same_fixed_mobile or (self.mobile is not None and self.mobile.matches(nsn)):
                 return "fixed_line_or_mobile"
             return "fixed_line"
-        if self.mobile is not None and self.mobile.matches(nsn):
+        if not self.same_fixed_mobile and self.mobile is not None and self.mobile.matches(nsn):
             return "mobile"
         return None
 
 
-def _desc(raw: object, general_lengths: frozenset[int]) -> _Desc | None:
-    pattern = getattr(raw, "national_number_pattern", None)
-    if raw is None or pattern is None:
+def _desc(raw: PhoneNumberDesc | None, general_lengths: frozenset[int]) -> _Desc | None:
+    if raw is None or not raw.national_number_pattern:
         return None
-    lengths = getattr(raw, "possible_length", None) or general_lengths
+    lengths = raw.possible_length or tuple(general_lengths)
     if tuple(lengths) == (-1,):
         return None
-    return _Desc(frozenset(lengths), re.compile(pattern))
+    return _Desc(frozenset(lengths), re.compile(raw.national_number_pattern))
+
+
+def _metadata(region: str) -> PhoneMetadata:
+    meta = PhoneMetadata.metadata_for_region(region)
+    if meta is None or meta.general_desc is None or meta.country_code is None:
+        raise ValueError(f"phonenumbers has no metadata for region {region!r}")
+    return meta
 
 
 @cache
 def _plan(region: str) -> _RegionPlan:
-    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    meta = _metadata(region)
+    assert meta.general_desc is not None
     general_lengths = frozenset(meta.general_desc.possible_length)
-    general = _Desc(general_lengths, re.compile(meta.general_desc.national_number_pattern))
+    general = _Desc(general_lengths, re.compile(meta.general_desc.national_number_pattern or ""))
     ordered: list[tuple[str, _Desc]] = []
-    for name in (
-        "premium_rate",
-        "toll_free",
-        "shared_cost",
-        "voip",
-        "personal_number",
-        "pager",
-        "uan",
-        "voicemail",
+    for name, raw in (
+        ("premium_rate", meta.premium_rate),
+        ("toll_free", meta.toll_free),
+        ("shared_cost", meta.shared_cost),
+        ("voip", meta.voip),
+        ("personal_number", meta.personal_number),
+        ("pager", meta.pager),
+        ("uan", meta.uan),
+        ("voicemail", meta.voicemail),
     ):
-        desc = _desc(getattr(meta, name), general_lengths)
+        desc = _desc(raw, general_lengths)
         if desc is not None:
             ordered.append((name, desc))
-    fixed = _desc(meta.fixed_line, general_lengths)
-    mobile = _desc(meta.mobile, general_lengths)
     return _RegionPlan(
         region=region,
         country_code=str(meta.country_code),
         general=general,
         ordered=tuple(ordered),
-        fixed=fixed,
-        mobile=mobile,
+        fixed=_desc(meta.fixed_line, general_lengths),
+        mobile=_desc(meta.mobile, general_lengths),
         same_fixed_mobile=bool(meta.same_mobile_and_fixed_line_pattern),
+        leading_digits=re.compile(meta.leading_digits) if meta.leading_digits else None,
+        trunk_zero=meta.national_prefix_for_parsing == "0"
+        and not meta.national_prefix_transform_rule,
     )
 
 
+@cache
+def _country_plans(country_code: str) -> tuple[_RegionPlan, ...]:
+    """The regions sharing a country code, in the order phonenumbers tries them."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(country_code), ())
+    return tuple(_plan(region) for region in regions)
+
+
+def _resolve(plans: tuple[_RegionPlan, ...], nsn: str) -> PhoneNumber | None:
+    """region_code_for_number, then is_valid_number and number_type, as phonenumbers does."""
+    for plan in plans:
+        if plan.leading_digits is not None:
+            if plan.leading_digits.match(nsn):
+                kind = plan.kind_of(nsn)
+                if kind is None:
+                    return None
+                return PhoneNumber(f"+{plan.country_code}{nsn}", kind, plan.region)
+            continue
+        kind = plan.kind_of(nsn)
+        if kind is not None:
+            return PhoneNumber(f"+{plan.country_code}{nsn}", kind, plan.region)
+    return None
+
+
+def _drop_trunk_zero(plans: tuple[_RegionPlan, ...], nsn: str) -> str | None:
+    """The trunk 0 kept after a country code ("+33 06 ..."); None when unsure."""
+    if not nsn.startswith("0"):
+        return nsn
+    if len(nsn) == 10 and all(
+        plan.trunk_zero
+        and 9 in plan.general.lengths
+        and plan.general.pattern.fullmatch(nsn) is None
+        for plan in plans
+    ):
+        return nsn[1:]
+    return None
+
+
 class NumberParser:
-    """Parses what residents and town files contain, for one town's default region."""
+    """Parses what residents and town files contain, for one town's default region.
+
+    The fast path answers only where it gives exactly what the phonenumbers path
+    (`_slow`: parse, is_valid_number, number_type, region by region in this
+    parser's order) gives; anything else returns None from `_fast` and goes slow.
+    """
 
     def __init__(self, default_region: str) -> None:
         if default_region not in FRENCH_REGIONS:
@@ -144,24 +200,26 @@ class NumberParser:
         self._regions = (default_region, *others)
         # Regions that share the French trunk prefix "0" and 9-digit numbers.
         self._national_regions = tuple(
-            r
-            for r in self._regions
-            if phonenumbers.PhoneMetadata.metadata_for_region(r).national_prefix == "0"
+            r for r in self._regions if _plan(r).trunk_zero and 9 in _plan(r).general.lengths
         )
         # Country codes reachable from a national "0..." number, the town's first.
         self.national_country_codes = tuple(
             dict.fromkeys(f"+{_plan(r).country_code}" for r in self._national_regions)
         )
-        self._by_country_code: dict[str, tuple[_RegionPlan, ...]] = {}
-        for region in self._regions:
-            plan = _plan(region)
-            self._by_country_code.setdefault(plan.country_code, ())
-            self._by_country_code[plan.country_code] += (plan,)
+        self._country_codes = frozenset(_plan(r).country_code for r in self._regions)
 
     def parse(self, raw: str) -> PhoneNumber:
         text = raw.strip()
         if not text:
             raise InvalidNumber("empty number")
+        if _SCIENTIFIC.fullmatch(text):
+            raise InvalidNumber(
+                "digits lost to a spreadsheet's scientific notation; format the column as text"
+            )
+        first_digit = next((i for i, c in enumerate(text) if c.isdigit()), len(text))
+        if any(c.isalpha() for c in text[first_digit:]):
+            # phonenumbers would read them as a keypad word (ABC = 222) or an extension.
+            raise InvalidNumber("letters inside the number")
         compact = _SEPARATORS.sub("", _TRUNK_IN_PARENS.sub("", text))
         if _DIGITS_ONLY.fullmatch(compact):
             found = self._fast(compact)
@@ -178,33 +236,40 @@ class NumberParser:
             return self._national(compact[1:])
         if len(compact) == 9 and compact[0] != "0":
             # A spreadsheet that stored the number as an integer dropped the 0.
-            return self._national(compact)
-        if len(compact) >= 11:
+            return self._bare(compact)
+        if len(compact) >= 11 and compact[0] != "0":
+            # "33 6 12 34 56 78": a country code typed without + or 00.
             return self._international(compact)
         return None
 
     def _national(self, nsn: str) -> PhoneNumber | None:
-        for region in self._national_regions:
-            plan = _plan(region)
-            kind = plan.kind_of(nsn)
-            if kind is not None:
-                return PhoneNumber(f"+{plan.country_code}{nsn}", kind, region)
+        """A 0 + 9 digits number: each region's country code in turn, the town's first."""
+        for code in dict.fromkeys(_plan(r).country_code for r in self._national_regions):
+            found = _resolve(_country_plans(code), nsn)
+            if found is not None:
+                return found
+        return None
+
+    def _bare(self, digits: str) -> PhoneNumber | None:
+        """9 digits without their 0, read region by region as phonenumbers would."""
+        for region in self._regions:
+            code = _plan(region).country_code
+            if digits.startswith(code):
+                # phonenumbers may take these digits as a country code: ask it.
+                return None
+            found = _resolve(_country_plans(code), digits)
+            if found is not None:
+                return found
         return None
 
     def _international(self, digits: str) -> PhoneNumber | None:
-        for size in (2, 3):
-            plans = self._by_country_code.get(digits[:size])
-            if not plans:
+        for size in (1, 2, 3):
+            code = digits[:size]
+            if code not in self._country_codes:
                 continue
-            nsn = digits[size:]
-            # "+33 06 ..." : a trunk 0 kept after the country code.
-            if nsn.startswith("0") and len(nsn) == 10:
-                nsn = nsn[1:]
-            for plan in plans:
-                kind = plan.kind_of(nsn)
-                if kind is not None:
-                    return PhoneNumber(f"+{plan.country_code}{nsn}", kind, plan.region)
-            return None
+            plans = _country_plans(code)
+            nsn = _drop_trunk_zero(plans, digits[size:])
+            return None if nsn is None else _resolve(plans, nsn)
         return None
 
     def _slow(self, text: str) -> PhoneNumber:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
@@ -35,10 +36,8 @@ def current_operator() -> str:
 
 def unix_groups(user: str) -> frozenset[str]:
     names = {g.gr_name for g in grp.getgrall() if user in g.gr_mem}
-    try:
+    with contextlib.suppress(KeyError):
         names.add(grp.getgrgid(pwd.getpwnam(user).pw_gid).gr_name)
-    except KeyError:
-        pass
     return frozenset(names)
 
 

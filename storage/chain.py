@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlalchemy import Insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
 
 from storage.models import ChainHead
 
@@ -50,20 +51,40 @@ def reserve_link(session: Session, chain: str) -> Link:
     The UPDATE comes first so that it takes the row lock (PostgreSQL) or the write
     lock (SQLite) before anything is read: concurrent writers queue here.
     """
-    result = session.execute(
-        update(ChainHead).where(ChainHead.name == chain).values(seq=ChainHead.seq + 1)  # type: ignore[arg-type]
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        session.add(ChainHead(name=chain, seq=1, last_hash=GENESIS))
-        session.flush()
-    head = session.execute(select(ChainHead).where(ChainHead.name == chain)).scalar_one()  # type: ignore[arg-type]
+    if _bump(session, chain) == 0:
+        # The chain's first entry. Two first writers may both get here on
+        # PostgreSQL: the second INSERT waits for the first to commit and then does
+        # nothing, and its UPDATE takes the next place after the first writer's.
+        session.exec(
+            _insert_ignoring_conflict(session).values(name=chain, seq=0, last_hash=GENESIS)
+        )
+        _bump(session, chain)
+    head = session.exec(
+        select(ChainHead)
+        .where(col(ChainHead.name) == chain)
+        .execution_options(populate_existing=True)
+    ).one()
     return Link(seq=head.seq, prev_hash=head.last_hash or GENESIS)
 
 
-def commit_link(session: Session, chain: str, new_hash: str) -> None:
-    session.execute(
-        update(ChainHead).where(ChainHead.name == chain).values(last_hash=new_hash)  # type: ignore[arg-type]
+def _bump(session: Session, chain: str) -> int:
+    result = session.exec(
+        update(ChainHead).where(col(ChainHead.name) == chain).values(seq=col(ChainHead.seq) + 1)
     )
+    return result.rowcount
+
+
+def _insert_ignoring_conflict(session: Session) -> Insert:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(ChainHead).on_conflict_do_nothing(index_elements=["name"])
+    if dialect == "sqlite":
+        return sqlite.insert(ChainHead).on_conflict_do_nothing(index_elements=["name"])
+    raise NotImplementedError(f"hash chains need SQLite or PostgreSQL, not {dialect}")
+
+
+def commit_link(session: Session, chain: str, new_hash: str) -> None:
+    session.exec(update(ChainHead).where(col(ChainHead.name) == chain).values(last_hash=new_hash))
 
 
 @dataclass(frozen=True)

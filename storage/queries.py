@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, tuple_
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.models import ConsentState, Contact, ContactGroup
 
@@ -54,113 +53,120 @@ def _escape_like(value: str) -> str:
 
 
 def _conditions(query: ContactQuery) -> list[ColumnElement[bool]]:
-    col: Any = Contact
-    conds: list[ColumnElement[bool]] = [col.erased_at.is_(None)]
+    conds: list[ColumnElement[bool]] = [col(Contact.erased_at).is_(None)]
     matches: list[ColumnElement[bool]] = []
     if query.text:
-        matches.append(col.search_key.like(f"%{_escape_like(query.text)}%", escape="\\"))
-    matches.extend(col.number.like(pattern, escape="\\") for pattern in query.number_patterns)
+        matches.append(col(Contact.search_key).like(f"%{_escape_like(query.text)}%", escape="\\"))
+    matches.extend(
+        col(Contact.number).like(pattern, escape="\\") for pattern in query.number_patterns
+    )
     if matches:
         conds.append(or_(*matches))
     if query.zone is not None:
-        conds.append(col.zone == query.zone)
+        conds.append(col(Contact.zone) == query.zone)
     if query.group is not None:
         conds.append(
-            exists().where(ContactGroup.contact_id == col.id, ContactGroup.name == query.group)  # type: ignore[arg-type]
+            exists().where(
+                col(ContactGroup.contact_id) == col(Contact.id),
+                col(ContactGroup.name) == query.group,
+            )
         )
     if query.sendable is not None:
-        conds.append(col.sendable.is_(query.sendable))
+        conds.append(col(Contact.sendable).is_(query.sendable))
     if query.topic is not None and query.consent is not None:
         conds.append(_consent_condition(query.topic, query.consent, query.topic_is_public_safety))
     return conds
 
 
 def _consent_condition(topic: str, wanted: bool, public_safety: bool) -> ColumnElement[bool]:
-    state: Any = ConsentState
-    col: Any = Contact
     if public_safety:
         # Reached unless they withdrew.
         opted_out = exists().where(
-            state.contact_id == col.id, state.topic == topic, state.granted.is_(false())
+            col(ConsentState.contact_id) == col(Contact.id),
+            col(ConsentState.topic) == topic,
+            col(ConsentState.granted).is_(false()),
         )
         return ~opted_out if wanted else opted_out
     opted_in = exists().where(
-        state.contact_id == col.id, state.topic == topic, state.granted.is_(True)
+        col(ConsentState.contact_id) == col(Contact.id),
+        col(ConsentState.topic) == topic,
+        col(ConsentState.granted).is_(True),
     )
     return opted_in if wanted else ~opted_in
 
 
-def _base(query: ContactQuery) -> Select[Any]:
-    col: Any = Contact
+_Row = tuple[int | None, str, str | None, str, bool, str, str, str]
+
+
+def _base(query: ContactQuery) -> Select[*_Row]:
     return select(
-        col.id,
-        col.name,
-        col.number,
-        col.number_kind,
-        col.sendable,
-        col.zone,
-        col.groups,
-        col.sort_key,
+        col(Contact.id),
+        col(Contact.name),
+        col(Contact.number),
+        col(Contact.number_kind),
+        col(Contact.sendable),
+        col(Contact.zone),
+        col(Contact.groups),
+        col(Contact.sort_key),
     ).where(and_(*_conditions(query)))
 
 
 def page_contacts(
     session: Session, query: ContactQuery, *, after: Cursor | None = None, limit: int = 200
 ) -> list[ContactRow]:
-    col: Any = Contact
     stmt = _base(query)
     if after is not None:
-        stmt = stmt.where(tuple_(col.sort_key, col.id) > tuple_(after.sort_key, after.id))
-    stmt = stmt.order_by(col.sort_key, col.id).limit(limit)
+        stmt = stmt.where(
+            tuple_(col(Contact.sort_key), col(Contact.id)) > tuple_(after.sort_key, after.id)
+        )
+    stmt = stmt.order_by(col(Contact.sort_key), col(Contact.id)).limit(limit)
     rows = session.execute(stmt).all()
-    consents = consents_for(session, [row.id for row in rows])
+    # The primary key is never NULL; "is not None" only narrows the column's type.
+    consents = consents_for(session, [row[0] for row in rows if row[0] is not None])
     return [
         ContactRow(
-            id=row.id,
-            name=row.name,
-            number=row.number,
-            number_kind=row.number_kind,
-            sendable=row.sendable,
-            zone=row.zone,
-            groups=row.groups,
-            consents=consents.get(row.id, {}),
-            name_key=row.sort_key,
+            id=row_id,
+            name=name,
+            number=number,
+            number_kind=number_kind,
+            sendable=sendable,
+            zone=zone,
+            groups=groups,
+            consents=consents.get(row_id, {}),
+            name_key=sort_key,
         )
-        for row in rows
+        for row_id, name, number, number_kind, sendable, zone, groups, sort_key in rows
+        if row_id is not None
     ]
 
 
 def consents_for(session: Session, ids: Sequence[int]) -> dict[int, dict[str, bool]]:
     if not ids:
         return {}
-    state: Any = ConsentState
     found: dict[int, dict[str, bool]] = {}
-    for contact_id, topic, granted in session.execute(
-        select(state.contact_id, state.topic, state.granted).where(state.contact_id.in_(ids))
-    ):
+    stmt = select(
+        col(ConsentState.contact_id), col(ConsentState.topic), col(ConsentState.granted)
+    ).where(col(ConsentState.contact_id).in_(ids))
+    for contact_id, topic, granted in session.execute(stmt):
         found.setdefault(contact_id, {})[topic] = granted
     return found
 
 
 def count_contacts(session: Session, query: ContactQuery) -> int:
-    col: Any = Contact
-    stmt = select(func.count(col.id)).where(and_(*_conditions(query)))
+    stmt = select(func.count(col(Contact.id))).where(and_(*_conditions(query)))
     return int(session.execute(stmt).scalar_one())
 
 
 def zones(session: Session) -> list[str]:
-    col: Any = Contact
     stmt = (
-        select(col.zone)
-        .where(col.erased_at.is_(None), col.zone != "")
-        .group_by(col.zone)
-        .order_by(col.zone)
+        select(col(Contact.zone))
+        .where(col(Contact.erased_at).is_(None), col(Contact.zone) != "")
+        .group_by(col(Contact.zone))
+        .order_by(col(Contact.zone))
     )
-    return [row[0] for row in session.execute(stmt)]
+    return list(session.execute(stmt).scalars())
 
 
 def group_names(session: Session) -> list[str]:
-    grp: Any = ContactGroup
-    return [
-        row[0] for row in session.execute(select(grp.name).group_by(grp.name).order_by(grp.name))
-    ]
+    name = col(ContactGroup.name)
+    return list(session.execute(select(name).group_by(name).order_by(name)).scalars())

@@ -1,0 +1,283 @@
+"""config.toml: defaults, lookup order, and one clear line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+import console.config as config_module
+from console.config import (
+    Config,
+    ConfigError,
+    TopicConfig,
+    database_url,
+    find_config_file,
+    load_config,
+    parse_config,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Point /etc/tocsin and the user config dir at temp dirs; nothing exists yet."""
+    system = tmp_path / "etc" / "tocsin" / "config.toml"
+    user_dir = tmp_path / "home" / ".config" / "tocsin"
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG", system)
+    monkeypatch.setattr(platformdirs, "user_config_dir", lambda *args, **kwargs: str(user_dir))
+    return {
+        "system": system,
+        "user": user_dir / "config.toml",
+        "explicit": tmp_path / "explicit.toml",
+        "env": tmp_path / "env.toml",
+    }
+
+
+def _write(path: Path, town: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[town]\nname = "{town}"\n', encoding="utf-8")
+    return path
+
+
+def test_defaults_without_any_file(places: dict[str, Path]) -> None:
+    config = load_config(None, {})
+    assert config == Config()
+    assert config.town.name == "Commune de démonstration"
+    assert config.town.region == "FR"
+    assert config.town.timezone == "Europe/Paris"
+    assert config.console.language == "fr"
+    assert config.console.page_size == 200
+    assert config.provider.name == "simulated"
+    assert config.roles.viewer == ["*"]
+    assert config.roles.admin == ["root", "@tocsin-admin"]
+    assert list(config.topics) == ["alertes", "evenements", "travaux", "elections", "infos"]
+    assert config.topics["alertes"].legal_basis == "public_safety"
+    assert {t.legal_basis for k, t in config.topics.items() if k != "alertes"} == {"consent"}
+
+
+def test_empty_file_gives_defaults() -> None:
+    assert parse_config("", "x.toml") == Config()
+
+
+def test_lookup_order(places: dict[str, Path]) -> None:
+    for name in ("explicit", "env", "system", "user"):
+        _write(places[name], name)
+    env = {"TOCSIN_CONFIG": str(places["env"])}
+
+    assert load_config(str(places["explicit"]), env).town.name == "explicit"
+    assert load_config(None, env).town.name == "env"
+    assert load_config(None, {}).town.name == "system"
+    places["system"].unlink()
+    assert load_config(None, {}).town.name == "user"
+    places["user"].unlink()
+    assert load_config(None, {}) == Config()
+
+
+def test_empty_tocsin_config_is_ignored(places: dict[str, Path]) -> None:
+    _write(places["system"], "system")
+    assert find_config_file(None, {"TOCSIN_CONFIG": ""}) == places["system"]
+
+
+def test_explicit_file_wins_even_over_a_broken_env(places: dict[str, Path]) -> None:
+    _write(places["explicit"], "explicit")
+    env = {"TOCSIN_CONFIG": str(places["env"])}  # does not exist
+    assert load_config(str(places["explicit"]), env).town.name == "explicit"
+
+
+def test_missing_explicit_or_env_file_is_an_error(places: dict[str, Path]) -> None:
+    _write(places["system"], "system")  # never used as a fallback for a named file
+    missing = places["explicit"]
+    with pytest.raises(ConfigError) as raised:
+        load_config(str(missing), {})
+    assert str(raised.value) == f"{missing}: config file not found"
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, {"TOCSIN_CONFIG": str(missing)})
+    assert str(raised.value) == f"{missing}: config file not found"
+
+
+def test_load_config_reads_os_environ(
+    places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(places["env"], "from environ")
+    monkeypatch.setenv("TOCSIN_CONFIG", str(places["env"]))
+    assert load_config().town.name == "from environ"
+
+
+def test_error_names_the_file_it_came_from(places: dict[str, Path]) -> None:
+    places["user"].parent.mkdir(parents=True)
+    places["user"].write_text("[town]\nfoo = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, {})
+    assert str(raised.value) == f"{places['user']}: key 'town.foo': unknown key"
+
+
+def test_undecodable_file_is_one_line(places: dict[str, Path]) -> None:
+    places["explicit"].write_bytes(b'[town]\nname = "Mairie \xe9"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_config(str(places["explicit"]), {})
+    message = str(raised.value)
+    assert message.startswith(f"{places['explicit']}: cannot read: ")
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[town]\nfoo = 1\n", "x.toml: key 'town.foo': unknown key"),
+        ("foo = 1\n", "x.toml: key 'foo': unknown key"),
+        ("[nope]\na = 1\n", "x.toml: key 'nope': unknown key"),
+        ("[provider]\nnmae = 'kannel'\n", "x.toml: key 'provider.nmae': unknown key"),
+        ("[town]\nname = 3\n", "x.toml: key 'town.name': expected a string (got 3)"),
+        (
+            '[console]\npage_size = "200"\n',
+            "x.toml: key 'console.page_size': expected an integer (got '200')",
+        ),
+        (
+            "[console]\npage_size = true\n",
+            "x.toml: key 'console.page_size': expected an integer (got True)",
+        ),
+        (
+            "[console]\npage_size = 5\n",
+            "x.toml: key 'console.page_size': expected greater than or equal to 20 (got 5)",
+        ),
+        (
+            "[provider]\nconcurrency = 1.5\n",
+            "x.toml: key 'provider.concurrency': expected an integer (got 1.5)",
+        ),
+        (
+            '[provider]\nrate = "fast"\n',
+            "x.toml: key 'provider.rate': expected a number (got 'fast')",
+        ),
+        ("[provider]\nrate = 0\n", "x.toml: key 'provider.rate': expected greater than 0 (got 0)"),
+        ('[roles]\nadmin = "root"\n', "x.toml: key 'roles.admin': expected a list (got 'root')"),
+        ("[roles]\nadmin = [1]\n", "x.toml: key 'roles.admin.0': expected a string (got 1)"),
+        (
+            '[console]\nlanguage = "de"\n',
+            "x.toml: key 'console.language': expected 'fr' or 'en' (got 'de')",
+        ),
+        ('[topics.ag]\nlegal_basis = "consent"\n', "x.toml: key 'topics.ag.label': missing value"),
+        (
+            '[topics.x]\nlabel = "X"\nlegal_basis = "none"\n',
+            "x.toml: key 'topics.x.legal_basis': expected 'public_safety' or 'consent' "
+            "(got 'none')",
+        ),
+        (
+            '[topics.Foo]\nlabel = "x"\n',
+            "x.toml: key 'topics': expected lower-case topic names (got 'Foo')",
+        ),
+        ("topics = {}\n", "x.toml: key 'topics': expected at least one topic"),
+        ('town = "Brest"\n', "x.toml: key 'town': expected a table (got 'Brest')"),
+        ('[console]\nkeymap = "vi"\n', "x.toml: key 'console.keymap': expected a table (got 'vi')"),
+    ],
+)
+def test_one_line_per_mistake(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "x.toml")
+    assert str(raised.value) == message
+
+
+def test_several_mistakes_still_one_line() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config("[town]\nfoo = 1\nbar = 2\n[console]\npage_size = 1\n", "x.toml")
+    assert "\n" not in str(raised.value)
+    assert str(raised.value).startswith("x.toml: key '")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[town\nname = 'x'\n", "[town]\nname = \n", "[town]\nname='a'\n[town]\nname='b'\n", "= 1"],
+)
+def test_bad_toml_is_one_line_naming_the_file(text: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, "x.toml")
+    message = str(raised.value)
+    assert message.startswith("x.toml: not valid TOML: ")
+    assert "(at line " in message
+    assert "\n" not in message
+
+
+def test_bad_region() -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config('[town]\nregion = "DE"\n', "x.toml")
+    assert str(raised.value) == (
+        "x.toml: key 'town.region': expected 'FR', 'RE', 'YT', 'GP', 'MQ', 'GF', 'PM', 'BL', "
+        "'MF', 'NC', 'PF' or 'WF' (got 'DE')"
+    )
+
+
+@pytest.mark.parametrize("zone", ["Europe/Pariss", "Paris", "", "../etc/passwd"])
+def test_bad_timezone(zone: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse_config(f'[town]\ntimezone = "{zone}"\n', "x.toml")
+    assert str(raised.value) == (
+        "x.toml: key 'town.timezone': expected an IANA time zone such as Europe/Paris "
+        f"(got {zone!r})"
+    )
+
+
+def test_overseas_town() -> None:
+    config = parse_config(
+        '[town]\nname = "Saint-Paul"\nregion = "RE"\ntimezone = "Indian/Reunion"\n', "x.toml"
+    )
+    assert (config.town.name, config.town.region, config.town.timezone) == (
+        "Saint-Paul",
+        "RE",
+        "Indian/Reunion",
+    )
+    assert config.console == Config().console
+
+
+def test_topics_replace_the_default_list() -> None:
+    config = parse_config('[topics.marche]\nlabel = "Marché"\n', "x.toml")
+    assert config.topics == {"marche": TopicConfig(label="Marché")}
+    assert config.topics["marche"].legal_basis == "consent"
+    assert config.topics["marche"].consent_text_version == "v1"
+
+
+def test_keymap_and_database_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = parse_config(
+        '[database]\nurl = "postgresql://tocsin@db/tocsin"\n'
+        '[console.keymap]\n"app.quit" = "ctrl+q"\n',
+        "x.toml",
+    )
+    assert config.console.keymap == {"app.quit": "ctrl+q"}
+    assert database_url(config) == "postgresql://tocsin@db/tocsin"
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *args, **kwargs: str(tmp_path))
+    assert database_url(Config()) == f"sqlite:///{tmp_path / 'tocsin.db'}"
+
+
+def test_config_is_frozen() -> None:
+    config = Config()
+    with pytest.raises(ValueError):
+        config.town.name = "Autre"  # type: ignore[misc]
+
+
+def test_example_file_equals_the_defaults() -> None:
+    example = REPO / "config.toml.example"
+    if not example.exists():
+        pytest.skip("config.toml.example not written yet")
+    assert parse_config(example.read_text(encoding="utf-8"), str(example)) == Config()
+
+
+def test_example_file_mentions_every_key() -> None:
+    example = REPO / "config.toml.example"
+    if not example.exists():
+        pytest.skip("config.toml.example not written yet")
+    text = example.read_text(encoding="utf-8")
+    config = Config()
+    for section, model in (
+        ("town", config.town),
+        ("database", config.database),
+        ("console", config.console),
+        ("roles", config.roles),
+        ("privacy", config.privacy),
+        ("provider", config.provider),
+    ):
+        assert f"[{section}]" in text
+        for key in type(model).model_fields:
+            if key != "keymap":
+                assert f"\n{key} = " in text, f"{section}.{key} missing from the example"
+    assert "[console.keymap]" in text

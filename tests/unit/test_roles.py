@@ -1,0 +1,85 @@
+"""Roles from config, matched against the Unix user and groups."""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+import pytest
+
+from console.config import RolesConfig
+from console.roles import PermissionDenied, Role, current_operator, role_for, unix_groups
+
+NOBODY: frozenset[str] = frozenset()
+
+
+def test_defaults() -> None:
+    roles = RolesConfig()
+    assert role_for("root", NOBODY, roles) is Role.ADMIN
+    assert role_for("marie", frozenset({"tocsin-admin"}), roles) is Role.ADMIN
+    assert role_for("marie", frozenset({"tocsin-alert"}), roles) is Role.ALERTER
+    assert role_for("marie", frozenset({"tocsin"}), roles) is Role.OPERATOR
+    # "*" makes everyone else a viewer.
+    assert role_for("marie", frozenset({"users"}), roles) is Role.VIEWER
+    assert role_for("marie", NOBODY, roles) is Role.VIEWER
+
+
+def test_user_names_and_groups() -> None:
+    roles = RolesConfig(viewer=[], operator=["paul", "@accueil"], alerter=["@elus"], admin=["dsi"])
+    assert role_for("paul", NOBODY, roles) is Role.OPERATOR
+    assert role_for("jeanne", frozenset({"accueil"}), roles) is Role.OPERATOR
+    assert role_for("jeanne", frozenset({"elus"}), roles) is Role.ALERTER
+    assert role_for("dsi", NOBODY, roles) is Role.ADMIN
+    # No "*" anywhere: an unknown user gets nothing.
+    assert role_for("jeanne", frozenset({"users"}), roles) is Role.NONE
+
+
+def test_group_entries_do_not_match_user_names() -> None:
+    roles = RolesConfig(viewer=[], operator=["@paul"], alerter=[], admin=["elus"])
+    # "@paul" is the group paul, not the user; "elus" is a user, not the group.
+    assert role_for("paul", NOBODY, roles) is Role.NONE
+    assert role_for("jeanne", frozenset({"elus"}), roles) is Role.NONE
+    assert role_for("jeanne", frozenset({"paul"}), roles) is Role.OPERATOR
+
+
+def test_highest_matching_role_wins() -> None:
+    roles = RolesConfig(viewer=["*"], operator=["*"], alerter=["@elus"], admin=["@dsi"])
+    assert role_for("x", NOBODY, roles) is Role.OPERATOR
+    assert role_for("x", frozenset({"elus"}), roles) is Role.ALERTER
+    assert role_for("x", frozenset({"elus", "dsi"}), roles) is Role.ADMIN
+    everyone_admin = RolesConfig(viewer=["*"], operator=[], alerter=[], admin=["*"])
+    assert role_for("x", NOBODY, everyone_admin) is Role.ADMIN
+
+
+def test_role_order() -> None:
+    assert Role.NONE < Role.VIEWER < Role.OPERATOR < Role.ALERTER < Role.ADMIN
+    assert sorted([Role.ADMIN, Role.VIEWER, Role.ALERTER, Role.OPERATOR]) == [
+        Role.VIEWER,
+        Role.OPERATOR,
+        Role.ALERTER,
+        Role.ADMIN,
+    ]
+
+
+def test_permission_denied_names_operator_and_role() -> None:
+    error = PermissionDenied(Role.ALERTER, "paul")
+    assert str(error) == "paul needs the alerter role for this"
+    assert (error.needed, error.operator) == (Role.ALERTER, "paul")
+
+
+def test_current_operator_is_the_os_user() -> None:
+    assert current_operator() == pwd.getpwuid(os.getuid()).pw_name
+
+
+def test_unix_groups_include_the_primary_group() -> None:
+    import grp
+
+    me = pwd.getpwuid(os.getuid())
+    assert grp.getgrgid(me.pw_gid).gr_name in unix_groups(me.pw_name)
+    assert unix_groups("no-such-user-tocsin") == frozenset()
+
+
+@pytest.mark.parametrize("entries", [["*"], ["root"], ["@root"]])
+def test_root_matches(entries: list[str]) -> None:
+    roles = RolesConfig(viewer=[], operator=[], alerter=[], admin=entries)
+    assert role_for("root", unix_groups("root"), roles) is Role.ADMIN
