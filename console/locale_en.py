@@ -109,7 +109,7 @@ EN: dict[str, str] = {
     "import.path": "CSV file",
     "import.preview": "Preview",
     "import.run": "Import",
-    "import.detected": "Encoding {encoding}, separator {delimiter}; columns: {mapping}",
+    "import.detected": "Encoding {encoding}, separator \"{delimiter}\"; columns: {mapping}",
     "import.done": "Import finished",
     "import.failed": "Cannot import: {reason}",
     "role.viewer_only": "Your role ({role}) is read-only.",

@@ -110,7 +110,7 @@ FR: dict[str, str] = {
     "import.path": "Fichier CSV",
     "import.preview": "Aperçu",
     "import.run": "Importer",
-    "import.detected": "Encodage {encoding}, séparateur {delimiter} ; colonnes : {mapping}",
+    "import.detected": "Encodage {encoding}, séparateur « {delimiter} » ; colonnes : {mapping}",
     "import.done": "Import terminé",
     "import.failed": "Import impossible : {reason}",
     "role.viewer_only": "Votre rôle ({role}) ne permet que la consultation.",

@@ -19,10 +19,10 @@ from console.context import Context
 from console.numbers import display
 from console.roles import Role
 from console.text import visible
-from storage.engine import read_session
-from storage.queries import ContactRow, group_names, zones
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.translate import translate_bindings
+from storage.engine import read_session
+from storage.queries import ContactRow, group_names, zones
 
 # Rows left below the cursor when the next page is fetched.
 PREFETCH_MARGIN = 10
@@ -128,7 +128,7 @@ class ContactsScreen(Screen[None]):
             try:
                 table.move_cursor(row=table.get_row_index(str(contact_id)))
                 return
-            except Exception:  # noqa: BLE001 - row not loaded yet
+            except Exception:
                 if self.browser.exhausted:
                     return
                 self._append(self.browser.next_page())

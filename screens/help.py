@@ -17,7 +17,7 @@ from screens.widgets.translate import translate_bindings
 class HelpScreen(ModalScreen[None]):
     CSS_PATH = "help.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", "binding.back", id="help.close"),
+        Binding("escape,question_mark,f1", "dismiss", "binding.back", id="help.close"),
     ]
 
     def __init__(self, under: Screen[Any]) -> None:

@@ -1,0 +1,354 @@
+"""The `tocsin` command: the console by default, and the scripting verbs.
+
+Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from console.config import Config, ConfigError, load_config
+from console.roles import PermissionDenied
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tocsin", description="SMS operations console for town halls."
+    )
+    parser.add_argument("--config", help="config file (default: TOCSIN_CONFIG, "
+                        "/etc/tocsin/config.toml, then the user config dir)")
+    sub = parser.add_subparsers(dest="command")
+
+    demo = sub.add_parser("demo", help="open a demo town (temporary SQLite, no config)")
+    demo.add_argument("--dir", help="keep the demo town in this folder instead of a temp dir")
+    demo.add_argument("--residents", type=int, default=5000)
+    demo.add_argument("--seed", type=int, default=1789)
+    demo.add_argument("--no-tui", action="store_true", help="build the town, print its path")
+
+    imp = sub.add_parser("import", help="import residents")
+    imp_sub = imp.add_subparsers(dest="what", required=True)
+    contacts = imp_sub.add_parser("contacts", help="import a CSV of residents")
+    contacts.add_argument("file")
+    contacts.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
+                          help="override the detected column of a field "
+                          "(number, name, first_name, zone, groups, notes)")
+    contacts.add_argument("--consent", metavar="TOPIC", help="record consent to TOPIC")
+    contacts.add_argument("--source", help="where that consent comes from")
+    contacts.add_argument("--proof", default="", help="proof reference of that consent")
+    contacts.add_argument("--text-version", default="", help="consent text version")
+    contacts.add_argument("--rejects", metavar="FILE", help="write rejected rows to FILE")
+    contacts.add_argument("--dry-run", action="store_true", help="check only, write nothing")
+    contacts.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    exp = sub.add_parser("export", help="export residents")
+    exp_sub = exp.add_subparsers(dest="what", required=True)
+    exp_contacts = exp_sub.add_parser("contacts", help="export contacts as CSV")
+    exp_contacts.add_argument("-o", "--output", help="file (default: standard output)")
+
+    contact = sub.add_parser("contact", help="add, edit or erase one contact")
+    contact_sub = contact.add_subparsers(dest="action", required=True)
+    add = contact_sub.add_parser("add")
+    add.add_argument("number")
+    edit = contact_sub.add_parser("edit")
+    edit.add_argument("id", type=int)
+    edit.add_argument("--number")
+    for p in (add, edit):
+        p.add_argument("--name")
+        p.add_argument("--zone")
+        p.add_argument("--groups", help="comma separated")
+        p.add_argument("--notes")
+        p.add_argument("--json", action="store_true")
+    erase = contact_sub.add_parser("erase", help="erase a contact (RGPD)")
+    erase.add_argument("id", type=int)
+    erase.add_argument("--yes", action="store_true", help="do not ask")
+    erase.add_argument("--json", action="store_true")
+
+    consent = sub.add_parser("consent", help="record a consent decision")
+    consent.add_argument("action", choices=["grant", "withdraw"])
+    consent.add_argument("contact", help="contact id or phone number")
+    consent.add_argument("--topic", required=True)
+    consent.add_argument("--source", required=True)
+    consent.add_argument("--proof", default="")
+    consent.add_argument("--text-version", default="")
+    consent.add_argument("--at", help="when it happened (ISO date/time, town time zone)")
+    consent.add_argument("--json", action="store_true")
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations (PostgreSQL; SQLite does it itself)")
+
+    audit = sub.add_parser("audit", help="audit trail")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    verify = audit_sub.add_parser("verify", help="check both hash chains")
+    verify.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return _demo(args)
+        config = load_config(args.config)
+        handler = _HANDLERS.get(args.command or "tui")
+        assert handler is not None
+        return handler(args, config)
+    except ConfigError as exc:
+        print(f"tocsin: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"tocsin: {exc}", file=sys.stderr)
+        return exc.status
+    except PermissionDenied as exc:
+        print(f"tocsin: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _context(config: Config) -> Any:
+    from console.bootstrap import StartupError, build_context
+    from console.privacy import HashKeyError
+
+    try:
+        return build_context(config)
+    except (StartupError, HashKeyError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _tui(args: argparse.Namespace, config: Config) -> int:
+    from console.app import TocsinApp
+
+    TocsinApp(_context(config)).run()
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from console.demo import build_demo_town
+
+    town = build_demo_town(
+        Path(args.dir) if args.dir else None, residents=args.residents, seed=args.seed
+    )
+    if args.no_tui:
+        print(town.database_url)
+        return EXIT_OK
+    from console.app import TocsinApp
+
+    TocsinApp(town.context).run()
+    print(f"Demo town kept in {town.folder}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _import(args: argparse.Namespace, config: Config) -> int:
+    from console.importer import ImportFailed, ImportOptions, import_contacts
+
+    mapping: dict[str, str] = {}
+    for item in args.map:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            raise CliError(f"--map {item!r}: expected FIELD=COLUMN", EXIT_USAGE)
+        mapping[field.strip()] = column.strip()
+    if args.consent and not args.source:
+        raise CliError("--consent needs --source (where the consent comes from)", EXIT_USAGE)
+    ctx = _context(config)
+    options = ImportOptions(
+        mapping=mapping,
+        consent_topic=args.consent,
+        consent_source=args.source or "",
+        consent_proof=args.proof,
+        consent_text_version=args.text_version,
+        dry_run=args.dry_run,
+    )
+    try:
+        report = import_contacts(ctx, Path(args.file), options)
+    except ImportFailed as exc:
+        raise CliError(str(exc)) from exc
+    except ValueError as exc:  # bad mapping or consent options
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if args.rejects:
+        report.write_rejects(Path(args.rejects))
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        from console.text import visible
+
+        for line in report.summary_lines(config.console.language):
+            print(visible(line))
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace, config: Config) -> int:
+    from console.exporter import export_contacts, export_file
+
+    ctx = _context(config)
+    if args.output:
+        count = export_file(ctx, Path(args.output))
+        print(f"{count} contacts -> {args.output}", file=sys.stderr)
+    else:
+        export_contacts(ctx, sys.stdout)
+    return EXIT_OK
+
+
+def _contact(args: argparse.Namespace, config: Config) -> int:
+    from console.contacts import (
+        ContactError,
+        ContactInput,
+        add_contact,
+        erase_contact,
+        get_contact,
+        split_groups,
+        update_contact,
+    )
+
+    ctx = _context(config)
+    try:
+        if args.action == "add":
+            contact = add_contact(ctx, ContactInput(
+                number=args.number, name=args.name or "", zone=args.zone or "",
+                groups=split_groups(args.groups or ""), notes=args.notes or "", source="cli",
+            ))
+        elif args.action == "edit":
+            old = get_contact(ctx, args.id)
+            contact = update_contact(ctx, args.id, ContactInput(
+                number=args.number or old.number or "",
+                name=old.name if args.name is None else args.name,
+                zone=old.zone if args.zone is None else args.zone,
+                groups=split_groups(old.groups if args.groups is None else args.groups),
+                notes=old.notes if args.notes is None else args.notes,
+            ))
+        else:
+            if not args.yes:
+                _confirm_count(1, sys.stdin, sys.stderr)
+            result = erase_contact(ctx, args.id)
+            out = {"id": result.contact_id, "erased": True, "suppressed": result.suppressed}
+            _print_json(out) if args.json else print(f"contact #{result.contact_id} erased")
+            return EXIT_OK
+    except ContactError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        _print_json({"id": contact.id, "number": contact.number, "name": contact.name,
+                     "zone": contact.zone, "groups": contact.groups.split(",")
+                     if contact.groups else [], "sendable": contact.sendable,
+                     "number_kind": contact.number_kind})
+    else:
+        print(f"contact #{contact.id} {contact.number} saved")
+    return EXIT_OK
+
+
+def _confirm_count(count: int, stdin: TextIO, stderr: TextIO) -> None:
+    stderr.write(f"Type the number of contacts to erase ({count}) to confirm: ")
+    stderr.flush()
+    if stdin.readline().strip() != str(count):
+        raise CliError("not confirmed; nothing erased")
+
+
+def _consent(args: argparse.Namespace, config: Config) -> int:
+    from console.consent import ConsentError, ConsentRequest, record_consent
+    from console.contacts import find_by_number
+
+    ctx = _context(config)
+    contact_id: int | None = int(args.contact) if args.contact.isdigit() and len(
+        args.contact) < 9 else None
+    if contact_id is None:
+        found = find_by_number(ctx, args.contact)
+        if found is None:
+            raise CliError(f"no contact with number {args.contact}")
+        contact_id = found.id
+    occurred = _parse_when(args.at, config) if args.at else None
+    assert contact_id is not None
+    try:
+        event = record_consent(ctx, ConsentRequest(
+            contact_id=contact_id, topic=args.topic, action=args.action, source=args.source,
+            proof_ref=args.proof, text_version=args.text_version, occurred_at=occurred,
+        ))
+    except ConsentError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if args.json:
+        _print_json({"contact_id": contact_id, "topic": event.topic, "action": event.action,
+                     "seq": event.seq})
+    else:
+        print(f"contact #{contact_id}: {event.topic} {event.action} recorded (#{event.seq})")
+    return EXIT_OK
+
+
+def _parse_when(text: str, config: Config) -> datetime:
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(f"--at {text!r}: expected an ISO date such as 2026-03-14 or "
+                       "2026-03-14T09:30", EXIT_USAGE) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(config.town.timezone))
+    return when
+
+
+def _db(args: argparse.Namespace, config: Config) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from console.bootstrap import engine_label
+    from console.config import database_url
+    from storage.engine import make_engine
+    from storage.migrate import current_revision, head_revision, upgrade
+
+    url = database_url(config)
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as exc:
+        raise CliError(f"database {engine_label(url)}: {exc}") from exc
+    print(f"database at schema {current_revision(engine)} (head {head_revision()})")
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, config: Config) -> int:
+    from console.audit import verify_chains
+
+    ctx = _context(config)
+    results = verify_chains(ctx.engine)
+    ok = all(not problems for _, problems in results.values())
+    if args.json:
+        _print_json({
+            "ok": ok,
+            "chains": {
+                name: {"entries": count, "problems": [
+                    {"seq": p.seq, "reason": p.reason} for p in problems]}
+                for name, (count, problems) in results.items()
+            },
+        })
+    else:
+        for name, (count, problems) in results.items():
+            state = "ok" if not problems else f"{len(problems)} problem(s)"
+            print(f"{name}: {count} entries, {state}")
+            for problem in problems:
+                print(f"  #{problem.seq}: {problem.reason}")
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
+    "tui": _tui,
+    "import": _import,
+    "export": _export,
+    "contact": _contact,
+    "consent": _consent,
+    "db": _db,
+    "audit": _audit,
+}

@@ -1,0 +1,96 @@
+"""Import a CSV from the console: preview the detected columns, then import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, RichLog, Static
+
+from console.context import Context
+from console.importer import ImportFailed, ImportOptions, ImportReport, import_contacts
+from console.roles import PermissionDenied
+from console.text import visible
+from screens.widgets.translate import translate_bindings
+
+
+class ImportScreen(ModalScreen[bool]):
+    CSS_PATH = "import_screen.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "binding.back", id="import.close"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
+        self.t = self.app.t  # type: ignore[attr-defined]
+        translate_bindings(self, self.t)
+        self.changed = False
+
+    def compose(self) -> ComposeResult:
+        t = self.t
+        with Vertical(id="import-box"):
+            yield Static(Text(t("import.title"), style="bold"))
+            with Horizontal(classes="form-row"):
+                yield Label(t("import.path"))
+                yield Input(id="path", compact=True)
+            yield Static(id="detected")
+            yield RichLog(id="report", wrap=True, markup=False, highlight=False, auto_scroll=False)
+            with Horizontal(id="form-buttons"):
+                yield Button(t("import.preview"), id="preview", compact=True)
+                yield Button(t("import.run"), variant="primary", id="run", compact=True)
+                yield Button(t("form.cancel"), id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#path", Input).focus()
+
+    @on(Input.Submitted, "#path")
+    @on(Button.Pressed, "#preview")
+    def _preview(self) -> None:
+        self._run(dry_run=True)
+
+    @on(Button.Pressed, "#run")
+    def _import(self) -> None:
+        self._run(dry_run=False)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.action_close()
+
+    def action_close(self) -> None:
+        self.dismiss(self.changed)
+
+    def _run(self, *, dry_run: bool) -> None:
+        log = self.query_one("#report", RichLog)
+        log.clear()
+        raw = self.query_one("#path", Input).value.strip()
+        if not raw:
+            return
+        try:
+            report = import_contacts(
+                self.ctx, Path(raw).expanduser(), ImportOptions(dry_run=dry_run)
+            )
+        except (ImportFailed, PermissionDenied, ValueError) as exc:
+            log.write(Text(self.t("import.failed", reason=visible(str(exc)))))
+            return
+        self._show(report)
+        if not dry_run:
+            self.changed = True
+            log.write(Text(self.t("import.done")))
+
+    def _show(self, report: ImportReport) -> None:
+        mapping = ", ".join(f"{field}={visible(column)}" for field, column in
+                            report.mapping.items())
+        delimiter = {"\t": "tab", ";": ";", ",": ","}.get(report.delimiter, report.delimiter)
+        self.query_one("#detected", Static).update(Text(self.t(
+            "import.detected", encoding=report.encoding, delimiter=delimiter, mapping=mapping)))
+        log = self.query_one("#report", RichLog)
+        # Text, never markup: cells from the file are shown as they are.
+        for line in report.summary_lines(self.ctx.config.console.language):
+            log.write(Text(visible(line)))

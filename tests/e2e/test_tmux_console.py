@@ -1,0 +1,104 @@
+"""The real console in a real terminal: tmux runs `tocsin demo`, send-keys types,
+capture-pane reads the screen."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import missing_component
+
+pytestmark = pytest.mark.e2e
+
+TOCSIN = str(Path(sys.executable).with_name("tocsin"))
+
+
+class Tmux:
+    def __init__(self, session: str) -> None:
+        self.session = session
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
+        # A person does not type faster than the screen answers; neither do we.
+        time.sleep(0.3)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.session)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "has-session", "-t", self.session],
+                              capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    if shutil.which("tmux") is None:
+        missing_component("tmux is not installed (apt-get install tmux)")
+    if not os.access(TOCSIN, os.X_OK):
+        missing_component(f"{TOCSIN} is not installed (scripts/setup-venv)")
+    session = f"tocsin-{uuid.uuid4().hex[:8]}"
+    town = tmp_path / "town"
+    command = f"{TOCSIN} demo --dir {town} --residents 300; echo EXITED-$?; sleep 30"
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command],
+        check=True, env={**os.environ, "TERM": "xterm-256color", "LANG": "C.UTF-8"},
+    )
+    yield Tmux(session)
+    subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_demo_search_add_and_quit(tmux: Tmux) -> None:
+    screen = tmux.wait_for("joignables par SMS")
+    assert "2 Contacts" in screen and "Val-Tocsin" in screen
+    assert "300 contacts" in screen
+    time.sleep(0.5)  # the first frame is drawn before focus lands on the table
+
+    tmux.keys("/")
+    tmux.keys("zz-nobody", literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for("Aucun contact ne correspond")
+
+    tmux.keys("Escape")
+    time.sleep(0.6)  # tmux's escape-time: let the lone Escape through
+    tmux.keys("Escape")
+    tmux.wait_for("300 correspondent")
+
+    tmux.keys("a")
+    tmux.wait_for("Nouveau contact")
+    tmux.keys("06 98 76 54 32", literal=True)
+    tmux.wait_for("+33698765432")
+    tmux.keys("Tab")
+    tmux.keys("[bold]Gaston[/] Lagaffe", literal=True)
+    tmux.keys("Enter")
+    screen = tmux.wait_for("301 contacts")
+    # The name is shown as typed, brackets included, never as markup.
+    assert "[bold]Gaston[/] Lagaffe" in screen
+
+    tmux.keys("?")
+    tmux.wait_for("contacts.search")
+    tmux.keys("?")
+    time.sleep(0.3)
+    tmux.keys("q")
+    tmux.wait_for("EXITED-0")
