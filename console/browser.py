@@ -39,6 +39,7 @@ class ContactBrowser:
         self._cursor: Cursor | None = None
         self.exhausted = False
         self.loaded = 0
+        self._totals: tuple[int, int] | None = None
 
     def query(self) -> ContactQuery:
         f = self.filters
@@ -75,9 +76,15 @@ class ContactBrowser:
         self.loaded += len(rows)
         return rows
 
-    def counts(self) -> Counts:
+    def counts(self, *, refresh_totals: bool = True) -> Counts:
+        """Counts for the footer; the base-wide totals only change with the data, so a
+        new search or filter passes refresh_totals=False and reuses them."""
         with read_session(self.ctx.engine) as session:
             matching = count_contacts(session, self.query())
-            total = count_contacts(session, ContactQuery())
-            sendable = count_contacts(session, ContactQuery(sendable=True))
+            if refresh_totals or self._totals is None:
+                self._totals = (
+                    count_contacts(session, ContactQuery()),
+                    count_contacts(session, ContactQuery(sendable=True)),
+                )
+        total, sendable = self._totals
         return Counts(matching=matching, total=total, sendable=sendable)

@@ -51,7 +51,7 @@ class DatabaseConfig(_Strict):
 
 class ConsoleConfig(_Strict):
     language: Literal["fr", "en"] = "fr"
-    page_size: int = Field(default=200, ge=20, le=5000)
+    page_size: int = Field(default=100, ge=20, le=5000)
     keymap: dict[str, str] = Field(default_factory=dict)
 
 

@@ -53,17 +53,23 @@ class CleanContact:
     source: str
 
 
+_GROUP_SEPARATORS = re.compile(r"[,;|]")
+MAX_GROUPS_COLUMN = 500
+
+
 def split_groups(text: str) -> tuple[str, ...]:
-    parts = (clean_field(part) for part in re.split(r"[,;|]", text))
-    return normalise_groups(parts)
+    return normalise_groups((text,))
 
 
 def normalise_groups(groups: Iterable[str]) -> tuple[str, ...]:
+    """Lower-case, sorted, unique; a separator inside a name splits it, since the
+    groups column and CSV files use them."""
     seen: dict[str, None] = {}
     for group in groups:
-        name = clean_field(group).lower()
-        if name:
-            seen.setdefault(name[:100], None)
+        for part in _GROUP_SEPARATORS.split(group):
+            name = clean_field(part).lower()
+            if name:
+                seen.setdefault(name[:100], None)
     return tuple(sorted(seen))
 
 
@@ -86,9 +92,10 @@ def check(ctx: Context, data: ContactInput) -> CleanContact:
     notes = clean_field(" ".join(data.notes.splitlines()))
     if len(notes) > MAX_NOTES:
         raise ContactError(f"notes longer than {MAX_NOTES} characters", "notes")
-    return CleanContact(
-        number, name, zone, normalise_groups(data.groups), notes, clean_field(data.source)[:100]
-    )
+    groups = normalise_groups(data.groups)
+    if len(groups_column(groups)) > MAX_GROUPS_COLUMN:
+        raise ContactError(f"groups longer than {MAX_GROUPS_COLUMN} characters", "groups")
+    return CleanContact(number, name, zone, groups, notes, clean_field(data.source)[:100])
 
 
 def apply(contact: Contact, clean: CleanContact) -> None:

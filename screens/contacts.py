@@ -113,14 +113,14 @@ class ContactsScreen(Screen[None]):
 
     # Loading -----------------------------------------------------------------
 
-    def reload(self, keep_id: int | None = None) -> None:
+    def reload(self, keep_id: int | None = None, *, data_changed: bool = True) -> None:
         table = self.query_one(DataTable)
         table.clear()
         self.browser.restart()
         self._append(self.browser.next_page())
         if keep_id is not None:
             self._move_to(keep_id)
-        self._update_counts()
+        self._update_counts(refresh_totals=data_changed)
 
     def _move_to(self, contact_id: int) -> None:
         table = self.query_one(DataTable)
@@ -163,8 +163,8 @@ class ContactsScreen(Screen[None]):
             marks,
         ]
 
-    def _update_counts(self) -> None:
-        counts = self.browser.counts()
+    def _update_counts(self, *, refresh_totals: bool = False) -> None:
+        counts = self.browser.counts(refresh_totals=refresh_totals)
         text = self.t(
             "contacts.footer", shown=self.browser.loaded, matching=counts.matching,
             total=counts.total, sendable=counts.sendable,
@@ -200,7 +200,7 @@ class ContactsScreen(Screen[None]):
         if text == self.browser.search:
             return
         self.browser.restart(search=text)
-        self.reload()
+        self.reload(data_changed=False)
 
     @on(Select.Changed)
     def _filter_changed(self, event: Select.Changed) -> None:
@@ -221,7 +221,7 @@ class ContactsScreen(Screen[None]):
             return
         if filters != self.browser.filters:
             self.browser.restart(filters=filters)
-            self.reload()
+            self.reload(data_changed=False)
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -240,7 +240,7 @@ class ContactsScreen(Screen[None]):
             for select_id in ("#zone", "#group", "#consent", "#sendable"):
                 self.query_one(select_id, Select).clear()
             self.browser.restart(search="", filters=Filters())
-            self.reload()
+            self.reload(data_changed=False)
 
     def action_reload(self) -> None:
         self._refresh_choices()

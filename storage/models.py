@@ -11,7 +11,9 @@ from sqlmodel import Field, SQLModel
 class Contact(SQLModel, table=True):
     __tablename__ = "contact"
     __table_args__ = (
-        Index("ix_contact_sort", "sort_key", "id"),
+        # Covers the keyset order and every search filter, so a search that matches
+        # few contacts walks the index alone instead of fetching 100k rows.
+        Index("ix_contact_sort", "sort_key", "id", "search_key", "number", "erased_at"),
         Index("ix_contact_zone_sort", "zone", "sort_key", "id"),
     )
 

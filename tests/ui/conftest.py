@@ -63,7 +63,7 @@ def make_app(engine: Engine, clock: FrozenClock, town: Context) -> AppFactory:
     """An app on the seeded town; pass role, language, keymap or page_size to vary it."""
 
     def factory(role: Role = Role.ADMIN, language: str = "fr",
-                keymap: dict[str, str] | None = None, page_size: int = 200,
+                keymap: dict[str, str] | None = None, page_size: int = 100,
                 start_mode: str = "contacts") -> TocsinApp:
         config = Config(console=ConsoleConfig(
             language=language, keymap=keymap or {}, page_size=page_size))  # type: ignore[arg-type]

@@ -49,7 +49,7 @@ def test_defaults_without_any_file(places: dict[str, Path]) -> None:
     assert config.town.region == "FR"
     assert config.town.timezone == "Europe/Paris"
     assert config.console.language == "fr"
-    assert config.console.page_size == 200
+    assert config.console.page_size == 100
     assert config.provider.name == "simulated"
     assert config.roles.viewer == ["*"]
     assert config.roles.admin == ["root", "@tocsin-admin"]

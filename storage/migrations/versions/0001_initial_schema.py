@@ -61,7 +61,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("contact", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_contact_sendable"), ["sendable"], unique=False)
-        batch_op.create_index("ix_contact_sort", ["sort_key", "id"], unique=False)
+        batch_op.create_index(
+            "ix_contact_sort",
+            ["sort_key", "id", "search_key", "number", "erased_at"],
+            unique=False,
+        )
         batch_op.create_index("ix_contact_zone_sort", ["zone", "sort_key", "id"], unique=False)
 
     op.create_table(
