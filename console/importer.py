@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from sqlalchemy import Connection, String, Table, bindparam, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Session
@@ -67,10 +66,9 @@ from console.numbers import InvalidNumber
 from console.privacy import number_hash
 from console.roles import Role
 from console.text import clean_field, fold
-from storage.chain import GENESIS, link_hash
+from storage.chain import commit_link, link_hash, reserve_links
 from storage.engine import read_session, write_session
 from storage.models import (
-    ChainHead,
     ConsentEvent,
     ConsentState,
     Contact,
@@ -105,7 +103,6 @@ _GROUP = cast(Table, cast(Any, ContactGroup).__table__)
 _EVENT = cast(Table, cast(Any, ConsentEvent).__table__)
 _STATE = cast(Table, cast(Any, ConsentState).__table__)
 _SUPPRESSION = cast(Table, cast(Any, Suppression).__table__)
-_HEAD = cast(Table, cast(Any, ChainHead).__table__)
 
 # The columns a CleanContact decides, in the order _values() returns them.
 VALUE_COLUMNS = (
@@ -1313,40 +1310,6 @@ def _consents(
         _append_grants(conn, ctx, options, topic, to_grant)
 
 
-def _reserve_links(conn: Connection, chain: str, count: int) -> tuple[int, str]:
-    """Take `count` consecutive places in a chain: (first seq, previous hash).
-
-    storage.chain.reserve_link once for the whole batch: the UPDATE comes first
-    and takes the lock; a chain's first writers race on an INSERT that does nothing
-    if the head row already exists.
-    """
-
-    def bump() -> int:
-        result = conn.execute(
-            update(_HEAD).where(_HEAD.c.name == chain).values(seq=_HEAD.c.seq + count)
-        )
-        return int(result.rowcount)
-
-    if bump() == 0:
-        dialect = conn.dialect.name
-        values = {"name": chain, "seq": 0, "last_hash": GENESIS}
-        if dialect == "postgresql":
-            conn.execute(
-                postgresql.insert(_HEAD)
-                .values(values)
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-        else:
-            conn.execute(
-                sqlite.insert(_HEAD).values(values).on_conflict_do_nothing(index_elements=["name"])
-            )
-        bump()
-    seq, last_hash = conn.execute(
-        select(_HEAD.c.seq, _HEAD.c.last_hash).where(_HEAD.c.name == chain)
-    ).one()
-    return int(seq) - count + 1, last_hash or GENESIS
-
-
 @dataclass(slots=True)
 class _EventFields:
     """What console.audit.consent_fields reads from a ConsentEvent."""
@@ -1368,7 +1331,8 @@ def _append_grants(
 ) -> None:
     """console.consent.append_consent for many contacts with no consent state yet."""
     now = ctx.clock.now()
-    first, prev = _reserve_links(conn, CONSENT_CHAIN, len(contact_ids))
+    link = reserve_links(conn, CONSENT_CHAIN, len(contact_ids))
+    first, prev = link.seq, link.prev_hash
     text_version = options.consent_text_version or ctx.config.topics[topic].consent_text_version
     proof = options.consent_proof.strip()
     rows: list[tuple[Any, ...]] = []
@@ -1421,7 +1385,7 @@ def _append_grants(
         rows,
         {"occurred_at": now, "recorded_at": now},
     )
-    conn.execute(update(_HEAD).where(_HEAD.c.name == CONSENT_CHAIN).values(last_hash=prev))
+    commit_link(conn, CONSENT_CHAIN, prev)
     last = first + len(contact_ids) - 1
     event_ids = dict(
         conn.execute(

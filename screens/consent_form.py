@@ -9,7 +9,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from console.consent import (
@@ -20,15 +19,14 @@ from console.consent import (
     record_consent,
 )
 from console.contacts import get_contact
-from console.context import Context
 from console.numbers import display
 from console.roles import PermissionDenied
 from console.text import visible
-from screens.widgets.translate import translate_bindings
+from screens.widgets.modal import TocsinModal
 from storage.engine import read_session
 
 
-class ConsentFormScreen(ModalScreen[int | None]):
+class ConsentFormScreen(TocsinModal[int | None]):
     CSS_PATH = "contact_form.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="consent.cancel"),
@@ -37,9 +35,6 @@ class ConsentFormScreen(ModalScreen[int | None]):
 
     def __init__(self, contact_id: int) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t = self.app.t  # type: ignore[attr-defined]
-        translate_bindings(self, self.t)
         self.contact_id = contact_id
 
     def compose(self) -> ComposeResult:
@@ -93,13 +88,6 @@ class ConsentFormScreen(ModalScreen[int | None]):
     def _save(self) -> None:
         self.action_save()
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
     def action_save(self) -> None:
         topic = str(self.query_one("#topic", Select).value)
         action = str(self.query_one("#action", Select).value)
@@ -112,7 +100,7 @@ class ConsentFormScreen(ModalScreen[int | None]):
         try:
             record_consent(self.ctx, request)
         except (ConsentError, PermissionDenied) as exc:
-            self.query_one("#form-error", Static).update(Text(f"✗ {exc}", style="red"))
+            self.show_error(exc)
             return
         label = self.ctx.config.topics[topic].label
         self.notify(self.t("consent.recorded", topic=label,

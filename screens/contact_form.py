@@ -9,7 +9,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from console.contacts import (
@@ -20,15 +19,14 @@ from console.contacts import (
     split_groups,
     update_contact,
 )
-from console.context import Context
 from console.numbers import InvalidNumber
 from console.roles import PermissionDenied
-from screens.widgets.translate import translate_bindings
+from screens.widgets.modal import TocsinModal
 
 FIELDS = ("number", "name", "zone", "groups", "notes")
 
 
-class ContactFormScreen(ModalScreen[int | None]):
+class ContactFormScreen(TocsinModal[int | None]):
     CSS_PATH = "contact_form.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="form.cancel"),
@@ -37,9 +35,6 @@ class ContactFormScreen(ModalScreen[int | None]):
 
     def __init__(self, contact_id: int | None) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t = self.app.t  # type: ignore[attr-defined]
-        translate_bindings(self, self.t)
         self.contact_id = contact_id
 
     def compose(self) -> ComposeResult:
@@ -102,20 +97,12 @@ class ContactFormScreen(ModalScreen[int | None]):
     def _save_pressed(self) -> None:
         self.action_save()
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel_pressed(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
     def action_save(self) -> None:
         value = {f: self.query_one(f"#field-{f}", Input).value for f in FIELDS}
         data = ContactInput(
             number=value["number"], name=value["name"], zone=value["zone"],
             groups=split_groups(value["groups"]), notes=value["notes"], source="console",
         )
-        error = self.query_one("#form-error", Static)
         try:
             if self.contact_id is None:
                 contact = add_contact(self.ctx, data)
@@ -124,11 +111,11 @@ class ContactFormScreen(ModalScreen[int | None]):
                 contact = update_contact(self.ctx, self.contact_id, data)
                 self.notify(self.t("contacts.saved", name=contact.name or contact.number))
         except ContactError as exc:
-            error.update(Text(f"✗ {exc}", style="red"))
+            self.show_error(exc)
             if exc.field:
                 self.query_one(f"#field-{exc.field}", Input).focus()
             return
         except PermissionDenied as exc:
-            error.update(Text(f"✗ {exc}", style="red"))
+            self.show_error(exc)
             return
         self.dismiss(contact.id)

@@ -9,20 +9,20 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from console.contacts import ContactError, erase_contact, get_contact
-from console.context import Context
 from console.numbers import display
 from console.roles import PermissionDenied
 from console.text import visible
-from screens.widgets.translate import translate_bindings
+from screens.widgets.modal import TocsinModal
 
 ERASE_COUNT = 1
 
 
-class EraseScreen(ModalScreen[bool]):
+class EraseScreen(TocsinModal[bool]):
+    CANCEL_RESULT = False
+
     CSS_PATH = "contact_form.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="erase.cancel"),
@@ -30,9 +30,6 @@ class EraseScreen(ModalScreen[bool]):
 
     def __init__(self, contact_id: int) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t = self.app.t  # type: ignore[attr-defined]
-        translate_bindings(self, self.t)
         self.contact_id = contact_id
 
     def compose(self) -> ComposeResult:
@@ -56,22 +53,15 @@ class EraseScreen(ModalScreen[bool]):
     @on(Button.Pressed, "#confirm")
     def _confirm(self) -> None:
         if self.query_one("#erase-count", Input).value.strip() != str(ERASE_COUNT):
-            self.query_one("#form-error", Static).update(
-                Text(f"✗ {self.t('erase.mismatch', count=ERASE_COUNT)}", style="red"))
+            self.show_error(self.t('erase.mismatch', count=ERASE_COUNT))
             self.query_one("#erase-count", Input).focus()
             return
         try:
             result = erase_contact(self.ctx, self.contact_id)
         except (ContactError, PermissionDenied) as exc:
-            self.query_one("#form-error", Static).update(Text(f"✗ {exc}", style="red"))
+            self.show_error(exc)
             return
         key = "contacts.erased_suppressed" if result.suppressed else "contacts.erased"
         self.notify(self.t(key, id=self.contact_id))
         self.dismiss(True)
 
-    @on(Button.Pressed, "#cancel")
-    def _cancel(self) -> None:
-        self.action_cancel()
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)

@@ -10,27 +10,22 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from console.context import Context
 from console.importer import ImportFailed, ImportOptions, ImportReport, import_contacts
 from console.roles import PermissionDenied
 from console.text import visible
-from screens.widgets.translate import translate_bindings
+from screens.widgets.modal import TocsinModal
 
 
-class ImportScreen(ModalScreen[bool]):
+class ImportScreen(TocsinModal[bool]):
     CSS_PATH = "import_screen.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "close", "binding.back", id="import.close"),
+        Binding("escape", "cancel", "binding.back", id="import.close"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t = self.app.t  # type: ignore[attr-defined]
-        translate_bindings(self, self.t)
         self.changed = False
 
     def compose(self) -> ComposeResult:
@@ -45,7 +40,7 @@ class ImportScreen(ModalScreen[bool]):
             with Horizontal(id="form-buttons"):
                 yield Button(t("import.preview"), id="preview", compact=True)
                 yield Button(t("import.run"), variant="primary", id="run", compact=True)
-                yield Button(t("form.cancel"), id="close", compact=True)
+                yield Button(t("form.cancel"), id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#path", Input).focus()
@@ -59,11 +54,8 @@ class ImportScreen(ModalScreen[bool]):
     def _import(self) -> None:
         self._run(dry_run=False)
 
-    @on(Button.Pressed, "#close")
-    def _close(self) -> None:
-        self.action_close()
-
-    def action_close(self) -> None:
+    def action_cancel(self) -> None:
+        # Closing after an import tells the table to reload.
         self.dismiss(self.changed)
 
     def _run(self, *, dry_run: bool) -> None:

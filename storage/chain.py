@@ -11,11 +11,11 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, update
+from sqlalchemy import Connection, Insert, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from storage.models import ChainHead
 
@@ -45,46 +45,55 @@ class Link:
     prev_hash: str
 
 
-def reserve_link(session: Session, chain: str) -> Link:
-    """Take the next place in a chain inside the caller's transaction.
+# Session or Connection: the importer appends in bulk on a Connection.
+Executor = Session | Connection
+_HEAD = cast(Table, cast(Any, ChainHead).__table__)
+
+
+def reserve_link(session: Executor, chain: str) -> Link:
+    """Take the next place in a chain inside the caller's transaction."""
+    return reserve_links(session, chain, 1)
+
+
+def reserve_links(executor: Executor, chain: str, count: int) -> Link:
+    """Take `count` consecutive places; returns the first one and the hash before it.
 
     The UPDATE comes first so that it takes the row lock (PostgreSQL) or the write
     lock (SQLite) before anything is read: concurrent writers queue here.
     """
-    if _bump(session, chain) == 0:
+    if _bump(executor, chain, count) == 0:
         # The chain's first entry. Two first writers may both get here on
         # PostgreSQL: the second INSERT waits for the first to commit and then does
-        # nothing, and its UPDATE takes the next place after the first writer's.
-        session.exec(
-            _insert_ignoring_conflict(session).values(name=chain, seq=0, last_hash=GENESIS)
+        # nothing, and its UPDATE takes the places after the first writer's.
+        executor.execute(
+            _insert_ignoring_conflict(executor).values(name=chain, seq=0, last_hash=GENESIS)
         )
-        _bump(session, chain)
-    head = session.exec(
-        select(ChainHead)
-        .where(col(ChainHead.name) == chain)
-        .execution_options(populate_existing=True)
+        _bump(executor, chain, count)
+    seq, last_hash = executor.execute(
+        select(_HEAD.c.seq, _HEAD.c.last_hash).where(_HEAD.c.name == chain)
     ).one()
-    return Link(seq=head.seq, prev_hash=head.last_hash or GENESIS)
+    return Link(seq=int(seq) - count + 1, prev_hash=last_hash or GENESIS)
 
 
-def _bump(session: Session, chain: str) -> int:
-    result = session.exec(
-        update(ChainHead).where(col(ChainHead.name) == chain).values(seq=col(ChainHead.seq) + 1)
+def _bump(executor: Executor, chain: str, count: int) -> int:
+    result = executor.execute(
+        update(_HEAD).where(_HEAD.c.name == chain).values(seq=_HEAD.c.seq + count)
     )
-    return result.rowcount
+    return int(cast(Any, result).rowcount)
 
 
-def _insert_ignoring_conflict(session: Session) -> Insert:
-    dialect = session.get_bind().dialect.name
+def _insert_ignoring_conflict(executor: Executor) -> Insert:
+    dialect = executor.get_bind().dialect.name if isinstance(executor, Session) else (
+        executor.dialect.name)
     if dialect == "postgresql":
-        return postgresql.insert(ChainHead).on_conflict_do_nothing(index_elements=["name"])
+        return postgresql.insert(_HEAD).on_conflict_do_nothing(index_elements=["name"])
     if dialect == "sqlite":
-        return sqlite.insert(ChainHead).on_conflict_do_nothing(index_elements=["name"])
+        return sqlite.insert(_HEAD).on_conflict_do_nothing(index_elements=["name"])
     raise NotImplementedError(f"hash chains need SQLite or PostgreSQL, not {dialect}")
 
 
-def commit_link(session: Session, chain: str, new_hash: str) -> None:
-    session.exec(update(ChainHead).where(col(ChainHead.name) == chain).values(last_hash=new_hash))
+def commit_link(executor: Executor, chain: str, new_hash: str) -> None:
+    executor.execute(update(_HEAD).where(_HEAD.c.name == chain).values(last_hash=new_hash))
 
 
 @dataclass(frozen=True)
