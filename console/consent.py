@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from console.audit import CONSENT_CHAIN, append_audit, consent_fields
 from console.context import Context
+from console.errors import TocsinError
 from console.roles import Role
 from storage.chain import commit_link, link_hash, reserve_link
 from storage.engine import write_session
@@ -23,7 +24,7 @@ SOURCES = ("paper_form", "web_form", "sms_keyword", "phone_call", "rented_list",
 SOURCES_NEEDING_PROOF = frozenset({"rented_list"})
 
 
-class ConsentError(ValueError):
+class ConsentError(TocsinError):
     pass
 
 
@@ -40,22 +41,27 @@ class ConsentRequest:
 
 def validate(ctx: Context, request: ConsentRequest) -> None:
     if request.topic not in ctx.config.topics:
-        raise ConsentError(f"unknown topic {request.topic!r} (known: {', '.join(ctx.topics)})")
+        raise ConsentError(f"unknown topic {request.topic!r} (known: {', '.join(ctx.topics)})",
+                           "consent_topic", topic=request.topic)
     if request.action not in ("grant", "withdraw"):
-        raise ConsentError(f"action must be grant or withdraw, not {request.action!r}")
+        raise ConsentError(f"action must be grant or withdraw, not {request.action!r}",
+                           "consent_action")
     if request.source not in SOURCES:
-        raise ConsentError(f"unknown source {request.source!r} (known: {', '.join(SOURCES)})")
+        raise ConsentError(f"unknown source {request.source!r} (known: {', '.join(SOURCES)})",
+                           "consent_source", source=request.source)
     if request.source in SOURCES_NEEDING_PROOF and not request.proof_ref.strip():
-        raise ConsentError(f"source {request.source} needs a proof reference")
+        raise ConsentError(f"source {request.source} needs a proof reference",
+                           "consent_proof_needed")
     if len(request.proof_ref.strip()) > 500:
-        raise ConsentError("proof reference longer than 500 characters")
+        raise ConsentError("proof reference longer than 500 characters", "consent_proof_long")
     if len(request.text_version) > 50:
-        raise ConsentError("consent text version longer than 50 characters")
+        raise ConsentError("consent text version longer than 50 characters",
+                           "consent_version_long")
     if request.occurred_at is not None:
         if request.occurred_at.utcoffset() is None:
-            raise ConsentError("the consent date needs a time zone")
+            raise ConsentError("the consent date needs a time zone", "consent_naive_date")
         if request.occurred_at > ctx.clock.now():
-            raise ConsentError("a consent cannot be dated in the future")
+            raise ConsentError("a consent cannot be dated in the future", "consent_future")
 
 
 def append_consent(session: Session, ctx: Context, request: ConsentRequest) -> ConsentEvent:
@@ -110,7 +116,8 @@ def record_consent(ctx: Context, request: ConsentRequest) -> ConsentEvent:
     with write_session(ctx.engine) as session:
         contact = session.get(Contact, request.contact_id)
         if contact is None or contact.erased_at is not None:
-            raise ConsentError(f"no contact #{request.contact_id}")
+            raise ConsentError(f"no contact #{request.contact_id}", "no_contact",
+                               id=request.contact_id)
         event = append_consent(session, ctx, request)
         append_audit(
             session,

@@ -12,6 +12,7 @@ from sqlmodel import Session, col
 
 from console.audit import append_audit
 from console.context import Context
+from console.errors import TocsinError
 from console.numbers import InvalidNumber, PhoneNumber
 from console.privacy import number_hash
 from console.roles import Role
@@ -25,11 +26,11 @@ MAX_ZONE = 100
 MAX_NOTES = 2000
 
 
-class ContactError(ValueError):
+class ContactError(TocsinError):
     """A contact change that cannot be made; str() says why, for the operator."""
 
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, message: str, field: str = "", code: str = "", **params: object) -> None:
+        super().__init__(message, code, **params)
         self.field = field
 
 
@@ -82,19 +83,28 @@ def check(ctx: Context, data: ContactInput) -> CleanContact:
     try:
         number = ctx.parser.parse(data.number)
     except InvalidNumber as exc:
-        raise ContactError(f"{data.number.strip() or '(empty)'}: {exc}", "number") from exc
+        raise ContactError(
+            f"{data.number.strip() or '(empty)'}: {exc}", "number", "contact_number",
+            number=data.number.strip(), reason_code=exc.code,
+        ) from exc
     name = clean_field(data.name)
     if len(name) > MAX_NAME:
-        raise ContactError(f"name longer than {MAX_NAME} characters", "name")
+        raise ContactError(f"name longer than {MAX_NAME} characters", "name", "contact_too_long",
+                           field_code="field_name", limit=MAX_NAME)
     zone = clean_field(data.zone)
     if len(zone) > MAX_ZONE:
-        raise ContactError(f"zone longer than {MAX_ZONE} characters", "zone")
+        raise ContactError(f"zone longer than {MAX_ZONE} characters", "zone", "contact_too_long",
+                           field_code="field_zone", limit=MAX_ZONE)
     notes = clean_field(" ".join(data.notes.splitlines()))
     if len(notes) > MAX_NOTES:
-        raise ContactError(f"notes longer than {MAX_NOTES} characters", "notes")
+        raise ContactError(f"notes longer than {MAX_NOTES} characters", "notes", "contact_too_long",
+                           field_code="field_notes", limit=MAX_NOTES)
     groups = normalise_groups(data.groups)
     if len(groups_column(groups)) > MAX_GROUPS_COLUMN:
-        raise ContactError(f"groups longer than {MAX_GROUPS_COLUMN} characters", "groups")
+        raise ContactError(
+            f"groups longer than {MAX_GROUPS_COLUMN} characters", "groups", "contact_too_long",
+            field_code="field_groups", limit=MAX_GROUPS_COLUMN,
+        )
     return CleanContact(number, name, zone, groups, notes, clean_field(data.source)[:100])
 
 
@@ -128,7 +138,8 @@ def add_contact(ctx: Context, data: ContactInput) -> Contact:
     with write_session(ctx.engine) as session:
         holder = _holder(session, clean.number.e164)
         if holder is not None:
-            raise ContactError(f"{clean.number.e164} is already contact #{holder.id}", "number")
+            raise ContactError(f"{clean.number.e164} is already contact #{holder.id}", "number",
+                               "contact_duplicate", number=clean.number.e164, id=holder.id)
         contact = Contact(created_at=now, updated_at=now, source=clean.source)
         apply(contact, clean)
         session.add(contact)
@@ -154,7 +165,8 @@ def update_contact(ctx: Context, contact_id: int, data: ContactInput) -> Contact
         contact = _live(session, contact_id)
         holder = _holder(session, clean.number.e164)
         if holder is not None and holder.id != contact_id:
-            raise ContactError(f"{clean.number.e164} is already contact #{holder.id}", "number")
+            raise ContactError(f"{clean.number.e164} is already contact #{holder.id}", "number",
+                               "contact_duplicate", number=clean.number.e164, id=holder.id)
         changed = sorted(
             name
             for name, old, new in (
@@ -186,7 +198,7 @@ def update_contact(ctx: Context, contact_id: int, data: ContactInput) -> Contact
 def _live(session: Session, contact_id: int) -> Contact:
     contact = session.get(Contact, contact_id)
     if contact is None or contact.erased_at is not None:
-        raise ContactError(f"no contact #{contact_id}")
+        raise ContactError(f"no contact #{contact_id}", code="no_contact", id=contact_id)
     return contact
 
 

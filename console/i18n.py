@@ -28,6 +28,22 @@ class Translator:
             return key
         return template.format(**values) if values else template
 
+    def error(self, exc: BaseException) -> str:
+        """An error in the operator's language when its code is in the catalog.
+
+        Parameters named `*_code` are catalog codes themselves (error.<value>), given
+        to the template without the suffix."""
+        code = getattr(exc, "code", "")
+        if not code or f"error.{code}" not in self._catalog:
+            return str(exc)
+        values: dict[str, object] = {}
+        for name, value in dict(getattr(exc, "params", {})).items():
+            if name.endswith("_code"):
+                values[name.removesuffix("_code")] = self(f"error.{value}")
+            else:
+                values[name] = value
+        return self(f"error.{code}", **values)
+
 
 def placeholders(template: str) -> frozenset[str]:
     return frozenset(

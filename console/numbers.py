@@ -16,6 +16,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberDesc, PhoneNumberType
 
 from console.config import FRENCH_REGIONS
+from console.errors import TocsinError
 
 # Types that can receive an SMS.
 SENDABLE_KINDS = frozenset({"mobile", "fixed_line_or_mobile"})
@@ -43,8 +44,24 @@ _DIGITS_ONLY = re.compile(r"\+?[0-9]+")
 _SCIENTIFIC = re.compile(r"\d+(?:[.,]\d+)?[eE][+-]?\d+")
 
 
-class InvalidNumber(ValueError):
+# The reasons InvalidNumber gives, and their catalog codes (error.number_<code>).
+_REASON_CODES = {
+    "empty number": "empty",
+    "letters inside the number": "letters",
+    "unknown country code": "country",
+    "not a phone number": "not_a_number",
+    "too short": "too_short",
+    "too long": "too_long",
+    "invalid number": "invalid",
+}
+
+
+class InvalidNumber(TocsinError):
     """The text is not a phone number we can use; str() is the reason."""
+
+    def __init__(self, reason: str) -> None:
+        code = _REASON_CODES.get(reason, "scientific" if "scientific" in reason else "invalid")
+        super().__init__(reason, f"number_{code}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ class PermissionDenied(Exception):
         super().__init__(f"{operator} needs the {needed.name.lower()} role for this")
         self.needed = needed
         self.operator = operator
+        self.code = "permission"
+        self.params = {"operator": operator, "role_code": f"role_{needed.name.lower()}"}
 
 
 def current_operator() -> str:

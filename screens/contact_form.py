@@ -81,7 +81,7 @@ class ContactFormScreen(TocsinModal[int | None]):
         try:
             number = self.ctx.parser.parse(raw)
         except InvalidNumber as exc:
-            check.update(Text(f"✗ {exc}", style="red"))
+            check.update(Text(f"✗ {self.t.error(exc)}", style="red"))
             return
         kind = number.kind if number.kind in (
             "mobile", "fixed_line", "fixed_line_or_mobile", "voip") else "other"

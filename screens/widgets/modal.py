@@ -11,6 +11,7 @@ from textual.widgets import Button, Static
 
 from console.context import Context
 from console.i18n import Translator
+from console.text import visible
 from screens.widgets.translate import translate_bindings
 
 ResultT = TypeVar("ResultT")
@@ -26,9 +27,10 @@ class TocsinModal(ModalScreen[ResultT]):
         self.t: Translator = self.app.t  # type: ignore[attr-defined]
         translate_bindings(self, self.t)
 
-    def show_error(self, message: object) -> None:
-        """One red line in #form-error; the text is never read as markup."""
-        self.query_one("#form-error", Static).update(Text(f"✗ {message}", style="red"))
+    def show_error(self, message: str | BaseException) -> None:
+        """One red line in #form-error, in the operator's language; never markup."""
+        text = self.t.error(message) if isinstance(message, BaseException) else message
+        self.query_one("#form-error", Static).update(Text(f"✗ {visible(text)}", style="red"))
 
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:

@@ -75,7 +75,7 @@ async def test_same_person_in_another_format_is_refused(make_app: AppFactory) ->
         await pilot.pause()
         assert isinstance(app.screen, ContactFormScreen)
         error = str(app.screen.query_one("#form-error", Static).render())
-        assert "already contact #" in error
+        assert "est déjà le contact #" in error  # said in French, like the rest
 
 
 async def test_edit_contact(make_app: AppFactory, engine) -> None:
@@ -149,7 +149,7 @@ async def test_rented_list_without_proof_is_refused(make_app: AppFactory) -> Non
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert isinstance(app.screen, ConsentFormScreen)
-        assert "proof" in str(app.screen.query_one("#form-error", Static).render())
+        assert "preuve du fournisseur" in str(app.screen.query_one("#form-error", Static).render())
 
 
 async def test_search_by_name_number_and_zone(make_app: AppFactory) -> None:
