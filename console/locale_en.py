@@ -142,4 +142,7 @@ EN: dict[str, str] = {
     "error.role_operator": "operator",
     "error.role_alerter": "alerter",
     "error.role_admin": "admin",
+    "error.campaign_sender_id": "sender ID {sender_id}: 3 to 11 letters and digits, at least one letter",
+    "error.campaign_empty": "the message is empty",
+    "error.campaign_audience": "no audience: all, zones, groups or numbers",
 }

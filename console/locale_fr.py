@@ -143,4 +143,7 @@ FR: dict[str, str] = {
     "error.role_operator": "opérateur",
     "error.role_alerter": "alerteur",
     "error.role_admin": "administrateur",
+    "error.campaign_sender_id": "nom d'expéditeur {sender_id} : 3 à 11 lettres et chiffres, au moins une lettre",
+    "error.campaign_empty": "le message est vide",
+    "error.campaign_audience": "aucun destinataire : tous, des quartiers, des groupes ou des numéros",
 }

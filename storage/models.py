@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -128,3 +128,51 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(default="")
+
+
+class Campaign(SQLModel, table=True):
+    """One send: a text to an audience, for one topic."""
+
+    __tablename__ = "campaign"
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(foreign_key="topic.key", max_length=50)
+    text: str
+    sender_id: str = Field(max_length=11)
+    kind: str = Field(max_length=16)  # emergency | planned
+    priority: int = Field(default=0)
+    # JSON: {"all": bool, "zones": [...], "groups": [...], "numbers": [...]}
+    audience: str = Field(default="{}")
+    status: str = Field(default="queued", max_length=16, index=True)
+    created_by: str = Field(max_length=100)
+    created_at: datetime
+    start_at: datetime
+    # Emergency campaigns re-send uncertain messages; others hold them for the operator.
+    resend_uncertain: bool = Field(default=False)
+
+
+class Message(SQLModel, table=True):
+    """One row per recipient of a campaign; its state only moves forward."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "number", name="uq_message_campaign_number"),
+        # The claim order: emergency first, then oldest, among those due.
+        Index("ix_message_claim", "state", "priority", "next_attempt_at", "id"),
+        Index("ix_message_campaign_state", "campaign_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    # E.164 at enqueue time; empty for a skipped contact without a usable number.
+    number: str = Field(max_length=20)
+    state: str = Field(max_length=16)
+    reason: str = Field(default="", max_length=500)
+    priority: int = Field(default=0)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime
+    lease_owner: str = Field(default="", max_length=100)
+    lease_expires_at: datetime | None = Field(default=None)
+    provider_ref: str = Field(default="", max_length=100)
+    updated_at: datetime

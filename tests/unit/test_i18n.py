@@ -51,7 +51,8 @@ def test_every_error_code_raised_has_both_translations() -> None:
     root = Path(__file__).resolve().parents[2] / "console"
     source = "\n".join(p.read_text(encoding="utf-8") for p in root.glob("*.py"))
     codes = set(re.findall(
-        r'raise (?:Contact|Consent)Error\(.{0,300}?"((?:contact|consent)_[a-z_]+|no_contact)"',
+        r'raise (?:Contact|Consent|Campaign)Error\(.{0,300}?'
+        r'"((?:contact|consent|campaign)_[a-z_]+|no_contact)"',
         source, re.DOTALL))
     assert len(codes) >= 10
     codes |= {f"number_{c}" for c in re.findall(r'": "([a-z_]+)",\n', source.split(

@@ -1,0 +1,183 @@
+"""Campaign enqueue and the ledger's state moves (the sender builds on both)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session, col, select
+
+from console.campaigns import (
+    Audience,
+    CampaignError,
+    CampaignRequest,
+    _insert_ignoring_duplicates,
+    check_sender_id,
+    create_campaign,
+)
+from console.consent import ConsentRequest, record_consent
+from console.contacts import ContactInput, add_contact, erase_contact
+from console.context import Context
+from console.ledger import FINAL, STATES, can_move, is_final
+from console.roles import PermissionDenied, Role
+from storage.models import AuditEntry, Message
+from tests.conftest import make_context
+
+
+def _town(ctx: Context) -> dict[str, int]:
+    """Five residents covering every reason a message is skipped."""
+    ids = {}
+    for key, number, zone, groups in (
+        ("ana", "06 10 00 00 01", "Centre", ("seniors",)),
+        ("bob", "06 10 00 00 02", "Centre", ()),
+        ("cid", "06 10 00 00 03", "La Gare", ("seniors",)),
+        ("landline", "01 42 76 40 40", "Centre", ()),
+        ("stopped", "06 10 00 00 05", "La Gare", ()),
+    ):
+        contact = add_contact(ctx, ContactInput(number=number, name=key, zone=zone,
+                                                groups=groups))
+        assert contact.id is not None
+        ids[key] = contact.id
+    for key in ("ana", "cid", "landline", "stopped"):
+        record_consent(ctx, ConsentRequest(contact_id=ids[key], topic="evenements",
+                                           action="grant", source="paper_form"))
+    # "stopped" withdrew and was erased: its number stays on the suppression list.
+    record_consent(ctx, ConsentRequest(contact_id=ids["stopped"], topic="alertes",
+                                       action="withdraw", source="sms_keyword"))
+    erase_contact(ctx, ids["stopped"])
+    return ids
+
+
+def _messages(ctx: Context, campaign_id: int) -> dict[str, tuple[str, str]]:
+    with Session(ctx.engine) as session:
+        rows = session.exec(select(Message).where(col(Message.campaign_id) == campaign_id))
+        return {m.number: (m.state, m.reason) for m in rows}
+
+
+def test_consent_topic_skips_without_opt_in_and_counts_add_up(ctx: Context) -> None:
+    _town(ctx)
+    result = create_campaign(ctx, CampaignRequest(
+        topic="evenements", text="Fête du village samedi", sender_id="MAIRIE",
+        audience=Audience(everyone=True)))
+    assert result.counts["queued"] == 2 and result.counts["skipped"] == 2
+    assert sum(result.counts.values()) == 4  # the erased resident is not in the audience
+    assert set(result.counts) == set(STATES)
+    assert result.skipped == {"no_consent": 1, "not_sendable": 1}
+    assert _messages(ctx, result.campaign_id) == {
+        "+33610000001": ("queued", ""),
+        "+33610000002": ("skipped", "no_consent"),
+        "+33610000003": ("queued", ""),
+        "+33142764040": ("skipped", "not_sendable"),
+    }
+
+
+def test_public_safety_reaches_everyone_who_did_not_opt_out(ctx: Context) -> None:
+    _town(ctx)
+    result = create_campaign(ctx, CampaignRequest(
+        topic="alertes", text="Crue : évacuez les berges", sender_id="MAIRIE",
+        audience=Audience(everyone=True, numbers=("06 10 00 00 05", "06 99 99 99 99")),
+        kind="emergency"))
+    messages = _messages(ctx, result.campaign_id)
+    assert messages["+33610000002"] == ("queued", "")  # no opt-in needed for alerts
+    # Typed again by hand after erasure: still suppressed, never sent.
+    assert messages["+33610000005"] == ("skipped", "suppressed")
+    assert messages["+33699999999"] == ("queued", "")
+    with Session(ctx.engine) as session:
+        priorities = set(session.exec(select(Message.priority).where(
+            col(Message.campaign_id) == result.campaign_id)))
+    assert priorities == {100}
+
+
+def test_zones_and_groups_are_a_union(ctx: Context) -> None:
+    _town(ctx)
+    result = create_campaign(ctx, CampaignRequest(
+        topic="alertes", text="Coupure d'eau", sender_id="MAIRIE",
+        audience=Audience(zones=("La Gare",), groups=("seniors",))))
+    assert set(_messages(ctx, result.campaign_id)) == {"+33610000001", "+33610000003"}
+
+
+def test_enqueue_twice_never_doubles_a_message(ctx: Context) -> None:
+    _town(ctx)
+    result = create_campaign(ctx, CampaignRequest(
+        topic="alertes", text="Test", sender_id="MAIRIE", audience=Audience(everyone=True)))
+    with Session(ctx.engine) as session:
+        rows = session.exec(select(Message).where(
+            col(Message.campaign_id) == result.campaign_id)).all()
+        again = [m.model_dump(exclude={"id"}) for m in rows]
+    with Session(ctx.engine) as session:
+        _insert_ignoring_duplicates(session.connection(), again)
+        session.commit()
+    assert sum(1 for _ in _messages(ctx, result.campaign_id)) == len(rows)
+    with Session(ctx.engine) as session:
+        count = len(session.exec(select(Message.id).where(
+            col(Message.campaign_id) == result.campaign_id)).all())
+    assert count == len(rows)
+
+
+def test_campaign_is_audited(ctx: Context) -> None:
+    _town(ctx)
+    result = create_campaign(ctx, CampaignRequest(
+        topic="alertes", text="Test", sender_id="MAIRIE", audience=Audience(everyone=True)))
+    with Session(ctx.engine) as session:
+        entry = session.exec(select(AuditEntry).where(
+            col(AuditEntry.action) == "campaign.create")).one()
+    assert entry.target == f"campaign:{result.campaign_id}"
+    assert entry.operator == "secretariat"
+
+
+@pytest.mark.parametrize("sender", ["MAIRIE", "Mairie2026", "VAL"])
+def test_good_sender_ids(sender: str) -> None:
+    assert check_sender_id(sender) == sender
+
+
+@pytest.mark.parametrize("sender", ["AB", "MAIRIEDEVALTOC", "12345", "MAIRIE-1", "Mairie é", ""])
+def test_bad_sender_ids(sender: str) -> None:
+    with pytest.raises(CampaignError) as raised:
+        check_sender_id(sender)
+    assert raised.value.code == "campaign_sender_id"
+
+
+def test_request_validation(ctx: Context) -> None:
+    for request, code in (
+        (CampaignRequest(topic="x", text="t", sender_id="MAIRIE",
+                         audience=Audience(everyone=True)), "consent_topic"),
+        (CampaignRequest(topic="alertes", text="  ", sender_id="MAIRIE",
+                         audience=Audience(everyone=True)), "campaign_empty"),
+        (CampaignRequest(topic="alertes", text="t", sender_id="MAIRIE",
+                         audience=Audience()), "campaign_audience"),
+        (CampaignRequest(topic="alertes", text="t", sender_id="MAIRIE",
+                         audience=Audience(numbers=("06 12",))), "contact_number"),
+    ):
+        with pytest.raises(CampaignError) as raised:
+            create_campaign(ctx, request)
+        assert raised.value.code == code
+
+
+def test_only_alerters_send_emergencies(ctx: Context, engine, config, clock) -> None:  # type: ignore[no-untyped-def]
+    operator = make_context(engine, config, clock, role=Role.OPERATOR)
+    add_contact(ctx, ContactInput(number="06 10 00 00 01"))
+    request = CampaignRequest(topic="alertes", text="Alerte", sender_id="MAIRIE",
+                              audience=Audience(everyone=True), kind="emergency")
+    with pytest.raises(PermissionDenied):
+        create_campaign(operator, request)
+    planned = CampaignRequest(topic="alertes", text="Info", sender_id="MAIRIE",
+                              audience=Audience(everyone=True))
+    assert create_campaign(operator, planned).counts["queued"] == 1
+
+
+def test_ledger_moves_forward_only() -> None:
+    assert can_move("queued", "sending")
+    assert can_move("sending", "submitted")
+    assert can_move("sending", "queued")  # retryable failure, provider never took it
+    assert can_move("sending", "uncertain")
+    assert can_move("sending", "delivered")  # a report overtaking the submit answer
+    assert can_move("submitted", "delivered")
+    assert can_move("uncertain", "queued") and can_move("uncertain", "submitted")
+    assert can_move("uncertain", "delivered")  # a report proves it was sent
+    assert not can_move("submitted", "sending")
+    assert not can_move("submitted", "queued")
+    assert not can_move("delivered", "submitted")
+    assert not can_move("queued", "delivered")
+    for final in FINAL:
+        assert is_final(final)
+        assert not any(can_move(final, other) for other in STATES)
+    with pytest.raises(ValueError):
+        can_move("queued", "teleported")
