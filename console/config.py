@@ -85,11 +85,64 @@ class PrivacyConfig(_Strict):
     hash_key_file: str = ""
 
 
+class SimulatedConfig(_Strict):
+    seed: int = 1789
+    latency_ms: int = Field(default=40, ge=0, le=60_000)
+    # Shares of messages the simulated operator refuses, or accepts but never delivers.
+    failure_rate: float = Field(default=0.01, ge=0, le=1)
+    undelivered_rate: float = Field(default=0.02, ge=0, le=1)
+
+
+class KannelConfig(_Strict):
+    # smsbox's sendsms interface; the password comes from the credentials.
+    url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    username: str = "tocsin"
+
+
+class TwilioConfig(_Strict):
+    account_sid: str = ""
+    # A Messaging Service SID, used instead of the campaign's sender ID when set.
+    messaging_service_sid: str = ""
+    api_url: str = "https://api.twilio.com"
+
+
+class OctopushConfig(_Strict):
+    api_login: str = ""
+    api_url: str = "https://api.octopush.com/v1/public"
+
+
+class SmsFactorConfig(_Strict):
+    api_url: str = "https://api.smsfactor.com"
+
+
 class ProviderConfig(_Strict):
     name: Literal["simulated", "kannel", "twilio", "octopush", "smsfactor"] = "simulated"
     rate: float = Field(default=20.0, gt=0)
     concurrency: int = Field(default=4, ge=1, le=64)
     price_per_segment: float = Field(default=0.045, ge=0)
+    # TOML file with the secrets ([kannel] password, [twilio] auth_token,
+    # [octopush] api_key, [smsfactor] token, [endpoint] token), readable only by the
+    # service user. Environment variables TOCSIN_<PROVIDER>_<KEY> take precedence.
+    credentials_file: str = ""
+    simulated: SimulatedConfig = Field(default_factory=SimulatedConfig)
+    kannel: KannelConfig = Field(default_factory=KannelConfig)
+    twilio: TwilioConfig = Field(default_factory=TwilioConfig)
+    octopush: OctopushConfig = Field(default_factory=OctopushConfig)
+    smsfactor: SmsFactorConfig = Field(default_factory=SmsFactorConfig)
+
+
+class WorkerConfig(_Strict):
+    # Where delivery reports and inbound SMS arrive (Starlette in the worker).
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=8765, ge=1, le=65535)
+    # The address providers call back, as they see it (behind a reverse proxy...).
+    public_url: str = "http://127.0.0.1:8765"
+    batch_size: int = Field(default=50, ge=1, le=1000)
+    # A message left in `sending` longer than this becomes `uncertain`.
+    lease_seconds: int = Field(default=60, ge=5, le=3600)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    # A `submitted` message with no report after this shows as "no report".
+    report_timeout_minutes: int = Field(default=60, ge=1)
 
 
 class Config(_Strict):
@@ -100,6 +153,7 @@ class Config(_Strict):
     roles: RolesConfig = Field(default_factory=RolesConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
 
     @field_validator("topics")
     @classmethod
