@@ -176,3 +176,42 @@ class Message(SQLModel, table=True):
     lease_expires_at: datetime | None = Field(default=None)
     provider_ref: str = Field(default="", max_length=100)
     updated_at: datetime
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """Every answer and report about a message, applied or not: the proof of what
+    happened to it."""
+
+    __tablename__ = "delivery_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    # The state it reports, and whether it moved the message (a late or repeated
+    # report does not).
+    state: str = Field(max_length=16)
+    applied: bool
+    source: str = Field(max_length=32)  # send | report | lease | operator
+    detail: str = Field(default="", max_length=500)
+    at: datetime
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    __tablename__ = "worker_heartbeat"
+
+    owner: str = Field(primary_key=True, max_length=100)
+    host: str = Field(max_length=100)
+    pid: int
+    provider: str = Field(max_length=32)
+    started_at: datetime
+    last_seen: datetime
+    sent: int = Field(default=0)
+
+
+class SenderLease(SQLModel, table=True):
+    """On SQLite exactly one worker sends: it holds this row and renews it."""
+
+    __tablename__ = "sender_lease"
+
+    name: str = Field(primary_key=True, max_length=32)
+    owner: str = Field(max_length=100)
+    expires_at: datetime

@@ -13,8 +13,10 @@ from typing import Literal, Protocol
 
 import httpx
 
-# What a send attempt says about one message.
-Outcome = Literal["submitted", "retry", "failed", "rejected"]
+# What a send attempt says about one message. `retry`: surely not sent (refused
+# connection, 429, 5xx answered); `unknown`: may have been sent (a timeout after the
+# request went out) -> the ledger's `uncertain`, never silently re-sent.
+Outcome = Literal["submitted", "retry", "unknown", "failed", "rejected"]
 
 
 @dataclass(frozen=True)
