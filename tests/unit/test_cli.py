@@ -157,7 +157,10 @@ def test_audit_verify_detects_tampering(config_file: Path, db_url: str, capsys) 
 
 def test_db_upgrade(config_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert run(config_file, "db", "upgrade") == 0
-    assert "database at schema 0001" in capsys.readouterr().out
+    from storage.migrate import head_revision
+
+    assert f"database at schema {head_revision()} (head {head_revision()})" in (
+        capsys.readouterr().out)
 
 
 def test_demo_no_tui_builds_a_town(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
