@@ -144,6 +144,8 @@ class Campaign(SQLModel, table=True):
     # JSON: {"all": bool, "zones": [...], "groups": [...], "numbers": [...]}
     audience: str = Field(default="{}")
     status: str = Field(default="queued", max_length=16, index=True)
+    # Why it is paused or stopped (a provider refusing our credentials...).
+    status_reason: str = Field(default="", max_length=500)
     created_by: str = Field(max_length=100)
     created_at: datetime
     start_at: datetime

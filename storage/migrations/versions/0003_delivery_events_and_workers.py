@@ -11,7 +11,6 @@ import sqlmodel
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
