@@ -30,7 +30,8 @@ FINAL: Final = frozenset({DELIVERED, UNDELIVERED, EXPIRED, REJECTED, FAILED, SKI
 # provider's answer to the submit (sending) or prove an uncertain one was sent.
 _REPORTED: Final = frozenset({DELIVERED, UNDELIVERED, EXPIRED, REJECTED})
 _MOVES: Final[dict[str, frozenset[str]]] = {
-    QUEUED: frozenset({SENDING}),
+    # Skipped later than enqueue only when the operator cancels the campaign.
+    QUEUED: frozenset({SENDING, SKIPPED}),
     # Back to queued only for a retryable failure, before the provider took it.
     SENDING: frozenset({SUBMITTED, QUEUED, FAILED, UNCERTAIN}) | _REPORTED,
     SUBMITTED: _REPORTED | {FAILED},

@@ -176,6 +176,7 @@ def test_ledger_moves_forward_only() -> None:
     assert not can_move("submitted", "queued")
     assert not can_move("delivered", "submitted")
     assert not can_move("queued", "delivered")
+    assert can_move("queued", "skipped")  # a cancelled campaign
     for final in FINAL:
         assert is_final(final)
         assert not any(can_move(final, other) for other in STATES)

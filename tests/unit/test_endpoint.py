@@ -1,0 +1,110 @@
+"""The worker's endpoint, served by a real uvicorn on loopback and called with httpx."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Sequence
+
+import httpx
+import pytest
+import uvicorn
+from sqlmodel import Session, select
+
+from console.campaigns import Audience, CampaignRequest, create_campaign
+from console.contacts import ContactInput, add_contact, is_suppressed
+from console.context import Context
+from console.endpoint import build_app
+from console.providers.base import (
+    DeliveryReport,
+    HttpRequest,
+    InboundSms,
+    OutgoingSms,
+    SendResult,
+)
+from console.queue import claim_batch, record_results
+from storage.models import Message
+
+TOKEN = "s3cret-token"
+
+
+class QueryProvider:
+    """Reads reports and inbound SMS from the query string, like Kannel does."""
+
+    name = "kannel"
+    max_batch = 1
+
+    async def send(self, client: httpx.AsyncClient,
+                   batch: Sequence[OutgoingSms]) -> list[SendResult]:
+        return []
+
+    def parse_report(self, request: HttpRequest) -> list[DeliveryReport]:
+        states = {"1": "delivered", "2": "undelivered", "8": "submitted"}
+        return [DeliveryReport(int(request.query["mid"]), "", states[request.query["type"]],  # type: ignore[arg-type]
+                               request.query.get("reply", ""))]
+
+    def parse_inbound(self, request: HttpRequest) -> InboundSms | None:
+        return InboundSms(request.query["from"], request.query.get("to", ""),
+                          request.query["text"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def served(ctx: Context) -> AsyncIterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(build_app(ctx, QueryProvider(), TOKEN),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+async def test_reports_move_messages_forward_only(ctx: Context, served: str) -> None:
+    add_contact(ctx, ContactInput(number="06 50 00 00 01"))
+    create_campaign(ctx, CampaignRequest(topic="alertes", text="x", sender_id="MAIRIE",
+                                         audience=Audience(everyone=True)))
+    claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 1)
+    mid = claimed[0].message_id
+    record_results(ctx.engine, "w", claimed, [SendResult(mid, "submitted")],
+                   ctx.clock.now(), 5)
+    async with httpx.AsyncClient(base_url=served) as client:
+        for kind in ("1", "8", "1"):  # delivered, then a late SMSC ack, then again
+            answer = await client.get("/reports/kannel",
+                                      params={"mid": mid, "type": kind, "token": TOKEN})
+            assert answer.status_code == 200
+    with Session(ctx.engine) as session:
+        assert session.exec(select(Message.state)).one() == "delivered"
+
+
+async def test_stop_through_the_endpoint(ctx: Context, served: str) -> None:
+    async with httpx.AsyncClient(base_url=served) as client:
+        answer = await client.get("/inbound/kannel", params={
+            "from": "+33650000002", "text": "Stop", "token": TOKEN})
+    assert answer.status_code == 200
+    with Session(ctx.engine) as session:
+        assert is_suppressed(session, ctx, "+33650000002")
+
+
+@pytest.mark.parametrize("params", [{}, {"token": "wrong"}, {"token": ""}])
+async def test_anything_without_the_token_is_forbidden(ctx: Context, served: str,
+                                                       params: dict[str, str]) -> None:
+    async with httpx.AsyncClient(base_url=served) as client:
+        answer = await client.get("/inbound/kannel",
+                                  params={"from": "+33650000003", "text": "STOP", **params})
+    assert answer.status_code == 403
+    with Session(ctx.engine) as session:
+        assert not is_suppressed(session, ctx, "+33650000003")
+
+
+async def test_wrong_provider_and_health(served: str) -> None:
+    async with httpx.AsyncClient(base_url=served) as client:
+        assert (await client.get("/reports/twilio", params={"token": TOKEN})).status_code == 404
+        assert (await client.get("/health")).text == "ok"
