@@ -1,0 +1,76 @@
+"""Operators acting on queued campaigns, between the worker's batches."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.campaign_ops import (
+    change_campaign,
+    get_campaign,
+    list_campaigns,
+    queue_status,
+    resolve_uncertain,
+)
+from console.campaigns import Audience, CampaignError, CampaignRequest, create_campaign
+from console.contacts import ContactInput, add_contact
+from console.context import Context
+from console.providers.base import SendResult
+from console.queue import claim_batch, record_results
+from console.workers import beat
+
+
+def _campaign(ctx: Context, count: int) -> int:
+    for i in range(count):
+        add_contact(ctx, ContactInput(number=f"06 60 00 00 {i:02d}"))
+    return create_campaign(ctx, CampaignRequest(
+        topic="alertes", text="Essai", sender_id="MAIRIE",
+        audience=Audience(everyone=True))).campaign_id
+
+
+def test_pause_stops_claims_and_resume_restarts(ctx: Context) -> None:
+    cid = _campaign(ctx, 3)
+    assert change_campaign(ctx, cid, "pause").status == "paused"
+    assert claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 10) == []
+    assert change_campaign(ctx, cid, "resume").status == "running"
+    assert len(claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 10)) == 3
+
+
+def test_cancel_skips_what_is_still_queued_and_keeps_what_is_in_flight(ctx: Context) -> None:
+    cid = _campaign(ctx, 4)
+    claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 1)
+    view = change_campaign(ctx, cid, "cancel")
+    assert view.status == "cancelled"
+    assert view.counts["skipped"] == 3 and view.counts["sending"] == 1
+    # The call in flight still finishes and is recorded.
+    record_results(ctx.engine, "w", claimed, [SendResult(claimed[0].message_id, "submitted")],
+                   ctx.clock.now(), 5)
+    assert get_campaign(ctx, cid).counts["submitted"] == 1
+    with pytest.raises(CampaignError) as raised:
+        change_campaign(ctx, cid, "resume")
+    assert raised.value.code == "campaign_change"
+
+
+def test_resolve_uncertain(ctx: Context) -> None:
+    cid = _campaign(ctx, 2)
+    claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 2)
+    record_results(ctx.engine, "w", claimed,
+                   [SendResult(c.message_id, "unknown", reason="timeout") for c in claimed],
+                   ctx.clock.now(), 5)
+    assert get_campaign(ctx, cid).counts["uncertain"] == 2
+    assert resolve_uncertain(ctx, cid, "mark-sent") == 2
+    assert get_campaign(ctx, cid).counts["submitted"] == 2
+    assert resolve_uncertain(ctx, cid, "resend") == 0
+
+
+def test_list_and_status_json(ctx: Context) -> None:
+    cid = _campaign(ctx, 2)
+    views = list_campaigns(ctx)
+    assert [v.id for v in views] == [cid]
+    data = views[0].to_json()
+    assert data["counts"]["queued"] == 2 and data["total"] == 2
+    assert all(isinstance(v, int) for v in data["counts"].values())
+    status = queue_status(ctx)
+    assert status["messages"]["queued"] == 2 and status["worker_alive"] is False
+    beat(ctx.engine, "host:1:abc", "simulated", ctx.clock.now())
+    status = queue_status(ctx)
+    assert status["worker_alive"] is True and status["workers"][0]["provider"] == "simulated"
