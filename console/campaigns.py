@@ -123,6 +123,27 @@ def create_campaign(ctx: Context, request: CampaignRequest) -> Enqueued:
     return Enqueued(campaign.id, counts, dict(skipped))
 
 
+@dataclass(frozen=True)
+class Preview:
+    """Who a request would reach, before anything is written (the confirmation)."""
+
+    recipients: int
+    skipped: dict[str, int]
+
+
+def preview_campaign(ctx: Context, request: CampaignRequest) -> Preview:
+    _validate(ctx, request)
+    explicit = _parse_numbers(ctx, request.audience.numbers)
+    now = ctx.clock.now()
+    draft = Campaign(id=0, topic=request.topic, text=request.text,
+                     sender_id=request.sender_id, kind=request.kind, created_by=ctx.operator,
+                     created_at=now, start_at=now)
+    with read_session(ctx.engine) as session:
+        rows = _resolve(session, ctx, draft, request.audience, explicit)
+    skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
+    return Preview(sum(1 for row in rows if row["state"] == QUEUED), dict(skipped))
+
+
 def _parse_numbers(ctx: Context, raw_numbers: Sequence[str]) -> list[str]:
     numbers: list[str] = []
     for raw in raw_numbers:

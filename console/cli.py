@@ -88,6 +88,42 @@ def _parser() -> argparse.ArgumentParser:
     consent.add_argument("--at", help="when it happened (ISO date/time, town time zone)")
     consent.add_argument("--json", action="store_true")
 
+    send = sub.add_parser("send", help="create a campaign and queue it for the worker")
+    send.add_argument("--topic", required=True)
+    who = send.add_mutually_exclusive_group(required=True)
+    who.add_argument("--all", action="store_true", help="every resident of the topic")
+    who.add_argument("--zone", action="append", metavar="ZONE", help="repeatable")
+    who.add_argument("--group", action="append", metavar="GROUP", help="repeatable")
+    who.add_argument("--to", nargs="+", metavar="NUMBER")
+    send.add_argument("--text", required=True)
+    send.add_argument("--sender", help="sender ID (default: town.sender_id)")
+    send.add_argument("--emergency", action="store_true",
+                      help="top priority, outside quiet hours (alerter role)")
+    send.add_argument("--at", help="start time (ISO, town time zone)")
+    send.add_argument("--yes", action="store_true",
+                      help="do not ask to type the recipient count")
+    send.add_argument("--json", action="store_true")
+
+    campaign = sub.add_parser("campaign", help="list, show or act on campaigns")
+    campaign_sub = campaign.add_subparsers(dest="action", required=True)
+    listing = campaign_sub.add_parser("list")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    for name in ("show", "pause", "resume", "cancel"):
+        verb = campaign_sub.add_parser(name)
+        verb.add_argument("id", type=int)
+        verb.add_argument("--json", action="store_true")
+    resolve = campaign_sub.add_parser("resolve", help="decide what uncertain messages become")
+    resolve.add_argument("id", type=int)
+    resolve.add_argument("--resend", action="store_true", help="send them again")
+    resolve.add_argument("--mark-sent", action="store_true", help="count them as sent")
+    resolve.add_argument("--json", action="store_true")
+
+    status = sub.add_parser("status", help="the queue, in flight, rate and workers")
+    status.add_argument("--json", action="store_true")
+
+    sub.add_parser("worker", help="run the sender (long-lived; see contrib/)")
+
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply migrations (PostgreSQL; SQLite does it itself)")
@@ -251,10 +287,15 @@ def _contact(args: argparse.Namespace, config: Config) -> int:
 
 
 def _confirm_count(count: int, stdin: TextIO, stderr: TextIO) -> None:
-    stderr.write(f"Type the number of contacts to erase ({count}) to confirm: ")
+    _confirm_typed(count, "contacts to erase", stdin, stderr)
+
+
+def _confirm_typed(count: int, what: str, stdin: TextIO, stderr: TextIO) -> None:
+    """Mass and destructive actions: the operator types the count they will affect."""
+    stderr.write(f"Type the number of {what} ({count}) to confirm: ")
     stderr.flush()
     if stdin.readline().strip() != str(count):
-        raise CliError("not confirmed; nothing erased")
+        raise CliError("not confirmed; nothing done")
 
 
 def _consent(args: argparse.Namespace, config: Config) -> int:
@@ -295,6 +336,120 @@ def _parse_when(text: str, config: Config) -> datetime:
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(config.town.timezone))
     return when
+
+
+def _send(args: argparse.Namespace, config: Config) -> int:
+    from console.campaigns import (
+        Audience,
+        CampaignRequest,
+        create_campaign,
+        preview_campaign,
+    )
+    from console.errors import TocsinError
+
+    ctx = _context(config)
+    request = CampaignRequest(
+        topic=args.topic, text=args.text, sender_id=args.sender or config.town.sender_id,
+        audience=Audience(everyone=args.all, zones=tuple(args.zone or ()),
+                          groups=tuple(args.group or ()), numbers=tuple(args.to or ())),
+        kind="emergency" if args.emergency else "planned",
+        start_at=_parse_when(args.at, config) if args.at else None,
+    )
+    try:
+        if not args.yes:
+            preview = preview_campaign(ctx, request)
+            sys.stderr.write(f"{preview.recipients} recipient(s), {sum(preview.skipped.values())}"
+                             f" skipped {preview.skipped or ''}\n")
+            _confirm_typed(preview.recipients, "recipients to send to", sys.stdin, sys.stderr)
+        result = create_campaign(ctx, request)
+    except TocsinError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if args.json:
+        _print_json({"campaign_id": result.campaign_id, "counts": result.counts,
+                     "skipped": result.skipped})
+    else:
+        print(f"campaign #{result.campaign_id}: {result.counts['queued']} queued, "
+              f"{result.counts['skipped']} skipped")
+    return EXIT_OK
+
+
+def _campaign(args: argparse.Namespace, config: Config) -> int:
+    from console.campaign_ops import (
+        change_campaign,
+        get_campaign,
+        list_campaigns,
+        resolve_uncertain,
+    )
+    from console.errors import TocsinError
+
+    ctx = _context(config)
+    try:
+        if args.action == "list":
+            views = list_campaigns(ctx, args.limit)
+            if args.json:
+                _print_json([v.to_json() for v in views])
+            for view in views if not args.json else ():
+                print(f"#{view.id} {view.kind:<9} {view.status:<9} {view.topic:<10} "
+                      f"{_counts_line(view.counts)}")
+            return EXIT_OK
+        if args.action == "resolve":
+            if args.resend == args.mark_sent:
+                raise CliError("resolve needs --resend or --mark-sent", EXIT_USAGE)
+            count = resolve_uncertain(ctx, args.id, "resend" if args.resend else "mark-sent")
+            view = get_campaign(ctx, args.id)
+            _print_json({"resolved": count, **view.to_json()}) if args.json else print(
+                f"campaign #{args.id}: {count} uncertain message(s) "
+                f"{'re-queued' if args.resend else 'marked sent'}")
+            return EXIT_OK
+        view = (get_campaign(ctx, args.id) if args.action == "show"
+                else change_campaign(ctx, args.id, args.action))
+    except TocsinError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        _print_json(view.to_json())
+    else:
+        print(f"#{view.id} {view.kind} {view.status}"
+              + (f" ({view.status_reason})" if view.status_reason else ""))
+        print(f"  topic {view.topic}, sender {view.sender_id}, by {view.created_by}")
+        print(f"  {_counts_line(view.counts)}")
+    return EXIT_OK
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return " ".join(f"{state}={count}" for state, count in counts.items() if count)
+
+
+def _status(args: argparse.Namespace, config: Config) -> int:
+    from console.campaign_ops import queue_status
+
+    status = queue_status(_context(config))
+    if args.json:
+        _print_json(status)
+    else:
+        print(f"queue: {_counts_line(status['messages']) or 'empty'}")
+        print(f"in flight: {status['in_flight']}, rate: {status['rate_per_second']}/s, "
+              f"active campaigns: {status['active_campaigns']}")
+        if status["worker_alive"]:
+            for worker in status["workers"]:
+                print(f"worker {worker['owner']} ({worker['provider']}), "
+                      f"last seen {worker['last_seen']}")
+        else:
+            print("NO WORKER ALIVE: nothing is being sent (start `tocsin worker`)")
+    return EXIT_OK
+
+
+def _worker(args: argparse.Namespace, config: Config) -> int:
+    from console.worker import WorkerBusy
+    from console.worker_main import run_worker
+
+    ctx = _context(config)
+    try:
+        run_worker(ctx)
+    except WorkerBusy as exc:
+        raise CliError(str(exc)) from exc
+    except RuntimeError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    return EXIT_OK
 
 
 def _db(args: argparse.Namespace, config: Config) -> int:
@@ -350,5 +505,9 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "contact": _contact,
     "consent": _consent,
     "db": _db,
+    "send": _send,
+    "campaign": _campaign,
+    "status": _status,
+    "worker": _worker,
     "audit": _audit,
 }

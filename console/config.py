@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
@@ -31,6 +32,16 @@ class TownConfig(_Strict):
     name: str = "Commune de démonstration"
     region: Region = "FR"
     timezone: str = "Europe/Paris"
+    # The name residents see as the sender: 3 to 11 letters and digits, one letter.
+    sender_id: str = "MAIRIE"
+
+    @field_validator("sender_id")
+    @classmethod
+    def _sender_id(cls, value: str) -> str:
+        if not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}", value):
+            raise ValueError(
+                f"expected 3 to 11 letters and digits, at least one letter (got {value!r})")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -232,6 +232,21 @@ def _event(session: Session, message_id: int, state: str, applied: bool, source:
                               source=source, detail=detail[:500], at=at))
 
 
+def finish_campaigns(engine: Engine) -> int:
+    """A running campaign with nothing left to send or decide is done."""
+    campaign: Any = Campaign
+    message: Any = Message
+    open_states = (QUEUED, SENDING, UNCERTAIN)
+    with write_session(engine) as session:
+        return int(session.execute(
+            update(campaign)
+            .where(campaign.status == "running",
+                   ~select(message.id).where(message.campaign_id == campaign.id,
+                                             message.state.in_(open_states)).exists())
+            .values(status="done")
+        ).rowcount)  # type: ignore[attr-defined]
+
+
 def campaign_is_active(session: Session, campaign_id: int) -> bool:
     status = session.execute(
         select(col(Campaign.status)).where(col(Campaign.id) == campaign_id)

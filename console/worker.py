@@ -26,6 +26,7 @@ from console.queue import (
     apply_report,
     claim_batch,
     expire_leases,
+    finish_campaigns,
     record_results,
     release,
 )
@@ -68,21 +69,29 @@ class Worker:
         self.stats = WorkerStats()
         self._unreported = 0
         self._last_housekeeping = -1e9
+        self._started = False
+
+    async def start(self) -> None:
+        """Take the sender lease (SQLite) and announce ourselves; raises WorkerBusy."""
+        await self._housekeeping(first=True)
+        self._started = True
 
     async def run(self) -> None:
-        await self._housekeeping(first=True)
+        if not self._started:
+            await self.start()
         try:
             while not self.stop.is_set():
                 if await self.tick() == 0:
                     await self._idle()
         finally:
-            await asyncio.to_thread(self._leave)
+            await asyncio.to_thread(self.leave)
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stop.wait(), timeout=IDLE_POLL_S)
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
+        """Give the lease back and drop our heartbeat."""
         if is_sqlite(self.ctx.engine):
             release_sender_lease(self.ctx.engine, self.owner)
         forget(self.ctx.engine, self.owner)
@@ -107,6 +116,7 @@ class Worker:
         if expired:
             log.warning("%d message(s) left sending past their lease: now uncertain", expired)
         await self._poll_reports()
+        await asyncio.to_thread(finish_campaigns, engine)
 
     async def _poll_reports(self) -> None:
         """Providers without a callback (the simulated one) hand reports over here."""

@@ -92,7 +92,7 @@ def test_erase_without_yes_needs_the_typed_count(config_file: Path, monkeypatch,
     contact_id = json.loads(capsys.readouterr().out)["id"]
     monkeypatch.setattr("sys.stdin", io.StringIO("2\n"))
     assert run(config_file, "contact", "erase", str(contact_id)) == 1
-    assert "nothing erased" in capsys.readouterr().err
+    assert "nothing done" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO("1\n"))
     assert run(config_file, "contact", "erase", str(contact_id)) == 0
 

@@ -188,3 +188,24 @@ def test_two_workers_never_claim_the_same_message(ctx: Context, clock: FrozenClo
     assert not errors
     assert not set(taken["a"]) & set(taken["b"])
     assert len(taken["a"]) + len(taken["b"]) == 300
+
+
+def test_campaign_is_done_when_nothing_is_left(ctx: Context, clock: FrozenClock) -> None:
+    from console.queue import finish_campaigns
+    from storage.models import Campaign
+
+    cid = _campaign(ctx, 2)
+    claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 2)
+    record_results(ctx.engine, "w1", claimed, [
+        SendResult(claimed[0].message_id, "submitted"),
+        SendResult(claimed[1].message_id, "unknown")], clock.now(), 5)
+    assert finish_campaigns(ctx.engine) == 0  # an uncertain message awaits a decision
+    with Session(ctx.engine) as session:
+        m = session.get(Message, claimed[1].message_id)
+        assert m is not None
+        m.state = "failed"
+        session.add(m)
+        session.commit()
+    assert finish_campaigns(ctx.engine) == 1
+    with Session(ctx.engine) as session:
+        assert session.get(Campaign, cid).status == "done"  # type: ignore[union-attr]
