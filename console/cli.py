@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -184,8 +185,22 @@ def _demo(args: argparse.Namespace) -> int:
         print(town.database_url)
         return EXIT_OK
     from console.app import TocsinApp
+    from console.demo_worker import DemoWorker
 
-    TocsinApp(town.context).run()
+    # The console owns the terminal: the worker's log goes to a file of the town.
+    handler = logging.FileHandler(town.folder / "worker.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    tocsin_log = logging.getLogger("tocsin")
+    tocsin_log.addHandler(handler)
+    tocsin_log.setLevel(logging.INFO)
+    tocsin_log.propagate = False
+    worker = DemoWorker(town.context).start()
+    try:
+        TocsinApp(town.context).run()
+    finally:
+        worker.stop()
+    if worker.error:
+        print(f"The demo's worker did not run: {worker.error}", file=sys.stderr)
     print(f"Demo town kept in {town.folder}", file=sys.stderr)
     return EXIT_OK
 
