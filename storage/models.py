@@ -162,6 +162,8 @@ class Message(SQLModel, table=True):
         # The claim order: emergency first, then oldest, among those due.
         Index("ix_message_claim", "state", "priority", "next_attempt_at", "id"),
         Index("ix_message_campaign_state", "campaign_id", "state"),
+        # Reports from providers that do not echo our id are matched on their ref.
+        Index("ix_message_provider_ref", "provider_ref"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -71,6 +71,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.create_index("ix_message_campaign_state", ["campaign_id", "state"], unique=False)
+        batch_op.create_index("ix_message_provider_ref", ["provider_ref"], unique=False)
         batch_op.create_index(
             "ix_message_claim", ["state", "priority", "next_attempt_at", "id"], unique=False
         )
@@ -80,6 +81,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.drop_index("ix_message_claim")
+        batch_op.drop_index("ix_message_provider_ref")
         batch_op.drop_index("ix_message_campaign_state")
 
     op.drop_table("message")
