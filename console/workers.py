@@ -36,11 +36,27 @@ def acquire_sender_lease(engine: Engine, owner: str, now: datetime,
         if lease is None:
             session.add(SenderLease(name=SQLITE_LEASE, owner=owner, expires_at=expires))
             return None
-        if lease.owner != owner and lease.expires_at > now:
+        if lease.owner != owner and lease.expires_at > now and not holder_is_dead(lease.owner):
             return LeaseHolder(lease.owner, lease.expires_at)
         lease.owner, lease.expires_at = owner, expires
         session.add(lease)
     return None
+
+
+def holder_is_dead(owner: str) -> bool:
+    """A holder on this host whose process is gone (killed, crashed) frees the lease at
+    once: systemd's restart should not wait for the lease to run out."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
 
 
 def release_sender_lease(engine: Engine, owner: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from collections.abc import Sequence
 
@@ -163,3 +164,20 @@ async def test_token_bucket_paces_batches() -> None:
     assert bucket.delay_for(5) == pytest.approx(0.5)
     now[0] += 1.0
     assert bucket.delay_for(10) == 0
+
+
+def test_a_dead_holder_on_this_host_frees_the_sqlite_lease(ctx: Context) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from console.workers import acquire_sender_lease
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead_owner = f"{socket.gethostname()}:{gone.pid}:dead00"
+    alive_owner = f"{socket.gethostname()}:{os.getpid()}:alive0"
+    now = ctx.clock.now()
+    assert acquire_sender_lease(ctx.engine, dead_owner, now, 60) is None
+    assert acquire_sender_lease(ctx.engine, "me:1:x", now, 60) is None  # taken over
+    assert acquire_sender_lease(ctx.engine, alive_owner, now, 60) is not None
