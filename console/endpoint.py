@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,7 +30,8 @@ async def to_http_request(request: Request) -> HttpRequest:
     body = await request.body()
     form: dict[str, str] = {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        form = {k: str(v) for k, v in (await request.form()).items()}
+        # Parsed here: Starlette's request.form() needs python-multipart for nothing more.
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return HttpRequest(
         method=request.method, path=request.url.path, query=dict(request.query_params),
         form=form, headers={k.lower(): v for k, v in request.headers.items()}, body=body,

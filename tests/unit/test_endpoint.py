@@ -108,3 +108,22 @@ async def test_wrong_provider_and_health(served: str) -> None:
     async with httpx.AsyncClient(base_url=served) as client:
         assert (await client.get("/reports/twilio", params={"token": TOKEN})).status_code == 404
         assert (await client.get("/health")).text == "ok"
+
+
+async def test_form_encoded_callbacks_are_read(ctx: Context) -> None:
+    from starlette.requests import Request
+
+    from console.endpoint import to_http_request
+
+    body = b"MessageSid=SM1&MessageStatus=delivered&Body=Caf%C3%A9+STOP"
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    request = Request({"type": "http", "method": "POST", "path": "/reports/twilio",
+                       "query_string": b"", "headers": [
+                           (b"content-type", b"application/x-www-form-urlencoded")],
+                       "server": ("127.0.0.1", 8765), "scheme": "http"}, receive)
+    http = await to_http_request(request)
+    assert http.form == {"MessageSid": "SM1", "MessageStatus": "delivered",
+                         "Body": "Café STOP"}
