@@ -15,19 +15,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import delete, insert, select  # noqa: E402
-from sqlmodel import col  # noqa: E402
+from sqlalchemy import delete, insert, select
+from sqlmodel import col
 
-from console.campaigns import Audience, CampaignRequest, create_campaign  # noqa: E402
-from console.clock import SystemClock  # noqa: E402
-from console.config import Config, DatabaseConfig, PrivacyConfig  # noqa: E402
-from console.context import Context, load_hash_key, sync_topics  # noqa: E402
-from console.demo import resident_rows  # noqa: E402
-from console.importer import ImportOptions, import_contacts  # noqa: E402
-from console.roles import Role  # noqa: E402
-from storage.engine import make_engine, write_session  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.models import Message  # noqa: E402
+from console.campaigns import Audience, CampaignRequest, create_campaign
+from console.clock import SystemClock
+from console.config import Config, DatabaseConfig, PrivacyConfig
+from console.context import Context, load_hash_key, sync_topics
+from console.demo import resident_rows
+from console.importer import ImportOptions, import_contacts
+from console.roles import Role
+from storage.engine import make_engine, write_session
+from storage.migrate import upgrade
+from storage.models import Message
 
 
 def main() -> None:

@@ -152,6 +152,8 @@ class WorkerConfig(_Strict):
     # A message left in `sending` longer than this becomes `uncertain`.
     lease_seconds: int = Field(default=60, ge=5, le=3600)
     max_attempts: int = Field(default=5, ge=1, le=50)
+    # How long one provider request may take before it counts as "may have been sent".
+    provider_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     # A `submitted` message with no report after this shows as "no report".
     report_timeout_minutes: int = Field(default=60, ge=1)
 

@@ -72,7 +72,8 @@ async def serve(ctx: Context, provider: Provider, token: str, *,
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, stop.set)
     limits = httpx.Limits(max_connections=ctx.config.provider.concurrency * 2)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0),
+    timeout = ctx.config.worker.provider_timeout_seconds
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
                                  limits=limits) as client:
         worker = Worker(ctx, provider, client, owner or new_owner(), stop)
         # The single-sender check comes before the port is taken, so a second worker
