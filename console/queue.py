@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, bindparam, insert, select, update
 from sqlmodel import Session, col
 
 from console.ledger import (
@@ -113,25 +113,51 @@ def record_results(
     `uncertain`) is left as it is: the answer is still recorded as an event.
     """
     by_id = {c.message_id: c for c in claimed}
-    new_states: dict[int, str] = {}
+    answered = [r for r in results if r.message_id in by_id]
+    if not answered:
+        return {}
     message: Any = Message
+    table: Any = Message.__table__  # type: ignore[attr-defined]
+    events: Any = DeliveryEvent.__table__  # type: ignore[attr-defined]
+    new_states: dict[int, str] = {}
+    # Three statements for the whole batch (hot path: one commit per few answers).
     with write_session(engine) as session:
-        for result in results:
-            item = by_id.get(result.message_id)
-            if item is None:
-                continue
-            values = _values_for(result, item, now, max_attempts)
-            moved = session.execute(
-                update(message)
-                .where(message.id == result.message_id, message.state == SENDING,
-                       message.lease_owner == owner)
-                .values(**values, lease_owner="", lease_expires_at=None, updated_at=now)
-            ).rowcount  # type: ignore[attr-defined]
-            state = values["state"]
-            _event(session, result.message_id, state, bool(moved), "send",
-                   result.reason or result.provider_ref, now)
-            if moved:
-                new_states[result.message_id] = state
+        held = {
+            row.id: row for row in session.execute(
+                select(message.id, message.provider_ref, message.next_attempt_at,
+                       message.reason)
+                .where(message.id.in_([r.message_id for r in answered]),
+                       message.state == SENDING, message.lease_owner == owner))
+        }
+        updates: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        for result in answered:
+            values = _values_for(result, by_id[result.message_id], now, max_attempts)
+            current = held.get(result.message_id)
+            if current is not None:
+                updates.append({
+                    "mid": result.message_id, "new_state": values["state"],
+                    "new_reason": values.get("reason", current.reason),
+                    "new_ref": values.get("provider_ref", current.provider_ref),
+                    "new_next": values.get("next_attempt_at", current.next_attempt_at),
+                })
+                new_states[result.message_id] = values["state"]
+            event_rows.append({
+                "message_id": result.message_id, "state": values["state"],
+                "applied": current is not None, "source": "send",
+                "detail": (result.reason or result.provider_ref)[:500], "at": now})
+        if updates:
+            session.execute(
+                update(table)
+                .where(table.c.id == bindparam("mid"), table.c.state == SENDING,
+                       table.c.lease_owner == owner)
+                .values(state=bindparam("new_state"), reason=bindparam("new_reason"),
+                        provider_ref=bindparam("new_ref"),
+                        next_attempt_at=bindparam("new_next"), lease_owner="",
+                        lease_expires_at=None, updated_at=now),
+                updates,
+            )
+        session.execute(insert(events), event_rows)
     return new_states
 
 

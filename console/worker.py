@@ -38,6 +38,7 @@ from storage.models import Campaign
 log = logging.getLogger("tocsin.worker")
 
 IDLE_POLL_S = 0.2
+RECORD_LINGER_S = 0.01
 # Heartbeat, lease renewal and the lease sweep run this often.
 HOUSEKEEPING_S = 2.0
 
@@ -65,11 +66,20 @@ class Worker:
         self.batch_size = settings.batch_size
         self.max_attempts = settings.max_attempts
         self.bucket = TokenBucket(ctx.config.provider.rate)
+        # Never claim more than the rate lets us send in half a lease: a message
+        # waiting its turn must not see its lease run out before its call.
+        self.claim_size = max(1, min(self.batch_size,
+                                     int(ctx.config.provider.rate * self.lease_seconds / 2)))
+        self.refill_below = ctx.config.provider.concurrency * 2
         self.slots = asyncio.Semaphore(ctx.config.provider.concurrency)
         self.stats = WorkerStats()
         self._unreported = 0
         self._last_housekeeping = -1e9
         self._started = False
+        self._pending: list[tuple[Sequence[Claimed], Sequence[SendResult],
+                                  asyncio.Future[dict[int, str]]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
 
     async def start(self) -> None:
         """Take the sender lease (SQLite) and announce ourselves; raises WorkerBusy."""
@@ -79,12 +89,71 @@ class Worker:
     async def run(self) -> None:
         if not self._started:
             await self.start()
+        recorder = asyncio.create_task(self._recorder())
+        inflight: set[asyncio.Task[None]] = set()
         try:
             while not self.stop.is_set():
-                if await self.tick() == 0:
-                    await self._idle()
+                # Claim the next batch while the last few calls are still out, so the
+                # provider never waits on our database round trip.
+                if len(inflight) <= self.refill_below:
+                    claimed = await self.tick(inflight)
+                    if claimed:
+                        continue
+                    if not inflight:
+                        await self._idle()
+                        continue
+                done, _ = await asyncio.wait(inflight, timeout=IDLE_POLL_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                inflight -= done
+                for task in done:
+                    task.result()
         finally:
+            # Stop claiming; the calls in flight finish and are recorded.
+            if inflight:
+                await asyncio.gather(*inflight, return_exceptions=True)
+            self._closing = True
+            self._wake.set()
+            await recorder
             await asyncio.to_thread(self.leave)
+
+    async def _record(self, chunk: Sequence[Claimed],
+                      results: Sequence[SendResult]) -> dict[int, str]:
+        """Hand answers to the recorder; returns once they are committed."""
+        done: asyncio.Future[dict[int, str]] = asyncio.get_running_loop().create_future()
+        self._pending.append((chunk, results, done))
+        self._wake.set()
+        return await done
+
+    async def _recorder(self) -> None:
+        """The one writer of answers: what arrived while a commit ran goes in the next.
+
+        Answers are committed within milliseconds of the provider's reply, in few
+        transactions, and the send tasks never queue on SQLite's write lock.
+        """
+        while True:
+            await self._wake.wait()
+            if not self._closing:
+                # Let answers that are a few milliseconds apart share one commit.
+                await asyncio.sleep(RECORD_LINGER_S)
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                if self._closing:
+                    return
+                continue
+            claimed = [c for chunk, _, _ in batch for c in chunk]
+            results = [r for _, answers, _ in batch for r in answers]
+            try:
+                states = await asyncio.to_thread(
+                    record_results, self.ctx.engine, self.owner, claimed, results,
+                    self.ctx.clock.now(), self.max_attempts)
+            except Exception as exc:
+                for _, _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for chunk, _, done in batch:
+                ids = {c.message_id for c in chunk}
+                done.set_result({m: s for m, s in states.items() if m in ids})
 
     async def _idle(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -127,17 +196,17 @@ class Worker:
         for report in pending(loop.time()):
             await asyncio.to_thread(apply_report, self.ctx.engine, report, self.ctx.clock.now())
 
-    async def tick(self) -> int:
-        """One round: claim a batch and send it. Returns how many were claimed."""
+    async def tick(self, inflight: set[asyncio.Task[None]]) -> int:
+        """Claim a batch and start sending it; returns how many were claimed."""
         await self._housekeeping()
         claimed = await asyncio.to_thread(
             claim_batch, self.ctx.engine, self.owner, self.ctx.clock.now(),
-            self.lease_seconds, self.batch_size)
+            self.lease_seconds, self.claim_size)
         if not claimed:
             return 0
         size = max(self.provider.max_batch, 1)
-        chunks = [claimed[i:i + size] for i in range(0, len(claimed), size)]
-        await asyncio.gather(*(self._send_chunk(chunk) for chunk in chunks))
+        for i in range(0, len(claimed), size):
+            inflight.add(asyncio.create_task(self._send_chunk(claimed[i:i + size])))
         self.stats.batches += 1
         return len(claimed)
 
@@ -159,9 +228,7 @@ class Worker:
             SendResult(c.message_id, "unknown", reason="provider gave no answer for it")
             for c in chunk if c.message_id not in answered
         ]
-        states = await asyncio.to_thread(
-            record_results, self.ctx.engine, self.owner, chunk, results,
-            self.ctx.clock.now(), self.max_attempts)
+        states = await self._record(chunk, results)
         sent = sum(1 for s in states.values() if s == "submitted")
         self.stats.sent += sent
         self._unreported += sent

@@ -1,0 +1,191 @@
+"""The worker's throughput, with the ledger committed, as a ratio to a bare httpx loop
+sending the same requests to the same server in the same run (target: 0.8 or more).
+
+Two servers: a local Twilio-compatible HTTP provider (in its own process), and the
+real Kannel from Debian (bearerbox, smsbox, fakesmsc on loopback) when installed.
+
+    .venv/bin/python bench/bench_worker.py [--messages 2000] [--no-kannel]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlmodel import Session, col, func, select  # noqa: E402
+
+from console.campaigns import Audience, CampaignRequest, create_campaign  # noqa: E402
+from console.clock import SystemClock  # noqa: E402
+from console.config import (  # noqa: E402
+    Config,
+    DatabaseConfig,
+    KannelConfig,
+    PrivacyConfig,
+    ProviderConfig,
+    TwilioConfig,
+    WorkerConfig,
+)
+from console.context import Context, load_hash_key, sync_topics  # noqa: E402
+from console.importer import ImportOptions, import_contacts  # noqa: E402
+from console.providers.base import OutgoingSms, Provider  # noqa: E402
+from console.providers.kannel import KannelProvider  # noqa: E402
+from console.providers.twilio import TwilioProvider  # noqa: E402
+from console.roles import Role  # noqa: E402
+from console.worker_main import serve  # noqa: E402
+from storage.engine import make_engine  # noqa: E402
+from storage.migrate import upgrade  # noqa: E402
+from storage.models import Message  # noqa: E402
+
+CONCURRENCY = 4
+SERVER = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+async def create(request):
+    await request.body()
+    return Response(b'{"sid": "SM1", "status": "queued"}', status_code=201,
+                    media_type="application/json")
+app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", create,
+                              methods=["POST"])])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            backlog=2048)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def town(folder: Path, count: int, provider: ProviderConfig) -> Context:
+    url = f"sqlite:///{folder}/bench.db"
+    config = Config(database=DatabaseConfig(url=url), provider=provider,
+                    privacy=PrivacyConfig(hash_key_file=f"{folder}/key"),
+                    worker=WorkerConfig(batch_size=200, lease_seconds=120))
+    engine = make_engine(url)
+    upgrade(engine)
+    sync_topics(engine, config)
+    ctx = Context(engine=engine, config=config, clock=SystemClock(), operator="bench",
+                  role=Role.ADMIN, hash_key=load_hash_key(engine, folder / "key"))
+    csv_path = folder / "residents.csv"
+    csv_path.write_text("telephone\n" + "".join(
+        f"06 9{i // 1000000} {i // 10000 % 100:02d} {i // 100 % 100:02d} {i % 100:02d}\n"
+        for i in range(count)), encoding="utf-8")
+    import_contacts(ctx, csv_path, ImportOptions())
+    return ctx
+
+
+async def bare_loop(provider: Provider, count: int) -> float:
+    """The same requests through the same provider code, with no database at all."""
+    batch = [OutgoingSms(i + 1, f"+3369{i:07d}", "Exercice d'alerte", "MAIRIE")
+             for i in range(count)]
+    slots = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY * 2)) as c:
+        async def one(sms: OutgoingSms) -> None:
+            async with slots:
+                results = await provider.send(c, [sms])
+                assert results[0].outcome == "submitted", results[0]
+        start = time.perf_counter()
+        await asyncio.gather(*(one(sms) for sms in batch))
+        return count / (time.perf_counter() - start)
+
+
+async def worker_run(ctx: Context, provider: Provider, count: int) -> float:
+    create_campaign(ctx, CampaignRequest(topic="alertes", text="Exercice d'alerte",
+                                         sender_id="MAIRIE", audience=Audience(everyone=True),
+                                         kind="emergency"))
+    stop = asyncio.Event()
+
+    def submitted() -> int:
+        with Session(ctx.engine) as session:
+            return int(session.exec(select(func.count()).select_from(Message).where(
+                col(Message.state) == "submitted")).one())
+
+    start = time.perf_counter()
+    task = asyncio.create_task(serve(ctx, provider, "bench", stop=stop, listen=False))
+    while await asyncio.to_thread(submitted) < count:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    await task
+    return count / elapsed
+
+
+async def compare(label: str, make: Callable[[], Provider], ctx: Context, count: int,
+                  lines: list[str]) -> None:
+    bare = await bare_loop(make(), count)
+    worker = await worker_run(ctx, make(), count)
+    lines.append(f"{label:<26} worker {worker:7.0f} msg/s   bare httpx {bare:7.0f} msg/s   "
+                 f"ratio {worker / bare:.2f} (target >= 0.8)")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--no-kannel", action="store_true")
+    args = parser.parse_args(argv)
+    count = args.messages
+    lines: list[str] = []
+    rate = 1_000_000.0
+    with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+            twilio = TwilioConfig(account_sid="AC0123456789", api_url=f"http://127.0.0.1:{port}")
+            (folder / "http").mkdir()
+            ctx = town(folder / "http", count, ProviderConfig(
+                name="twilio", rate=rate, concurrency=CONCURRENCY, twilio=twilio))
+            asyncio.run(compare("local HTTP provider", lambda: TwilioProvider(
+                twilio, "token", "http://127.0.0.1:1/cb"), ctx, count, lines))
+        finally:
+            server.terminate()
+            server.wait(10)
+        if not args.no_kannel:
+            run_kannel(folder, count, rate, lines)
+    print(f"{count:,} messages, {CONCURRENCY} requests in flight, ledger on SQLite")
+    for line in lines:
+        print(line)
+
+
+def run_kannel(folder: Path, count: int, rate: float, lines: list[str]) -> None:
+    from tests.e2e.kannel_harness import running_kannel
+
+    (folder / "kannel").mkdir()
+    with running_kannel(folder / "kannel-run", "http://127.0.0.1:9/mo") as kannel:
+        config = KannelConfig(url=kannel.sendsms_url, username=kannel.username)
+        ctx = town(folder / "kannel", count, ProviderConfig(
+            name="kannel", rate=rate, concurrency=CONCURRENCY, kannel=config))
+
+        def make() -> Provider:
+            return KannelProvider(config, kannel.password, "http://127.0.0.1:9/dlr")
+
+        run: Callable[[], Awaitable[None]] = lambda: compare(  # noqa: E731
+            "real Kannel (smsbox)", make, ctx, count, lines)
+        asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
