@@ -22,12 +22,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-from sqlmodel import Session, col, func, select  # noqa: E402
+import httpx
+from sqlmodel import Session, col, func, select
 
-from console.campaigns import Audience, CampaignRequest, create_campaign  # noqa: E402
-from console.clock import SystemClock  # noqa: E402
-from console.config import (  # noqa: E402
+from console.campaigns import Audience, CampaignRequest, create_campaign
+from console.clock import SystemClock
+from console.config import (
     Config,
     DatabaseConfig,
     KannelConfig,
@@ -36,16 +36,16 @@ from console.config import (  # noqa: E402
     TwilioConfig,
     WorkerConfig,
 )
-from console.context import Context, load_hash_key, sync_topics  # noqa: E402
-from console.importer import ImportOptions, import_contacts  # noqa: E402
-from console.providers.base import OutgoingSms, Provider  # noqa: E402
-from console.providers.kannel import KannelProvider  # noqa: E402
-from console.providers.twilio import TwilioProvider  # noqa: E402
-from console.roles import Role  # noqa: E402
-from console.worker_main import serve  # noqa: E402
-from storage.engine import make_engine  # noqa: E402
-from storage.migrate import upgrade  # noqa: E402
-from storage.models import Message  # noqa: E402
+from console.context import Context, load_hash_key, sync_topics
+from console.importer import ImportOptions, import_contacts
+from console.providers.base import OutgoingSms, Provider
+from console.providers.kannel import KannelProvider
+from console.providers.twilio import TwilioProvider
+from console.roles import Role
+from console.worker_main import serve
+from storage.engine import make_engine
+from storage.migrate import upgrade
+from storage.models import Message
 
 CONCURRENCY = 4
 SERVER = """
