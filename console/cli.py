@@ -186,6 +186,7 @@ def _demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     from console.app import TocsinApp
     from console.demo_worker import DemoWorker
+    from console.worker_main import quiet_http_logs
 
     # The console owns the terminal: the worker's log goes to a file of the town.
     handler = logging.FileHandler(town.folder / "worker.log", encoding="utf-8")
@@ -194,6 +195,7 @@ def _demo(args: argparse.Namespace) -> int:
     tocsin_log.addHandler(handler)
     tocsin_log.setLevel(logging.INFO)
     tocsin_log.propagate = False
+    quiet_http_logs()
     worker = DemoWorker(town.context).start()
     try:
         TocsinApp(town.context).run()

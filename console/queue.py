@@ -122,12 +122,16 @@ def record_results(
     new_states: dict[int, str] = {}
     # Three statements for the whole batch (hot path: one commit per few answers).
     with write_session(engine) as session:
+        # FOR UPDATE (PostgreSQL): a delivery report for one of these rows waits for
+        # this commit instead of reading a state we are about to change.
         held = {
             row.id: row for row in session.execute(
                 select(message.id, message.provider_ref, message.next_attempt_at,
                        message.reason)
                 .where(message.id.in_([r.message_id for r in answered]),
-                       message.state == SENDING, message.lease_owner == owner))
+                       message.state == SENDING, message.lease_owner == owner)
+                .order_by(message.id)
+                .with_for_update())
         }
         updates: list[dict[str, Any]] = []
         event_rows: list[dict[str, Any]] = []
@@ -235,18 +239,21 @@ def apply_report(engine: Engine, report: DeliveryReport, now: datetime) -> bool:
             where = message.provider_ref == report.provider_ref
         else:
             return False
-        found = session.execute(select(message.id, message.state).where(where)).first()
+        # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
+        # cannot slip between this read and the update below.
+        found = session.execute(
+            select(message.id, message.state).where(where).with_for_update()).first()
         if found is None:
             return False
         message_id, current = found
         applied = current != report.state and can_move(current, report.state)
         if applied:
-            session.execute(
+            applied = bool(session.execute(
                 update(message).where(and_(message.id == message_id,
                                            message.state == current))
                 .values(state=report.state, reason=report.provider_status[:500],
                         lease_owner="", lease_expires_at=None, updated_at=now)
-            )
+            ).rowcount)  # type: ignore[attr-defined]
         _event(session, message_id, report.state, applied, "report",
                report.provider_status, now)
     return applied

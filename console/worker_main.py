@@ -116,8 +116,16 @@ async def _listen(ctx: Context, provider: Provider, token: str
     return server, task
 
 
+def quiet_http_logs() -> None:
+    """httpx logs every request URL at INFO: with sendsms that is a password, a full
+    phone number and the message body. Only warnings from the HTTP stack."""
+    for name in ("httpx", "httpcore", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def run_worker(ctx: Context, environ: Mapping[str, str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s "
                         "%(message)s")
+    quiet_http_logs()
     provider, token = build_provider(ctx, os.environ if environ is None else environ)
     asyncio.run(serve(ctx, provider, token))
