@@ -75,6 +75,7 @@ from console.providers.base import (
     ProviderAuthError,
     SendResult,
 )
+from console.providers.http import retry_after
 
 # A timeout once the request may have reached smsbox: the SMS may be on its way, and
 # sendsms has no dedupe key, so a re-send may double it -> `unknown` (the ledger's
@@ -205,7 +206,7 @@ class KannelProvider:
         if status >= 500:
             return SendResult(
                 mid, "retry", reason=f"kannel: HTTP {status}: {body}".rstrip(": "),
-                retry_after=_retry_after(answer),
+                retry_after=retry_after(answer),
             )
         if 400 <= status < 500:
             return SendResult(mid, "rejected", reason=f"kannel: {body or f'HTTP {status}'}")
@@ -239,14 +240,6 @@ class KannelProvider:
             text = _recode(request.url, charset) or text
         return InboundSms(sender=sender, recipient=query.get("to", "").strip(), text=text,
                           provider_ref=query.get("id", "").strip())
-
-
-def _retry_after(answer: httpx.Response) -> float | None:
-    value = answer.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _recode(url: str, charset: str) -> str | None:

@@ -53,8 +53,6 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
@@ -69,6 +67,10 @@ from console.providers.base import (
     OutgoingSms,
     ProviderAuthError,
     SendResult,
+)
+from console.providers.http import (
+    retry_after,
+    transport_failure,
 )
 
 ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
@@ -103,7 +105,6 @@ ACCOUNT_CODES: Final[dict[int, str]] = {
 REJECTED_CODES: Final = frozenset({102, 106, 107, 117, 119, 121, 122})
 ALREADY_SENT: Final = 120
 
-MAY_HAVE_BEEN_SENT: Final = "may have been sent"
 SMS_TYPE: Final = "sms_premium"
 # Town hall messages are public information, never marketing: Octopush's "alert"
 # purpose (transactional/alert) sends round the clock without a STOP mention; the
@@ -187,7 +188,7 @@ class OctopushProvider:
             try:
                 response = await client.post(self._url, json=body, headers=headers)
             except httpx.RequestError as exc:
-                outcome, reason = transport_failure(exc)
+                outcome, reason = transport_failure(exc, "octopush")
                 if outcome == "retry" and not lost:
                     return [SendResult(sms.message_id, "retry", reason=reason)
                             for sms in group]
@@ -344,35 +345,3 @@ def _error_words(status: int, body: Any, response: httpx.Response) -> str:
     if body is None and response.content:
         return f"octopush HTTP {status}: unreadable answer"
     return f"octopush HTTP {status}"
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def transport_failure(exc: httpx.RequestError) -> tuple[Outcome, str]:
-    """`retry` when the request surely never reached Octopush, else `unknown`."""
-    kind = type(exc).__name__
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return "retry", f"octopush: not reached ({kind})"
-    if isinstance(exc, httpx.TimeoutException):
-        return "unknown", f"timeout after sending: {MAY_HAVE_BEEN_SENT} (octopush: {kind})"
-    if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
-        return "unknown", f"connection lost after sending: {MAY_HAVE_BEEN_SENT} (octopush: {kind})"
-    if not isinstance(exc, httpx.TransportError):
-        return "unknown", f"octopush: unreadable answer ({kind}): {MAY_HAVE_BEEN_SENT}"
-    return "retry", f"octopush: request not sent ({kind})"

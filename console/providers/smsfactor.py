@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 
 import httpx
@@ -56,6 +54,11 @@ from console.providers.base import (
     OutgoingSms,
     ProviderAuthError,
     SendResult,
+)
+from console.providers.http import (
+    MAY_HAVE_BEEN_SENT,
+    retry_after,
+    transport_failure,
 )
 
 ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
@@ -85,7 +88,6 @@ DATA_ERROR_STATUS: Final = -7
 FILTERS: Final = ("invalid", "blacklisted", "npai", "duplicated", "not_allowed", "flood",
                   "country_limit")
 
-MAY_HAVE_BEEN_SENT: Final = "may have been sent"
 # Town hall messages are information, never marketing (no STOP mention, any hour; our
 # own calendar policy applies before the send).
 PUSHTYPE: Final = "alert"
@@ -159,7 +161,7 @@ class SmsFactorProvider:
         try:
             response = await client.post(self._url, json=body, headers=headers)
         except httpx.RequestError as exc:
-            outcome, reason = transport_failure(exc)
+            outcome, reason = transport_failure(exc, "smsfactor")
             return [SendResult(sms.message_id, outcome, reason=reason) for sms in group]
         return self._results(group, response)
 
@@ -326,36 +328,3 @@ def _error_words(status: int, body: Any, response: httpx.Response) -> str:
     if response.content:
         return f"smsfactor HTTP {status}: unreadable answer"
     return f"smsfactor HTTP {status}"
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def transport_failure(exc: httpx.RequestError) -> tuple[Outcome, str]:
-    """`retry` when the request surely never reached SMSFactor, else `unknown` (it has
-    no dedupe key: a re-send could double the messages)."""
-    kind = type(exc).__name__
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return "retry", f"smsfactor: not reached ({kind})"
-    if isinstance(exc, httpx.TimeoutException):
-        return "unknown", f"timeout after sending: {MAY_HAVE_BEEN_SENT} (smsfactor: {kind})"
-    if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
-        return "unknown", f"connection lost after sending: {MAY_HAVE_BEEN_SENT} (smsfactor: {kind})"
-    if not isinstance(exc, httpx.TransportError):
-        return "unknown", f"smsfactor: unreadable answer ({kind}): {MAY_HAVE_BEEN_SENT}"
-    return "retry", f"smsfactor: request not sent ({kind})"

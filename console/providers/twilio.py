@@ -32,8 +32,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,10 +43,13 @@ from console.providers.base import (
     DeliveryReport,
     HttpRequest,
     InboundSms,
-    Outcome,
     OutgoingSms,
     ProviderAuthError,
     SendResult,
+)
+from console.providers.http import (
+    retry_after,
+    transport_failure,
 )
 
 ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
@@ -70,9 +71,6 @@ STATUS_MAP: Final[dict[str, ReportState]] = {
 
 # Query parameter carrying our message id in the StatusCallback URL.
 MESSAGE_ID_PARAM: Final = "mid"
-MAY_HAVE_BEEN_SENT: Final = "may have been sent"
-TIMEOUT_REASON: Final = f"timeout after sending: {MAY_HAVE_BEEN_SENT}"
-LOST_REASON: Final = f"connection lost after sending: {MAY_HAVE_BEEN_SENT}"
 
 
 class TwilioProvider:
@@ -119,7 +117,7 @@ class TwilioProvider:
                 self._url, data=form, auth=(self._config.account_sid, self._auth_token)
             )
         except httpx.RequestError as exc:
-            outcome, reason = transport_failure(exc)
+            outcome, reason = transport_failure(exc, "twilio")
             return SendResult(sms.message_id, outcome, reason=reason)
         return self._result(sms, response)
 
@@ -278,39 +276,3 @@ def _scrub(text: str, number: str) -> str:
 
 def _int(text: str) -> int | None:
     return int(text) if text.isdigit() else None
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date), None when absent."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def transport_failure(exc: httpx.RequestError) -> tuple[Outcome, str]:
-    """`retry` when the request surely never reached Twilio, else `unknown`."""
-    kind = type(exc).__name__
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return "retry", f"twilio: not reached ({kind})"
-    # Past this point Twilio may have read the request and sent the SMS before the
-    # answer was lost.
-    if isinstance(exc, httpx.TimeoutException):
-        return "unknown", f"{TIMEOUT_REASON} (twilio: {kind})"
-    if isinstance(exc, (httpx.NetworkError, httpx.RemoteProtocolError)):
-        return "unknown", f"{LOST_REASON} (twilio: {kind})"
-    if not isinstance(exc, httpx.TransportError):
-        # An answer came but could not be decoded (or redirected away): Twilio acted.
-        return "unknown", f"twilio: unreadable answer ({kind}): {MAY_HAVE_BEEN_SENT}"
-    # Protocol and proxy errors raised before anything went out.
-    return "retry", f"twilio: request not sent ({kind})"
