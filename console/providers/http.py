@@ -3,13 +3,14 @@ error means the SMS surely was not sent (`retry`) or may have been (`unknown`)."
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
 
 import httpx
 
-from console.providers.base import Outcome
+from console.providers.base import Outcome, OutgoingSms, ProviderAuthError, SendResult
 
 MAY_HAVE_BEEN_SENT: Final = "may have been sent"
 TIMEOUT_REASON: Final = f"timeout after sending: {MAY_HAVE_BEEN_SENT}"
@@ -50,3 +51,28 @@ def transport_failure(exc: httpx.RequestError, provider: str) -> tuple[Outcome, 
         return "unknown", f"{provider}: unreadable answer ({kind}): {MAY_HAVE_BEEN_SENT}"
     # Protocol and proxy errors raised before anything went out.
     return "retry", f"{provider}: request not sent ({kind})"
+
+
+async def send_requests(
+    requests: Sequence[Sequence[OutgoingSms]],
+    send_one: Callable[[Sequence[OutgoingSms]], Awaitable[list[SendResult]]],
+) -> list[SendResult]:
+    """Send a batch split into several requests, in order.
+
+    Refused credentials on the first request propagate (the worker pauses the
+    campaign). On a later one, the earlier requests went through and their answers
+    must reach the ledger: the rest come back as `retry`, and the next batch meets the
+    refusal at once.
+    """
+    results: list[SendResult] = []
+    for done, group in enumerate(requests):
+        try:
+            results.extend(await send_one(group))
+        except ProviderAuthError as exc:
+            if done == 0:
+                raise
+            rest = [sms for later in requests[done:] for sms in later]
+            results.extend(SendResult(sms.message_id, "retry", reason=str(exc))
+                           for sms in rest)
+            break
+    return results

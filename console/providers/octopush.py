@@ -70,6 +70,7 @@ from console.providers.base import (
 )
 from console.providers.http import (
     retry_after,
+    send_requests,
     transport_failure,
 )
 
@@ -146,21 +147,9 @@ class OctopushProvider:
     ) -> list[SendResult]:
         if len(batch) > self.max_batch:
             raise ValueError(f"octopush takes {self.max_batch} messages per call, got {len(batch)}")
-        results: list[SendResult] = []
-        requests = split_requests(batch, self.max_batch)
-        for done, group in enumerate(requests):
-            try:
-                results.extend(await self._send_request(client, group))
-            except ProviderAuthError as exc:
-                if done == 0:
-                    raise
-                # Earlier requests of this batch went through: their answers must reach
-                # the ledger. The rest waits; the next batch meets the refusal at once.
-                rest = [sms for later in requests[done:] for sms in later]
-                results.extend(SendResult(sms.message_id, "retry", reason=str(exc))
-                               for sms in rest)
-                break
-        return results
+        return await send_requests(
+            split_requests(batch, self.max_batch),
+            lambda group: self._send_request(client, group))
 
     async def _send_request(
         self, client: httpx.AsyncClient, group: Sequence[OutgoingSms]
