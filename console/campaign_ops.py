@@ -154,6 +154,12 @@ def queue_status(ctx: Context) -> dict[str, Any]:
                 col(DeliveryEvent.source) == "send", col(DeliveryEvent.state) == SUBMITTED,
                 col(DeliveryEvent.at) >= minute_ago)
         ).scalar_one()
+        # Submitted long ago and never reported on: the provider's silence is shown.
+        report_deadline = now - timedelta(minutes=ctx.config.worker.report_timeout_minutes)
+        no_report = session.execute(
+            select(func.count()).select_from(Message).where(
+                col(Message.state) == SUBMITTED, col(Message.updated_at) < report_deadline)
+        ).scalar_one()
         active = session.execute(
             select(func.count()).select_from(Campaign).where(
                 col(Campaign.status).in_(("queued", "running", "paused")))).scalar_one()
@@ -161,6 +167,7 @@ def queue_status(ctx: Context) -> dict[str, Any]:
     return {
         "messages": {state: int(by_state.get(state, 0)) for state in STATES},
         "in_flight": int(by_state.get("sending", 0)),
+        "no_report": int(no_report),
         "rate_per_second": round(int(last_minute) / 60, 2),
         "active_campaigns": int(active),
         "worker_alive": bool(workers),

@@ -445,7 +445,9 @@ def _status(args: argparse.Namespace, config: Config) -> int:
     else:
         print(f"queue: {_counts_line(status['messages']) or 'empty'}")
         print(f"in flight: {status['in_flight']}, rate: {status['rate_per_second']}/s, "
-              f"active campaigns: {status['active_campaigns']}")
+              f"active campaigns: {status['active_campaigns']}, "
+              f"no report after {config.worker.report_timeout_minutes} min: "
+              f"{status['no_report']}")
         if status["worker_alive"]:
             for worker in status["workers"]:
                 print(f"worker {worker['owner']} ({worker['provider']}), "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from console.campaign_ops import (
@@ -71,6 +73,12 @@ def test_list_and_status_json(ctx: Context) -> None:
     assert all(isinstance(v, int) for v in data["counts"].values())
     status = queue_status(ctx)
     assert status["messages"]["queued"] == 2 and status["worker_alive"] is False
+    claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 1)
+    record_results(ctx.engine, "w", claimed, [SendResult(claimed[0].message_id, "submitted")],
+                   ctx.clock.now(), 5)
+    assert queue_status(ctx)["no_report"] == 0
+    ctx.clock.advance(timedelta(minutes=61))  # type: ignore[attr-defined]
+    assert queue_status(ctx)["no_report"] == 1
     beat(ctx.engine, "host:1:abc", "simulated", ctx.clock.now())
     status = queue_status(ctx)
     assert status["worker_alive"] is True and status["workers"][0]["provider"] == "simulated"
