@@ -76,3 +76,25 @@ async def send_requests(
                            for sms in rest)
             break
     return results
+
+
+def split_requests(batch: Sequence[OutgoingSms], size: int) -> list[list[OutgoingSms]]:
+    """One request per (text, sender), at most `size` recipients, no number twice (a
+    batch API would filter the second as a duplicate).
+
+    Ordered by message id so that the same batch always splits the same way (and, for
+    Octopush, reuses the same request_ids).
+    """
+    requests: list[list[OutgoingSms]] = []
+    open_by_key: dict[tuple[str, str], list[list[OutgoingSms]]] = {}
+    for sms in sorted(batch, key=lambda m: m.message_id):
+        candidates = open_by_key.setdefault((sms.text, sms.sender_id), [])
+        for group in candidates:
+            if len(group) < size and all(other.to != sms.to for other in group):
+                group.append(sms)
+                break
+        else:
+            group = [sms]
+            candidates.append(group)
+            requests.append(group)
+    return requests

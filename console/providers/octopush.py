@@ -71,6 +71,7 @@ from console.providers.base import (
 from console.providers.http import (
     retry_after,
     send_requests,
+    split_requests,
     transport_failure,
 )
 
@@ -267,27 +268,6 @@ class OctopushProvider:
             # repeated callback from a new message.
             provider_ref=f"{ticket}:{number}:{when}",
         )
-
-
-def split_requests(batch: Sequence[OutgoingSms], size: int) -> list[list[OutgoingSms]]:
-    """One request per (text, sender), at most `size` recipients, no number twice.
-
-    Ordered by message id so that the same batch always splits the same way (and so
-    reuses the same request_ids).
-    """
-    requests: list[list[OutgoingSms]] = []
-    open_by_key: dict[tuple[str, str], list[list[OutgoingSms]]] = {}
-    for sms in sorted(batch, key=lambda m: m.message_id):
-        candidates = open_by_key.setdefault((sms.text, sms.sender_id), [])
-        for group in candidates:
-            if len(group) < size and all(other.to != sms.to for other in group):
-                group.append(sms)
-                break
-        else:
-            group = [sms]
-            candidates.append(group)
-            requests.append(group)
-    return requests
 
 
 def _fields(request: HttpRequest) -> Mapping[str, Any]:

@@ -59,6 +59,7 @@ from console.providers.http import (
     MAY_HAVE_BEEN_SENT,
     retry_after,
     send_requests,
+    split_requests,
     transport_failure,
 )
 
@@ -248,24 +249,6 @@ class SmsFactorProvider:
             # No id for an inbound SMS: sender and time tell a repeat from a new one.
             provider_ref=f"{sender}:{fields.get('date', '')}",
         )
-
-
-def split_requests(batch: Sequence[OutgoingSms], size: int) -> list[list[OutgoingSms]]:
-    """One request per (text, sender), at most `size` recipients, no number twice
-    (SMSFactor would filter the second as "duplicated")."""
-    requests: list[list[OutgoingSms]] = []
-    open_by_key: dict[tuple[str, str], list[list[OutgoingSms]]] = {}
-    for sms in sorted(batch, key=lambda m: m.message_id):
-        candidates = open_by_key.setdefault((sms.text, sms.sender_id), [])
-        for group in candidates:
-            if len(group) < size and all(other.to != sms.to for other in group):
-                group.append(sms)
-                break
-        else:
-            group = [sms]
-            candidates.append(group)
-            requests.append(group)
-    return requests
 
 
 def _fields(request: HttpRequest) -> Mapping[str, Any]:
