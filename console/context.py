@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from console.clock import Clock
 from console.config import Config, data_dir
@@ -70,7 +70,3 @@ def sync_topics(engine: Engine, config: Config) -> None:
             else:
                 row.label, row.legal_basis = topic.label, topic.legal_basis
                 session.add(row)
-
-
-def open_session(ctx: Context) -> Session:
-    return Session(ctx.engine, expire_on_commit=False)

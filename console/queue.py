@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, insert, select, update
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from console.ledger import (
     FAILED,
@@ -278,10 +278,3 @@ def finish_campaigns(engine: Engine) -> int:
                                              message.state.in_(open_states)).exists())
             .values(status="done")
         ).rowcount)  # type: ignore[attr-defined]
-
-
-def campaign_is_active(session: Session, campaign_id: int) -> bool:
-    status = session.execute(
-        select(col(Campaign.status)).where(col(Campaign.id) == campaign_id)
-    ).scalar_one_or_none()
-    return status in ACTIVE

@@ -3,10 +3,11 @@ error means the SMS surely was not sent (`retry`) or may have been (`unknown`)."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Final
+from typing import Any, Final
 
 import httpx
 
@@ -98,3 +99,11 @@ def split_requests(batch: Sequence[OutgoingSms], size: int) -> list[list[Outgoin
             candidates.append(group)
             requests.append(group)
     return requests
+
+
+def json_or_none(response: httpx.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON (the caller names the problem)."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return None

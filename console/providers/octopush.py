@@ -69,6 +69,7 @@ from console.providers.base import (
     SendResult,
 )
 from console.providers.http import (
+    json_or_none,
     retry_after,
     send_requests,
     split_requests,
@@ -199,7 +200,7 @@ class OctopushProvider:
         self, group: Sequence[OutgoingSms], request_id: str, response: httpx.Response
     ) -> list[SendResult]:
         status = response.status_code
-        body = _json(response)
+        body = json_or_none(response)
         ticket = body.get("sms_ticket") if isinstance(body, dict) else None
         code = _code(body)
 
@@ -284,12 +285,6 @@ def _fields(request: HttpRequest) -> Mapping[str, Any]:
             return loaded
     return {}
 
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _code(body: Any) -> int | None:

@@ -57,6 +57,7 @@ from console.providers.base import (
 )
 from console.providers.http import (
     MAY_HAVE_BEEN_SENT,
+    json_or_none,
     retry_after,
     send_requests,
     split_requests,
@@ -158,7 +159,7 @@ class SmsFactorProvider:
     def _results(self, group: Sequence[OutgoingSms], response: httpx.Response
                  ) -> list[SendResult]:
         status = response.status_code
-        body = _json(response)
+        body = json_or_none(response)
         answer = _status(body)
 
         def every(outcome: Outcome, reason: str, ref: str = "",
@@ -263,12 +264,6 @@ def _fields(request: HttpRequest) -> Mapping[str, Any]:
             return loaded
     return {}
 
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _int(value: Any) -> int | None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -48,6 +47,7 @@ from console.providers.base import (
     SendResult,
 )
 from console.providers.http import (
+    json_or_none,
     retry_after,
     transport_failure,
 )
@@ -123,7 +123,7 @@ class TwilioProvider:
 
     def _result(self, sms: OutgoingSms, response: httpx.Response) -> SendResult:
         status = response.status_code
-        body = _json(response)
+        body = json_or_none(response)
         if 200 <= status < 300:
             if not isinstance(body, dict) or not isinstance(body.get("sid"), str):
                 # Twilio answered 2xx: it created the message, we just cannot read its
@@ -247,12 +247,6 @@ def _header(headers: Mapping[str, str], name: str) -> str:
             return value
     return ""
 
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def _error_words(status: int, body: Any, response: httpx.Response) -> str:
