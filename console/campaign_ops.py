@@ -15,7 +15,7 @@ from sqlmodel import col
 from console.audit import append_audit
 from console.campaigns import CampaignError, _counts
 from console.context import Context
-from console.ledger import QUEUED, SKIPPED, STATES, SUBMITTED, UNCERTAIN
+from console.ledger import FAILED, QUEUED, SKIPPED, STATES, SUBMITTED, UNCERTAIN
 from console.roles import Role
 from console.workers import alive_workers
 from storage.engine import read_session, write_session
@@ -137,6 +137,38 @@ def resolve_uncertain(ctx: Context, campaign_id: int, resolution: Resolution) ->
         append_audit(session, at=now, operator=ctx.operator, action="campaign.resolve",
                      target=f"campaign:{campaign_id}",
                      details={"resolution": resolution, "messages": len(ids)})
+    return len(ids)
+
+
+def retry_failed(ctx: Context, campaign_id: int) -> int:
+    """Send the failed messages again (after the operator fixed the cause: credit,
+    credentials...); returns how many. Attempts start again from zero."""
+    view = get_campaign(ctx, campaign_id)
+    ctx.require(Role.ALERTER if view.kind == "emergency" else Role.OPERATOR)
+    if view.status == "cancelled":
+        raise CampaignError(f"campaign #{campaign_id} is cancelled: cannot retry",
+                            "campaign_change", id=campaign_id, status=view.status,
+                            change="retry")
+    now = ctx.clock.now()
+    reason = "retried by the operator"
+    with write_session(ctx.engine) as session:
+        ids = list(session.execute(
+            select(col(Message.id)).where(col(Message.campaign_id) == campaign_id,
+                                          col(Message.state) == FAILED)).scalars())
+        if ids:
+            session.execute(
+                update(Message).where(col(Message.id).in_(ids), col(Message.state) == FAILED)
+                .values(state=QUEUED, reason=reason, attempts=0, next_attempt_at=now,
+                        lease_owner="", updated_at=now))
+            session.add_all(DeliveryEvent(message_id=message_id, state=QUEUED, applied=True,
+                                          source="operator", detail=reason, at=now)
+                            for message_id in ids)
+            # A finished campaign runs again for these messages.
+            session.execute(update(Campaign).where(col(Campaign.id) == campaign_id,
+                                                   col(Campaign.status) == "done")
+                            .values(status="running"))
+        append_audit(session, at=now, operator=ctx.operator, action="campaign.retry",
+                     target=f"campaign:{campaign_id}", details={"messages": len(ids)})
     return len(ids)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, insert, or_, select
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -56,6 +56,13 @@ class Audience:
                            "groups": list(self.groups), "numbers": list(self.numbers)},
                           ensure_ascii=False, sort_keys=True)
 
+    @classmethod
+    def from_json(cls, text: str) -> Audience:
+        loaded = json.loads(text or "{}")
+        return cls(everyone=bool(loaded.get("all")), zones=tuple(loaded.get("zones", ())),
+                   groups=tuple(loaded.get("groups", ())),
+                   numbers=tuple(loaded.get("numbers", ())))
+
 
 @dataclass(frozen=True)
 class CampaignRequest:
@@ -95,8 +102,21 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
         raise CampaignError("no audience: all, zones, groups or numbers", "campaign_audience")
 
 
+# An emergency commits its first recipients at once, so the worker starts sending
+# while the rest are enqueued; each later chunk is its own short transaction, so on
+# SQLite the worker's writes are never held up behind one long enqueue.
+FIRST_CHUNK = 200
+CHUNK = 5000
+
+
 def create_campaign(ctx: Context, request: CampaignRequest) -> Enqueued:
-    """Create the campaign and enqueue every recipient, in one transaction."""
+    """Create the campaign and enqueue every recipient.
+
+    A planned campaign is one transaction. An emergency is enqueued in chunks in
+    contact order: the campaign row and the first chunk commit together, and the
+    campaign stays `enqueued = False` until the last chunk; if the console dies
+    half-way, `complete_enqueue` (run by the worker) finishes it, and the unique
+    (campaign, number) makes that safe to run twice."""
     needed = Role.ALERTER if request.kind == "emergency" else Role.OPERATOR
     ctx.require(needed)
     _validate(ctx, request)
@@ -109,18 +129,80 @@ def create_campaign(ctx: Context, request: CampaignRequest) -> Enqueued:
             kind=request.kind, priority=EMERGENCY_PRIORITY if emergency else 0,
             audience=request.audience.to_json(), status="queued", created_by=ctx.operator,
             created_at=now, start_at=request.start_at or now, resend_uncertain=emergency,
+            enqueued=False,
         )
         session.add(campaign)
         session.flush()
         assert campaign.id is not None
-        rows = _resolve(session, ctx, campaign, request.audience, explicit)
-        _insert_ignoring_duplicates(session.connection(), rows)
-        counts = _counts(session, campaign.id)
-        skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
         append_audit(session, at=now, operator=ctx.operator, action="campaign.create",
                      target=f"campaign:{campaign.id}",
-                     details={"kind": request.kind, "topic": request.topic, "counts": counts})
-    return Enqueued(campaign.id, counts, dict(skipped))
+                     details={"kind": request.kind, "topic": request.topic})
+        chunk = _enqueue_chunk(session, ctx, campaign, request.audience, explicit,
+                               after_id=0, limit=FIRST_CHUNK if emergency else None)
+    skipped = Counter(chunk.skipped)
+    while not chunk.last:
+        with write_session(ctx.engine) as session:
+            chunk = _enqueue_chunk(session, ctx, campaign, request.audience, explicit,
+                                   after_id=chunk.last_contact_id, limit=CHUNK)
+        skipped.update(chunk.skipped)
+    return Enqueued(campaign.id, chunk.counts, dict(skipped))
+
+
+def complete_enqueue(ctx: Context, campaign_id: int) -> Enqueued:
+    """Finish an emergency whose enqueue stopped half-way (the console was killed)."""
+    with read_session(ctx.engine) as session:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise CampaignError(f"no campaign #{campaign_id}", "no_campaign", id=campaign_id)
+        session.expunge(campaign)
+        done_up_to = session.execute(
+            select(func.max(col(Message.contact_id)))
+            .where(col(Message.campaign_id) == campaign_id)).scalar_one() or 0
+    audience = Audience.from_json(campaign.audience)
+    explicit = _parse_numbers(ctx, audience.numbers)
+    chunk = _Chunk(last=campaign.enqueued, last_contact_id=done_up_to, counts={}, skipped={})
+    while not chunk.last:
+        with write_session(ctx.engine) as session:
+            chunk = _enqueue_chunk(session, ctx, campaign, audience, explicit,
+                                   after_id=chunk.last_contact_id, limit=CHUNK)
+    with read_session(ctx.engine) as session:
+        counts = _counts(session, campaign_id)
+    return Enqueued(campaign_id, counts, chunk.skipped)
+
+
+def incomplete_campaigns(engine: Engine, created_before: datetime) -> list[int]:
+    """Emergencies still being enqueued that nobody has touched for a while."""
+    with read_session(engine) as session:
+        return list(session.execute(
+            select(col(Campaign.id)).where(col(Campaign.enqueued).is_(False),
+                                           col(Campaign.created_at) < created_before)
+        ).scalars())
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    last: bool
+    last_contact_id: int
+    counts: dict[str, int]
+    skipped: dict[str, int]
+
+
+def _enqueue_chunk(session: Session, ctx: Context, campaign: Campaign, audience: Audience,
+                   explicit: list[str], *, after_id: int, limit: int | None) -> _Chunk:
+    rows, last_contact_id, last = _resolve(session, ctx, campaign, audience, explicit,
+                                           after_id=after_id, limit=limit)
+    _insert_ignoring_duplicates(session.connection(), rows)
+    skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
+    counts: dict[str, int] = {}
+    if last:
+        assert campaign.id is not None
+        counts = _counts(session, campaign.id)
+        session.execute(update(Campaign).where(col(Campaign.id) == campaign.id)
+                        .values(enqueued=True))
+        append_audit(session, at=ctx.clock.now(), operator=ctx.operator,
+                     action="campaign.enqueued", target=f"campaign:{campaign.id}",
+                     details={"counts": counts})
+    return _Chunk(last, last_contact_id, counts, dict(skipped))
 
 
 @dataclass(frozen=True)
@@ -139,7 +221,8 @@ def preview_campaign(ctx: Context, request: CampaignRequest) -> Preview:
                      sender_id=request.sender_id, kind=request.kind, created_by=ctx.operator,
                      created_at=now, start_at=now)
     with read_session(ctx.engine) as session:
-        rows = _resolve(session, ctx, draft, request.audience, explicit)
+        rows, _, _ = _resolve(session, ctx, draft, request.audience, explicit,
+                              after_id=0, limit=None)
     skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
     return Preview(sum(1 for row in rows if row["state"] == QUEUED), dict(skipped))
 
@@ -156,7 +239,11 @@ def _parse_numbers(ctx: Context, raw_numbers: Sequence[str]) -> list[str]:
 
 
 def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audience,
-             explicit: list[str]) -> list[dict[str, Any]]:
+             explicit: list[str], *, after_id: int, limit: int | None,
+             ) -> tuple[list[dict[str, Any]], int, bool]:
+    """The rows of the audience's contacts after `after_id` (in id order, at most
+    `limit`), then, with the last chunk, the typed numbers no contact has. Returns the
+    rows, the last contact id seen, and whether this was the last chunk."""
     contact: Any = Contact
     conditions = []
     if audience.everyone:
@@ -169,16 +256,21 @@ def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audie
             .where(col(ContactGroup.name).in_(audience.groups))))
     if explicit:
         conditions.append(contact.number.in_(explicit))
-    found = session.execute(
-        select(contact.id, contact.number, contact.sendable)
-        .where(contact.erased_at.is_(None), or_(*conditions))
-        .order_by(contact.id)
-    ).all()
+    query = (select(contact.id, contact.number, contact.sendable)
+             .where(contact.erased_at.is_(None), contact.id > after_id, or_(*conditions))
+             .order_by(contact.id))
+    found = session.execute(query if limit is None else query.limit(limit)).all()
+    last = limit is None or len(found) < limit
+    last_contact_id = found[-1][0] if found else after_id
     basis = ctx.config.topics[campaign.topic].legal_basis
+    consent_range = [col(ConsentState.topic) == campaign.topic,
+                     col(ConsentState.contact_id) > after_id]
+    if not last:
+        consent_range.append(col(ConsentState.contact_id) <= last_contact_id)
     states: dict[int, bool] = {
         contact_id: granted for contact_id, granted in session.execute(
             select(col(ConsentState.contact_id), col(ConsentState.granted))
-            .where(col(ConsentState.topic) == campaign.topic))
+            .where(*consent_range))
     }
     suppressed = set(session.execute(select(col(Suppression.number_hash))).scalars())
     now = ctx.clock.now()
@@ -191,9 +283,7 @@ def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audie
                 "provider_ref": "", "updated_at": now}
 
     rows: list[dict[str, Any]] = []
-    known: set[str] = set()
     for contact_id, number, sendable in found:
-        known.add(number)
         if not sendable:
             rows.append(row(contact_id, number, SKIPPED, SKIP_NOT_SENDABLE))
         elif number_hash(ctx.hash_key, number) in suppressed:
@@ -202,6 +292,12 @@ def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audie
             rows.append(row(contact_id, number, SKIPPED, SKIP_NO_CONSENT))
         else:
             rows.append(row(contact_id, number, QUEUED, ""))
+    if not last or not explicit:
+        return rows, last_contact_id, last
+    # Contacts with these numbers came through the query above.
+    known = set(session.execute(
+        select(contact.number).where(contact.erased_at.is_(None),
+                                     contact.number.in_(explicit))).scalars())
     for number in dict.fromkeys(explicit):
         if number in known:
             continue
@@ -212,7 +308,7 @@ def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audie
             rows.append(row(None, number, SKIPPED, SKIP_NO_CONSENT))
         else:
             rows.append(row(None, number, QUEUED, ""))
-    return rows
+    return rows, last_contact_id, last
 
 
 def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> None:

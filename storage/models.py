@@ -151,6 +151,9 @@ class Campaign(SQLModel, table=True):
     start_at: datetime
     # Emergency campaigns re-send uncertain messages; others hold them for the operator.
     resend_uncertain: bool = Field(default=False)
+    # False while an emergency is still being enqueued in chunks: the worker sends the
+    # first chunk at once and completes the rest if the console died half-way.
+    enqueued: bool = Field(default=True)
 
 
 class Message(SQLModel, table=True):
@@ -187,6 +190,8 @@ class DeliveryEvent(SQLModel, table=True):
     happened to it."""
 
     __tablename__ = "delivery_event"
+    # The live queue's rate and sparkline count recent send answers.
+    __table_args__ = (Index("ix_delivery_event_source_at", "source", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="message.id", index=True)

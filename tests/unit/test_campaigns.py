@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlmodel import Session, col, select
 
+from console import campaigns
 from console.campaigns import (
     Audience,
     CampaignError,
     CampaignRequest,
     _insert_ignoring_duplicates,
     check_sender_id,
+    complete_enqueue,
     create_campaign,
+    incomplete_campaigns,
 )
 from console.consent import ConsentRequest, record_consent
 from console.contacts import ContactInput, add_contact, erase_contact
 from console.context import Context
 from console.ledger import FINAL, STATES, can_move, is_final
 from console.roles import PermissionDenied, Role
-from storage.models import AuditEntry, Message
+from storage.models import AuditEntry, Campaign, Message
 from tests.conftest import make_context
 
 
@@ -182,3 +187,64 @@ def test_ledger_moves_forward_only() -> None:
         assert not any(can_move(final, other) for other in STATES)
     with pytest.raises(ValueError):
         can_move("queued", "teleported")
+
+
+def _many(ctx: Context, count: int) -> None:
+    for i in range(count):
+        add_contact(ctx, ContactInput(number=f"06 20 00 {i // 100:02d} {i % 100:02d}",
+                                      name=f"r{i}", zone="Centre"))
+
+
+def test_emergency_enqueues_in_chunks_with_exact_counts(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(campaigns, "FIRST_CHUNK", 7)
+    monkeypatch.setattr(campaigns, "CHUNK", 10)
+    _town(ctx)
+    _many(ctx, 45)
+    result = create_campaign(ctx, CampaignRequest(
+        topic="alertes", text="Crue", sender_id="MAIRIE", kind="emergency",
+        audience=Audience(everyone=True, numbers=("06 99 99 99 99", "06 20 00 00 03"))))
+    messages = _messages(ctx, result.campaign_id)
+    # 4 residents of the town (one was erased), 45 more, one typed number with no contact.
+    assert len(messages) == sum(result.counts.values()) == 50
+    assert result.skipped == {"not_sendable": 1}
+    assert messages["+33699999999"] == ("queued", "")
+    with Session(ctx.engine) as session:
+        campaign = session.get(Campaign, result.campaign_id)
+        assert campaign is not None and campaign.enqueued
+        actions = session.exec(select(AuditEntry.action)).all()
+    assert actions.count("campaign.create") == actions.count("campaign.enqueued") == 1
+
+
+def test_an_enqueue_cut_short_is_completed_once(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(campaigns, "FIRST_CHUNK", 5)
+    monkeypatch.setattr(campaigns, "CHUNK", 10)
+    _many(ctx, 32)
+    real_chunk = campaigns._enqueue_chunk
+    calls = 0
+
+    def dies_on_the_third_chunk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt  # the SSH session dropped
+        return real_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(campaigns, "_enqueue_chunk", dies_on_the_third_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        create_campaign(ctx, CampaignRequest(
+            topic="alertes", text="Crue", sender_id="MAIRIE", kind="emergency",
+            audience=Audience(everyone=True)))
+    monkeypatch.setattr(campaigns, "_enqueue_chunk", real_chunk)
+    with Session(ctx.engine) as session:
+        campaign = session.exec(select(Campaign)).one()
+    assert campaign.id is not None and not campaign.enqueued
+    assert len(_messages(ctx, campaign.id)) == 15
+    later = ctx.clock.now() + timedelta(minutes=1)
+    assert incomplete_campaigns(ctx.engine, later) == [campaign.id]
+    done = complete_enqueue(ctx, campaign.id)
+    assert sum(done.counts.values()) == 32 == len(_messages(ctx, campaign.id))
+    assert incomplete_campaigns(ctx.engine, later) == []
+    # Completing again changes nothing.
+    assert sum(complete_enqueue(ctx, campaign.id).counts.values()) == 32

@@ -1,0 +1,31 @@
+"""live queue: send events by time, and campaigns still being enqueued
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("campaign", schema=None) as batch_op:
+        # Existing campaigns were enqueued in one transaction: they are complete.
+        batch_op.add_column(sa.Column("enqueued", sa.Boolean(), nullable=False,
+                                      server_default=sa.true()))
+    with op.batch_alter_table("delivery_event", schema=None) as batch_op:
+        batch_op.create_index("ix_delivery_event_source_at", ["source", "at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("delivery_event", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_event_source_at")
+    with op.batch_alter_table("campaign", schema=None) as batch_op:
+        batch_op.drop_column("enqueued")
