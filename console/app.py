@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, ClassVar
 
@@ -12,9 +12,11 @@ from textual.screen import Screen
 
 from console.context import Context
 from console.i18n import Translator
+from console.worker_launch import Launched
 from screens.contacts import ContactsScreen
+from screens.envois import EnvoisScreen
 from screens.help import HelpScreen
-from screens.placeholder import CalendrierScreen, ConsentementsScreen, EnvoisScreen
+from screens.placeholder import CalendrierScreen, ConsentementsScreen
 from screens.widgets.translate import translate_bindings
 
 
@@ -28,20 +30,28 @@ class TocsinApp(App[None]):
         "calendrier": CalendrierScreen,
     }
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("1", "switch_mode('envois')", "binding.mode_envois", id="mode.envois"),
-        Binding("2", "switch_mode('contacts')", "binding.mode_contacts", id="mode.contacts"),
+        # The mode bar shows the modes with their keys: the footer keeps its room.
+        Binding("1", "switch_mode('envois')", "binding.mode_envois", id="mode.envois",
+                show=False),
+        Binding("2", "switch_mode('contacts')", "binding.mode_contacts", id="mode.contacts",
+                show=False),
         Binding("3", "switch_mode('consentements')", "binding.mode_consentements",
                 id="mode.consentements", show=False),
         Binding("4", "switch_mode('calendrier')", "binding.mode_calendrier",
                 id="mode.calendrier", show=False),
+        Binding("exclamation_mark", "emergency", "binding.emergency", id="app.emergency"),
         Binding("question_mark,f1", "help", "binding.help", id="app.help"),
         Binding("colon", "command_palette", "binding.palette", id="app.palette", show=False),
         Binding("q", "quit", "binding.quit", id="app.quit"),
     ]
 
-    def __init__(self, ctx: Context, *, start_mode: str = "contacts") -> None:
+    def __init__(self, ctx: Context, *, start_mode: str = "envois",
+                 worker_launcher: Callable[[], Launched] | None = None) -> None:
         super().__init__()
         self.ctx = ctx
+        # Starts a worker that outlives this console (the CLI knows how); None: the
+        # operator is told how to start one.
+        self.worker_launcher = worker_launcher
         self.t = Translator(ctx.config.console.language)
         self.start_mode = start_mode
         translate_bindings(self, self.t)
@@ -51,6 +61,41 @@ class TocsinApp(App[None]):
     def on_mount(self) -> None:
         self.title = f"Tocsin — {self.ctx.config.town.name}"
         self.switch_mode(self.start_mode)
+
+    def action_emergency(self) -> None:
+        from screens.emergency_template import TemplateStep
+
+        if any(isinstance(screen, TemplateStep) for screen in self.screen_stack):
+            return
+        self.push_screen(TemplateStep())
+
+    def show_live(self, campaign_id: int) -> None:
+        """After an alert: back to the queue, the new campaign under the cursor."""
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.switch_mode("envois")
+        screen = self.screen
+        if isinstance(screen, EnvoisScreen):
+            screen.show_campaign(campaign_id)
+
+    def action_start_worker(self) -> None:
+        from console.send_queue import ALIVE_WITHIN_S
+        from console.workers import alive_workers
+
+        t = self.t
+        if alive_workers(self.ctx.engine, self.ctx.clock.now(), ALIVE_WITHIN_S):
+            self.notify(t("worker.already_running"))
+            return
+        if self.worker_launcher is None:
+            self.notify(t("worker.how_to_start"), severity="warning", timeout=10)
+            return
+        try:
+            started = self.worker_launcher()
+        except Exception as exc:  # shown to the operator: the console never crashes on it
+            self.notify(t("worker.start_failed", error=str(exc)), severity="error",
+                        markup=False)
+            return
+        self.notify(t("worker.started", pid=started.pid, log=str(started.log)), markup=False)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -109,14 +109,16 @@ FIRST_CHUNK = 200
 CHUNK = 5000
 
 
-def create_campaign(ctx: Context, request: CampaignRequest) -> Enqueued:
+def create_campaign(ctx: Context, request: CampaignRequest, *,
+                    on_started: Callable[[int], None] | None = None) -> Enqueued:
     """Create the campaign and enqueue every recipient.
 
     A planned campaign is one transaction. An emergency is enqueued in chunks in
     contact order: the campaign row and the first chunk commit together, and the
     campaign stays `enqueued = False` until the last chunk; if the console dies
     half-way, `complete_enqueue` (run by the worker) finishes it, and the unique
-    (campaign, number) makes that safe to run twice."""
+    (campaign, number) makes that safe to run twice. `on_started` gets the campaign
+    id once the first chunk is committed (the console shows it live from then on)."""
     needed = Role.ALERTER if request.kind == "emergency" else Role.OPERATOR
     ctx.require(needed)
     _validate(ctx, request)
@@ -140,6 +142,8 @@ def create_campaign(ctx: Context, request: CampaignRequest) -> Enqueued:
         chunk = _enqueue_chunk(session, ctx, campaign, request.audience, explicit,
                                after_id=0, limit=FIRST_CHUNK if emergency else None)
     skipped = Counter(chunk.skipped)
+    if on_started is not None:
+        on_started(campaign.id)
     while not chunk.last:
         with write_session(ctx.engine) as session:
             chunk = _enqueue_chunk(session, ctx, campaign, request.audience, explicit,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -170,8 +171,13 @@ def _context(config: Config) -> Any:
 
 def _tui(args: argparse.Namespace, config: Config) -> int:
     from console.app import TocsinApp
+    from console.config import data_dir
+    from console.worker_launch import Launched, start_detached, worker_command
 
-    TocsinApp(_context(config)).run()
+    def launch_worker() -> Launched:
+        return start_detached(worker_command(args.config), data_dir() / "worker.log")
+
+    TocsinApp(_context(config), worker_launcher=launch_worker).run()
     return EXIT_OK
 
 
@@ -186,6 +192,7 @@ def _demo(args: argparse.Namespace) -> int:
         return EXIT_OK
     from console.app import TocsinApp
     from console.demo_worker import DemoWorker
+    from console.worker_launch import Launched
     from console.worker_main import quiet_http_logs
 
     # The console owns the terminal: the worker's log goes to a file of the town.
@@ -197,8 +204,16 @@ def _demo(args: argparse.Namespace) -> int:
     tocsin_log.propagate = False
     quiet_http_logs()
     worker = DemoWorker(town.context).start()
+
+    def restart_worker() -> Launched:
+        # The demo's worker lives in this process: it stops with the console anyway.
+        nonlocal worker
+        worker.stop()
+        worker = DemoWorker(town.context).start()
+        return Launched(os.getpid(), town.folder / "worker.log")
+
     try:
-        TocsinApp(town.context).run()
+        TocsinApp(town.context, worker_launcher=restart_worker).run()
     finally:
         worker.stop()
     if worker.error:

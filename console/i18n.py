@@ -28,6 +28,9 @@ class Translator:
             return key
         return template.format(**values) if values else template
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._catalog
+
     def error(self, exc: BaseException) -> str:
         """An error in the operator's language when its code is in the catalog.
 

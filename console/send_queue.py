@@ -213,6 +213,15 @@ def _health(session: Session, now: datetime, paused_reason: str) -> ProviderHeal
     return ProviderHealth(status, answers, accepted, last_problem)
 
 
+def _progress(c: Campaign, counts: dict[str, int], rate: float) -> CampaignProgress:
+    assert c.id is not None
+    return CampaignProgress(
+        id=c.id, topic=c.topic, kind=c.kind, status=c.status,
+        status_reason=c.status_reason, text=c.text, created_by=c.created_by,
+        created_at=c.created_at, start_at=c.start_at, enqueued=c.enqueued,
+        counts=counts, rate=rate)
+
+
 def queue_snapshot(ctx: Context) -> QueueSnapshot:
     now = ctx.clock.now()
     with read_session(ctx.engine) as session:
@@ -226,17 +235,23 @@ def queue_snapshot(ctx: Context) -> QueueSnapshot:
         health = _health(session, now, paused_reason)
     workers = alive_workers(ctx.engine, now, ALIVE_WITHIN_S)
     age = min(((now - w.last_seen).total_seconds() for w in workers), default=None)
-    progress = [
-        CampaignProgress(
-            id=c.id, topic=c.topic, kind=c.kind, status=c.status,
-            status_reason=c.status_reason, text=c.text, created_by=c.created_by,
-            created_at=c.created_at, start_at=c.start_at, enqueued=c.enqueued,
-            counts=counts[c.id], rate=rates.get(c.id, 0.0))
-        for c in campaigns if c.id is not None
-    ]
+    progress = [_progress(c, counts[c.id], rates.get(c.id, 0.0))
+                for c in campaigns if c.id is not None]
     return QueueSnapshot(
         now=now, campaigns=progress, workers=workers, heartbeat_age_s=age,
         rate=sum(rates.values()),
         sparkline=sparkline, health=health,
         active=sum(1 for c in progress if c.status in ACTIVE_STATUSES))
 
+
+
+def campaign_progress(ctx: Context, campaign_id: int) -> CampaignProgress | None:
+    """One campaign's figures, for its own view."""
+    now = ctx.clock.now()
+    with read_session(ctx.engine) as session:
+        c = session.get(Campaign, campaign_id)
+        if c is None or c.id is None:
+            return None
+        counts = _counts(session, [c.id])[c.id]
+        rates = _rates(session, [c.id], now)
+        return _progress(c, counts, rates.get(c.id, 0.0))

@@ -1,0 +1,223 @@
+"""One campaign: its figures live, its messages paged from the database and filtered
+by state, with the provider's reason for each failure; and what the operator may do."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Static
+
+from console.campaign_messages import MessageRow, page_messages
+from console.context import Context
+from console.figures import bar, count, duration, percent, rate
+from console.i18n import Translator
+from console.ledger import STATES
+from console.numbers import display
+from console.send_queue import CampaignProgress, campaign_progress
+from console.text import visible
+from screens.envois import POLL_S, campaign_heading, state_counts
+from screens.widgets.campaign_actions import CampaignActions
+from screens.widgets.mode_bar import ModeBar
+from screens.widgets.translate import translate_bindings
+
+PAGE = 100
+PREFETCH_MARGIN = 10
+# The messages on screen are re-read this often (the figures above, every poll).
+ROWS_EVERY_POLLS = 2
+STATE_STYLE = {"delivered": "green", "submitted": "cyan", "failed": "red",
+               "rejected": "red", "undelivered": "red", "uncertain": "yellow",
+               "skipped": "dim", "sending": "bold"}
+
+
+class CampaignScreen(CampaignActions, Screen[None]):
+    CSS_PATH = "campaign.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "binding.back", id="campaign.back"),
+        Binding("f", "next_filter", "binding.filter_state", id="campaign.filter"),
+        Binding("p", "pause", "binding.pause", id="campaign.pause"),
+        Binding("r", "resume", "binding.resume", id="campaign.resume", show=False),
+        Binding("x", "cancel_campaign", "binding.cancel_campaign", id="campaign.cancel"),
+        Binding("R", "retry_failed", "binding.retry_failed", id="campaign.retry"),
+        Binding("u", "resend_uncertain", "binding.resend_uncertain", id="campaign.resend"),
+        Binding("m", "mark_sent", "binding.mark_sent", id="campaign.mark_sent", show=False),
+    ]
+
+    def __init__(self, campaign_id: int) -> None:
+        super().__init__()
+        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
+        self.t: Translator = self.app.t  # type: ignore[attr-defined]
+        translate_bindings(self, self.t)
+        self.campaign_id = campaign_id
+        self.state_filter: str | None = None
+        self.progress: CampaignProgress | None = None
+        self.rows: list[MessageRow] = []
+        self.polls = 0
+        self._exhausted = False
+        self._busy = False
+        self._timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("envois")
+        yield Static(id="campaign-head")
+        yield Static(id="filter-line")
+        yield DataTable(id="messages", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.t
+        table = self.query_one(DataTable)
+        extra = max(self.app.size.width, 80) - 80
+        for key, base, share in (("number", 16, 0.05), ("name", 14, 0.25),
+                                 ("state", 11, 0.05), ("attempts", 5, 0.0),
+                                 ("reason", 14, 0.55), ("updated", 6, 0.1)):
+            table.add_column(t(f"campaign.col.{key}"), key=key, width=base + int(extra * share))
+        self._show_filter()
+        self._timer = self.set_interval(POLL_S, self.refresh_campaign)
+        self.call_after_refresh(self.refresh_campaign)
+        table.focus()
+
+    async def refresh_campaign(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            progress = await asyncio.to_thread(campaign_progress, self.ctx, self.campaign_id)
+            if self.polls % ROWS_EVERY_POLLS == 0:
+                rows = await asyncio.to_thread(self._read_rows, max(len(self.rows), PAGE))
+                self._show_rows(rows)
+        except Exception as exc:  # the database went away: say so, keep polling
+            self.query_one("#campaign-head", Static).update(
+                Text(self.t("envois.db_error", error=visible(str(exc))[:200]), style="red"))
+            return
+        finally:
+            self._busy = False
+        self.polls += 1
+        self.progress = progress
+        self._show_head()
+
+    def _read_rows(self, limit: int) -> list[MessageRow]:
+        rows: list[MessageRow] = []
+        after = 0
+        while len(rows) < limit:
+            page = page_messages(self.ctx, self.campaign_id, state=self.state_filter,
+                                 after_id=after, limit=min(PAGE, limit - len(rows)))
+            rows += page
+            if len(page) < PAGE:
+                break
+            after = page[-1].id
+        return rows
+
+    # Display ------------------------------------------------------------------
+
+    def _show_head(self) -> None:
+        head = self.query_one("#campaign-head", Static)
+        t = self.t
+        c = self.progress
+        if c is None:
+            head.update(Text(t("error.no_campaign", id=self.campaign_id), style="red"))
+            return
+        text = campaign_heading(t, self.ctx, c)
+        text.append("\n")
+        text.append(bar(c.fraction, max(self.size.width - 30, 10)),
+                    style="green" if c.fraction >= 1 else "")
+        text.append(f" {percent(c.fraction)} · {count(t, c.handled)}/{count(t, c.total)}")
+        text.append("\n")
+        text.append_text(state_counts(t, c.counts))
+        text.append("\n")
+        text.append(t("envois.rate_eta", rate=rate(t, c.rate),
+                      eta=duration(t, c.eta_seconds)), style="dim")
+        text.append("\n")
+        text.append(visible(c.text).replace("\n", " ⏎ "), style="italic")
+        head.update(text)
+
+    def _show_filter(self) -> None:
+        t = self.t
+        shown = t(f"state.{self.state_filter}") if self.state_filter else t("campaign.all")
+        self.query_one("#filter-line", Static).update(
+            Text(t("campaign.filter", state=shown), style="dim"))
+
+    def _cells(self, row: MessageRow) -> list[Text]:
+        t = self.t
+        local = row.updated_at.astimezone(ZoneInfo(self.ctx.config.town.timezone))
+        reason = row.reason
+        if reason and row.state == "skipped":
+            reason = t(f"skip.{reason}") if f"skip.{reason}" in t else reason
+        return [
+            Text(display(row.number) if row.number else "—"),
+            Text(visible(row.name) or "—"),
+            Text(t(f"state.{row.state}"), style=STATE_STYLE.get(row.state, "")),
+            Text(str(row.attempts)),
+            Text(visible(reason)),
+            Text(local.strftime("%Hh%M")),
+        ]
+
+    def _show_rows(self, rows: list[MessageRow]) -> None:
+        table = self.query_one(DataTable)
+        if [r.id for r in rows] != [r.id for r in self.rows]:
+            keep = self._selected_message()
+            table.clear()
+            for row in rows:
+                table.add_row(*self._cells(row), key=str(row.id))
+            ids = [r.id for r in rows]
+            if keep in ids:
+                table.move_cursor(row=ids.index(keep))
+        else:
+            for old, new in zip(self.rows, rows, strict=True):
+                if old != new:
+                    for key, cell in zip(("number", "name", "state", "attempts", "reason",
+                                          "updated"), self._cells(new), strict=True):
+                        table.update_cell(str(new.id), key, cell)
+        self.rows = rows
+        self._exhausted = len(rows) % PAGE != 0 or not rows
+
+    def _selected_message(self) -> int | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return int(row_key.value) if row_key.value is not None else None
+
+    @on(DataTable.RowHighlighted)
+    def _prefetch(self, event: DataTable.RowHighlighted) -> None:
+        if self._exhausted or event.cursor_row < len(self.rows) - PREFETCH_MARGIN:
+            return
+        after = self.rows[-1].id if self.rows else 0
+        more = page_messages(self.ctx, self.campaign_id, state=self.state_filter,
+                             after_id=after, limit=PAGE)
+        table = self.query_one(DataTable)
+        for row in more:
+            table.add_row(*self._cells(row), key=str(row.id))
+        self.rows = self.rows + more
+        self._exhausted = len(more) < PAGE
+
+    # Actions -----------------------------------------------------------------
+
+    def selected_campaign(self) -> int | None:
+        return self.campaign_id
+
+    def after_campaign_action(self) -> None:
+        self.polls = 0  # re-read the rows too
+        self.call_after_refresh(self.refresh_campaign)
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_next_filter(self) -> None:
+        """Cycle: all, then each state that has messages, in ledger order."""
+        counts = self.progress.counts if self.progress else {}
+        present = [s for s in STATES if counts.get(s)]
+        cycle: list[str | None] = [None, *present]
+        position = cycle.index(self.state_filter) if self.state_filter in cycle else 0
+        self.state_filter = cycle[(position + 1) % len(cycle)]
+        self._show_filter()
+        self.rows = []
+        self.query_one(DataTable).clear()
+        self.after_campaign_action()

@@ -1,0 +1,269 @@
+"""Envois (mode 1): the live send queue. Polls the database twice a second and updates
+the cells in place; two consoles watching the same campaign read the same rows."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Sparkline, Static
+
+from console.context import Context
+from console.figures import bar, count, duration, percent, rate
+from console.i18n import Translator
+from console.ledger import STATES
+from console.send_queue import CampaignProgress, QueueSnapshot, queue_snapshot
+from console.text import visible
+from screens.widgets.campaign_actions import CampaignActions
+from screens.widgets.mode_bar import ModeBar
+from screens.widgets.translate import translate_bindings
+
+POLL_S = 0.5
+# States always shown; the rarer ones only when a message is in them.
+MAIN_STATES = ("queued", "sending", "submitted", "delivered", "failed", "uncertain",
+               "skipped")
+STATUS_STYLE = {"running": "bold green", "queued": "cyan", "paused": "yellow",
+                "cancelled": "dim", "done": "dim"}
+
+
+def state_counts(t: Translator, counts: dict[str, int]) -> Text:
+    line = Text()
+    for state in STATES:
+        if state not in MAIN_STATES and not counts[state]:
+            continue
+        if line:
+            line.append(" · ", style="dim")
+        style = ("red" if state in ("failed", "rejected", "undelivered") and counts[state]
+                 else "yellow" if state == "uncertain" and counts[state] else "")
+        line.append(f"{t(f'state.{state}')} ", style="dim")
+        line.append(count(t, counts[state]), style=style or "bold")
+    return line
+
+
+def campaign_heading(t: Translator, ctx: Context, c: CampaignProgress) -> Text:
+    local = c.created_at.astimezone(ZoneInfo(ctx.config.town.timezone))
+    heading = Text()
+    heading.append(f"n°{c.id} ", style="bold")
+    heading.append(t(f"kind.{c.kind}"), style="bold red" if c.kind == "emergency" else "")
+    topic = ctx.config.topics.get(c.topic)
+    heading.append(f" · {topic.label if topic else c.topic} · ")
+    heading.append(t(f"status.{c.status}"), style=STATUS_STYLE.get(c.status, ""))
+    heading.append(" · " + t("envois.created", who=visible(c.created_by),
+                             date=local.strftime("%d/%m"), time=local.strftime("%Hh%M")),
+                   style="dim")
+    if c.status_reason:
+        heading.append("\n" + visible(c.status_reason), style="red")
+    return heading
+
+
+class EnvoisScreen(CampaignActions, Screen[None]):
+    CSS_PATH = "envois.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "binding.open", id="envois.open"),
+        Binding("p", "pause", "binding.pause", id="envois.pause"),
+        Binding("r", "resume", "binding.resume", id="envois.resume", show=False),
+        Binding("x", "cancel_campaign", "binding.cancel_campaign", id="envois.cancel"),
+        Binding("w", "start_worker", "binding.start_worker", id="envois.start_worker",
+                show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
+        self.t: Translator = self.app.t  # type: ignore[attr-defined]
+        translate_bindings(self, self.t)
+        self.snapshot: QueueSnapshot | None = None
+        self.polls = 0
+        self._busy = False
+        self._timer: Timer | None = None
+        self._order: list[int] = []
+        self._wanted: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("envois")
+        with Horizontal(id="health"):
+            yield Static(id="worker-line")
+            with Vertical(id="spark-box"):
+                yield Static(self.t("envois.spark_label"), id="spark-label")
+                yield Sparkline([], id="spark")
+        yield DataTable(id="campaigns", cursor_type="row", zebra_stripes=True)
+        yield Static(id="detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        t = self.t
+        table = self.query_one(DataTable)
+        extra = max(self.app.size.width, 80) - 80
+        for key, base, share in (("id", 4, 0.0), ("kind", 7, 0.05), ("topic", 9, 0.25),
+                                 ("status", 9, 0.1), ("progress", 15, 0.4),
+                                 ("rate", 9, 0.1), ("eta", 9, 0.1)):
+            table.add_column(t(f"envois.col.{key}"), key=key, width=base + int(extra * share))
+        self._timer = self.set_interval(POLL_S, self.refresh_queue)
+        self.call_after_refresh(self.refresh_queue)
+        table.focus()
+
+    def on_screen_suspend(self) -> None:
+        if self._timer is not None:
+            self._timer.pause()
+
+    def on_screen_resume(self) -> None:
+        if self._timer is not None:
+            self._timer.resume()
+        self.call_after_refresh(self.refresh_queue)
+
+    def show_campaign(self, campaign_id: int) -> None:
+        """Put the cursor on this campaign as soon as it shows (after an alert)."""
+        self._wanted = campaign_id
+        self.call_after_refresh(self.refresh_queue)
+
+    async def refresh_queue(self) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            snapshot = await asyncio.to_thread(queue_snapshot, self.ctx)
+        except Exception as exc:  # the database went away: say so, keep polling
+            self.query_one("#worker-line", Static).update(
+                Text(self.t("envois.db_error", error=visible(str(exc))[:200]), style="red"))
+            return
+        finally:
+            self._busy = False
+        self.snapshot = snapshot
+        self.polls += 1
+        self._show(snapshot)
+
+    # Display ------------------------------------------------------------------
+
+    def _show(self, snapshot: QueueSnapshot) -> None:
+        self._show_health(snapshot)
+        table = self.query_one(DataTable)
+        order = [c.id for c in snapshot.campaigns]
+        if order != self._order:
+            keep = self._wanted or self.selected_campaign()
+            table.clear()
+            for c in snapshot.campaigns:
+                table.add_row(*self._cells(c), key=str(c.id))
+            self._order = order
+            if keep in order:
+                table.move_cursor(row=order.index(keep))
+                if keep == self._wanted:
+                    self._wanted = None
+        else:
+            for c in snapshot.campaigns:
+                for key, cell in zip(("id", "kind", "topic", "status", "progress", "rate",
+                                      "eta"), self._cells(c), strict=True):
+                    table.update_cell(str(c.id), key, cell)
+        self._show_detail()
+
+    def _cells(self, c: CampaignProgress) -> list[Text]:
+        t = self.t
+        topic = self.ctx.config.topics.get(c.topic)
+        width = self.query_one(DataTable).columns[
+            next(k for k in self.query_one(DataTable).columns if k.value == "progress")
+        ].width
+        bar_width = max(width - 6, 4)
+        scheduled = self.snapshot is not None and c.is_scheduled(self.snapshot.now)
+        status = "scheduled" if scheduled else c.status
+        return [
+            Text(str(c.id)),
+            Text(t(f"kind.{c.kind}"), style="bold red" if c.kind == "emergency" else ""),
+            Text(visible(topic.label if topic else c.topic)),
+            Text(t(f"status.{status}"), style=STATUS_STYLE.get(status, "")),
+            Text(f"{bar(c.fraction, bar_width)} {percent(c.fraction):>5}",
+                 style="green" if c.fraction >= 1 else ""),
+            Text(rate(t, c.rate)),
+            Text(duration(t, c.eta_seconds) if c.status in ("running", "queued") else "—"),
+        ]
+
+    def _show_health(self, snapshot: QueueSnapshot) -> None:
+        t = self.t
+        line = Text()
+        if snapshot.worker_alive:
+            worker = snapshot.workers[0]
+            line.append("● ", style="green")
+            line.append(t("envois.worker_alive", count=len(snapshot.workers),
+                          host=visible(worker.host),
+                          age=duration(t, snapshot.heartbeat_age_s or 0)))
+        else:
+            line.append(t("envois.no_worker"), style="bold red")
+        health = snapshot.health
+        line.append("\n")
+        line.append(t("envois.provider", name=self.ctx.config.provider.name))
+        line.append(t(f"health.{health.status}"),
+                    style={"ok": "green", "degraded": "yellow", "failing": "bold red"}.get(
+                        health.status, "dim"))
+        line.append(" · " + t("envois.total_rate", rate=rate(t, snapshot.rate)))
+        if health.last_problem and health.status != "ok":
+            line.append("\n" + visible(health.last_problem)[:200], style="red")
+        self.query_one("#worker-line", Static).update(line)
+        self.query_one("#spark", Sparkline).data = [float(v) for v in snapshot.sparkline]
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#detail", Static)
+        t = self.t
+        campaign = self._selected_progress()
+        if campaign is None:
+            detail.update(Text(t("envois.empty")))
+            return
+        text = Text()
+        text.append_text(campaign_heading(t, self.ctx, campaign))
+        width = max(self.size.width - 30, 10)
+        text.append("\n")
+        text.append(bar(campaign.fraction, width),
+                    style="green" if campaign.fraction >= 1 else "")
+        text.append(f" {percent(campaign.fraction)} · "
+                    f"{count(t, campaign.handled)}/{count(t, campaign.total)}")
+        text.append("\n")
+        text.append_text(state_counts(t, campaign.counts))
+        text.append("\n")
+        text.append(t("envois.rate_eta", rate=rate(t, campaign.rate),
+                      eta=duration(t, campaign.eta_seconds)), style="dim")
+        text.append("\n")
+        text.append(visible(campaign.text).replace("\n", " ⏎ "), style="italic")
+        detail.update(text)
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    @on(DataTable.RowSelected)
+    def _selected(self) -> None:
+        self.action_open()
+
+    def _selected_progress(self) -> CampaignProgress | None:
+        campaign_id = self.selected_campaign()
+        if self.snapshot is None or campaign_id is None:
+            return None
+        return next((c for c in self.snapshot.campaigns if c.id == campaign_id), None)
+
+    def selected_campaign(self) -> int | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        return int(row_key.value) if row_key.value is not None else None
+
+    def after_campaign_action(self) -> None:
+        self.call_after_refresh(self.refresh_queue)
+
+    # Actions -----------------------------------------------------------------
+
+    def action_open(self) -> None:
+        from screens.campaign import CampaignScreen
+
+        campaign_id = self.selected_campaign()
+        if campaign_id is None:
+            self.notify(self.t("envois.no_selection"), severity="warning")
+            return
+        self.app.push_screen(CampaignScreen(campaign_id))
+
+    def action_start_worker(self) -> None:
+        self.app.action_start_worker()  # type: ignore[attr-defined]
