@@ -65,6 +65,13 @@ def code_point(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
+def describe_character(char: str) -> str:
+    """'ê (U+00EA)'; an invisible one by its name: 'U+00A0 (NO-BREAK SPACE)'."""
+    if char.isprintable() and not char.isspace():
+        return f"{char} ({code_point(char)})"
+    return f"{code_point(char)} ({unicodedata.name(char, 'unnamed')})"
+
+
 def analyse(text: str) -> TextAnalysis:
     cut = layout(text)
     suggestion: str | None = None

@@ -18,7 +18,7 @@ from console.contacts import ContactInput, add_contact, erase_contact
 from console.context import Context
 from console.ledger import FINAL, STATES, can_move, is_final
 from console.roles import PermissionDenied, Role
-from storage.models import AuditEntry, Message
+from storage.models import AuditEntry, Campaign, Message
 from tests.conftest import make_context
 
 
@@ -182,3 +182,20 @@ def test_ledger_moves_forward_only() -> None:
         assert not any(can_move(final, other) for other in STATES)
     with pytest.raises(ValueError):
         can_move("queued", "teleported")
+
+
+def test_text_gets_the_stop_mention_and_no_placeholder_left(ctx: Context) -> None:
+    _town(ctx)
+    with pytest.raises(CampaignError) as raised:
+        create_campaign(ctx, CampaignRequest(
+            topic="alertes", text="Accident {lieu}", sender_id="MAIRIE",
+            audience=Audience(everyone=True)))
+    assert raised.value.code == "campaign_unfilled"
+    assert raised.value.params == {"placeholders": "{lieu}"}
+    result = create_campaign(ctx, CampaignRequest(
+        topic="evenements", text="Fête du village samedi", sender_id="MAIRIE",
+        audience=Audience(everyone=True)))
+    with Session(ctx.engine) as session:
+        campaign = session.get(Campaign, result.campaign_id)
+        assert campaign is not None
+        assert campaign.text == "Fête du village samedi\nDésinscription : répondez STOP"

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from console.composer import (
     PLACEHOLDERS,
     analyse,
+    describe_character,
     estimate_cost,
     fill_template,
     template_values,
@@ -275,3 +276,10 @@ def test_fill_template_never_raises(template: str, values: dict[str, str]) -> No
 def test_stop_mention_is_idempotent(text: str, mention: str) -> None:
     once = with_stop_mention(text, mention)
     assert with_stop_mention(once, mention) == once
+
+
+def test_describe_character() -> None:
+    assert describe_character("ê") == "ê (U+00EA)"
+    assert describe_character("🎉") == "🎉 (U+1F389)"
+    assert describe_character("\u202f") == "U+202F (NARROW NO-BREAK SPACE)"
+    assert describe_character("\u200b") == "U+200B (ZERO WIDTH SPACE)"
