@@ -437,7 +437,8 @@ def _message(args: argparse.Namespace, config: Config) -> int:
     t = Translator(config.console.language)
     lines = []
     if args.topic is not None and mention and text.endswith(mention.strip()):
-        lines.append(t("message.topic", topic=args.topic, mention=mention.strip()))
+        lines.append(t("message.topic", topic=config.topics[args.topic].label,
+                       mention=mention.strip()))
     lines += [
         t("message.characters", count=analysis.characters),
         t("message.encoding", encoding=analysis.encoding),

@@ -225,6 +225,9 @@ def test_message_check_json_with_topic(no_config: Path, capsys) -> None:  # type
         "suggestion_segments": 1, "suggestion_units": 46, "topic": "evenements",
     }
     assert not no_config.exists()
+    assert main(["message", "check", "Fête samedi 14h", "--topic", "evenements"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "Thème Événements : mention ajoutée « Désinscription : répondez STOP »")
 
 
 def test_message_check_reads_stdin_in_english(tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
