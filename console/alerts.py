@@ -16,9 +16,10 @@ from console.campaigns import (
     Enqueued,
     Preview,
     create_campaign,
+    message_text,
     preview_campaign,
 )
-from console.composer import fill_template, template_values, with_stop_mention
+from console.composer import fill_template, template_values
 from console.context import Context
 from storage.engine import read_session
 from storage.models import Contact
@@ -66,12 +67,13 @@ def prefill(ctx: Context, draft: AlertDraft) -> str:
 
 def final_text(ctx: Context, text: str) -> str:
     """What residents receive: the text and the topic's STOP mention, if it has one."""
-    return with_stop_mention(text, ctx.config.topics[alert_topic(ctx)].stop_mention)
+    return message_text(ctx, CampaignRequest(
+        topic=alert_topic(ctx), text=text, sender_id="", audience=Audience()))
 
 
 def alert_request(ctx: Context, draft: AlertDraft) -> CampaignRequest:
     return CampaignRequest(
-        topic=alert_topic(ctx), text=final_text(ctx, draft.text),
+        topic=alert_topic(ctx), text=draft.text,
         sender_id=draft.sender_id or ctx.config.town.sender_id,
         audience=draft.audience(), kind="emergency")
 

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from console.audit import append_audit
+from console.composer import unfilled_placeholders, with_stop_mention
 from console.consent import may_receive
 from console.context import Context
 from console.errors import TocsinError
@@ -74,6 +75,11 @@ class CampaignRequest:
     start_at: datetime | None = None
 
 
+def message_text(ctx: Context, request: CampaignRequest) -> str:
+    """What residents receive: the text with its topic's STOP mention (once)."""
+    return with_stop_mention(request.text, ctx.config.topics[request.topic].stop_mention)
+
+
 @dataclass(frozen=True)
 class Enqueued:
     campaign_id: int
@@ -96,6 +102,12 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
                             topic=request.topic)
     if not request.text.strip():
         raise CampaignError("the message is empty", "campaign_empty")
+    unfilled = unfilled_placeholders(message_text(ctx, request))
+    if unfilled:
+        # A template's {lieu} must never reach residents as such.
+        names = ", ".join(f"{{{name}}}" for name in unfilled)
+        raise CampaignError(f"the message still has placeholders to fill in: {names}",
+                            "campaign_unfilled", placeholders=names)
     check_sender_id(request.sender_id)
     audience = request.audience
     if not (audience.everyone or audience.zones or audience.groups or audience.numbers):
@@ -127,7 +139,7 @@ def create_campaign(ctx: Context, request: CampaignRequest, *,
     emergency = request.kind == "emergency"
     with write_session(ctx.engine) as session:
         campaign = Campaign(
-            topic=request.topic, text=request.text, sender_id=request.sender_id,
+            topic=request.topic, text=message_text(ctx, request), sender_id=request.sender_id,
             kind=request.kind, priority=EMERGENCY_PRIORITY if emergency else 0,
             audience=request.audience.to_json(), status="queued", created_by=ctx.operator,
             created_at=now, start_at=request.start_at or now, resend_uncertain=emergency,
@@ -215,6 +227,8 @@ class Preview:
 
     recipients: int
     skipped: dict[str, int]
+    # The text as residents will receive it (STOP mention included).
+    text: str = ""
 
 
 def preview_campaign(ctx: Context, request: CampaignRequest) -> Preview:
@@ -228,7 +242,8 @@ def preview_campaign(ctx: Context, request: CampaignRequest) -> Preview:
         rows, _, _ = _resolve(session, ctx, draft, request.audience, explicit,
                               after_id=0, limit=None)
     skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
-    return Preview(sum(1 for row in rows if row["state"] == QUEUED), dict(skipped))
+    return Preview(sum(1 for row in rows if row["state"] == QUEUED), dict(skipped),
+                   message_text(ctx, request))
 
 
 def _parse_numbers(ctx: Context, raw_numbers: Sequence[str]) -> list[str]:

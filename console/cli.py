@@ -106,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="do not ask to type the recipient count")
     send.add_argument("--json", action="store_true")
 
+    message = sub.add_parser("message", help="what a message costs (no database needed)")
+    message_sub = message.add_subparsers(dest="action", required=True)
+    check = message_sub.add_parser(
+        "check", help="characters, encoding, SMS parts, characters forcing UCS-2 and the "
+        "GSM-7 suggestion")
+    check.add_argument("text", help='the message; "-" reads it from standard input')
+    check.add_argument("--topic", help="append that topic's STOP mention first, as a send does")
+    check.add_argument("--json", action="store_true")
+
     campaign = sub.add_parser("campaign", help="list, show or act on campaigns")
     campaign_sub = campaign.add_subparsers(dest="action", required=True)
     listing = campaign_sub.add_parser("list")
@@ -389,9 +398,16 @@ def _send(args: argparse.Namespace, config: Config) -> int:
     )
     try:
         if not args.yes:
+            from console.composer import analyse, estimate_cost
+
             preview = preview_campaign(ctx, request)
             sys.stderr.write(f"{preview.recipients} recipient(s), {sum(preview.skipped.values())}"
                              f" skipped {preview.skipped or ''}\n")
+            sms = analyse(preview.text)
+            cost = estimate_cost(sms.segments, preview.recipients,
+                                 config.provider.price_per_segment)
+            sys.stderr.write(f"{sms.segments} SMS ({sms.encoding}) each, estimated cost "
+                             f"{cost:.2f}\n")
             _confirm_typed(preview.recipients, "recipients to send to", sys.stdin, sys.stderr)
         result = create_campaign(ctx, request)
     except TocsinError as exc:
@@ -402,6 +418,63 @@ def _send(args: argparse.Namespace, config: Config) -> int:
     else:
         print(f"campaign #{result.campaign_id}: {result.counts['queued']} queued, "
               f"{result.counts['skipped']} skipped")
+    return EXIT_OK
+
+
+def _message(args: argparse.Namespace, config: Config) -> int:
+    from console.composer import (
+        analyse,
+        describe_character,
+        estimate_cost,
+        unfilled_placeholders,
+        with_stop_mention,
+    )
+    from console.i18n import Translator
+    from console.text import visible
+
+    # From stdin, the newline that ends the last line is the shell's, not the message's.
+    text = sys.stdin.read().rstrip("\r\n") if args.text == "-" else args.text
+    mention = ""
+    if args.topic is not None:
+        topic = config.topics.get(args.topic)
+        if topic is None:
+            raise CliError(f"unknown topic {args.topic!r} (topics: {', '.join(config.topics)})",
+                           EXIT_USAGE)
+        mention = topic.stop_mention
+        text = with_stop_mention(text, mention)
+    analysis = analyse(text)
+    if args.json:
+        data = analysis.to_json()
+        if args.topic is not None:
+            data["topic"] = args.topic
+        _print_json(data)
+        return EXIT_OK
+    t = Translator(config.console.language)
+    lines = []
+    if args.topic is not None and mention and text.endswith(mention.strip()):
+        lines.append(t("message.topic", topic=config.topics[args.topic].label,
+                       mention=mention.strip()))
+    lines += [
+        t("message.characters", count=analysis.characters),
+        t("message.encoding", encoding=analysis.encoding),
+        t("message.units", units=analysis.units, per_segment=analysis.per_segment),
+        t("message.segments", segments=analysis.segments, remaining=analysis.remaining),
+    ]
+    if analysis.ucs2_characters:
+        lines.append(t("message.ucs2", characters=", ".join(
+            describe_character(c) for c in analysis.ucs2_characters)))
+    if analysis.gsm7_suggestion is not None:
+        lines.append(t("message.suggestion", segments=analysis.suggestion_segments,
+                       units=analysis.suggestion_units))
+        lines += [f"  {line}" for line in analysis.gsm7_suggestion.split("\n")]
+    unfilled = unfilled_placeholders(text)
+    if unfilled:
+        lines.append(t("message.unfilled", placeholders=", ".join(
+            f"{{{name}}}" for name in unfilled)))
+    cost = f"{estimate_cost(analysis.segments, 1, config.provider.price_per_segment):.2f}"
+    lines.append(t("message.cost", cost=cost.replace(".", ",") if t.language == "fr" else cost))
+    for line in lines:
+        print(visible(line))
     return EXIT_OK
 
 
@@ -540,6 +613,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Config], int]] = {
     "consent": _consent,
     "db": _db,
     "send": _send,
+    "message": _message,
     "campaign": _campaign,
     "status": _status,
     "worker": _worker,

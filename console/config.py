@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from console.composer import PLACEHOLDERS, placeholders_in
 
 SYSTEM_CONFIG = Path("/etc/tocsin/config.toml")
 
@@ -22,6 +31,18 @@ Region = Literal["FR", "RE", "YT", "GP", "MQ", "GF", "PM", "BL", "MF", "NC", "PF
 
 class ConfigError(Exception):
     """A config problem, already phrased as the one line the user sees."""
+
+
+class _KeyedError(ValueError):
+    """A validation error about another key than the one being validated: a check
+    across sections (`alert.topic` against `topics`) or one entry of a table (a
+    template). `key` replaces the error's location; `suffix` extends it."""
+
+    def __init__(self, message: str, *, key: tuple[str, ...] = (),
+                 suffix: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.key = key
+        self.suffix = suffix
 
 
 class _Strict(BaseModel):
@@ -66,21 +87,100 @@ class ConsoleConfig(_Strict):
     keymap: dict[str, str] = Field(default_factory=dict)
 
 
+# Appended to every message of a consent topic that does not set its own: residents
+# who opted in must be told how to opt out. GSM-7 (é is in the basic table).
+DEFAULT_STOP_MENTION = "Désinscription : répondez STOP"
+
+
 class TopicConfig(_Strict):
     label: str
     legal_basis: Literal["public_safety", "consent"] = "consent"
     # Shown to residents; recorded with each consent.
     consent_text_version: str = "v1"
+    # Label shown to operators -> text with {commune} {date} {heure} {lieu} {zone}.
+    templates: dict[str, str] = Field(default_factory=dict)
+    # Appended on its own line to every message of the topic; "" for none. When
+    # unset: DEFAULT_STOP_MENTION for a consent topic, "" for public safety.
+    stop_mention: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_stop_mention(cls, data: Any) -> Any:
+        # A town that redefines its topics must not lose the opt-out line silently.
+        if isinstance(data, dict) and "stop_mention" not in data:
+            basis = data.get("legal_basis", "consent")
+            data = {**data, "stop_mention": DEFAULT_STOP_MENTION if basis == "consent" else ""}
+        return data
+
+    @field_validator("templates")
+    @classmethod
+    def _known_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
+        known = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+        for label, template in value.items():
+            if not label.strip():
+                raise _KeyedError("expected a label shown to operators (got '')",
+                                  suffix=(label,))
+            if not template.strip():
+                raise _KeyedError("expected the text of the template (got '')",
+                                  suffix=(label,))
+            for name in placeholders_in(template):
+                if name not in PLACEHOLDERS:
+                    raise _KeyedError(
+                        f"unknown placeholder {{{name}}} (expected {known})",
+                        suffix=(label,))
+        return value
+
+
+# The emergency templates every town starts with: plain French, in GSM-7 (no ê â î ô
+# ç, so 160 characters per SMS rather than 70), each within 2 SMS once filled.
+ALERT_TEMPLATES: Mapping[str, str] = {
+    "Inondation": (
+        "{commune} - ALERTE CRUE : montée rapide des eaux ({zone}). Éloignez-vous des "
+        "cours d'eau, ne prenez pas la voiture, n'allez pas dans les sous-sols, "
+        "montez à l'étage. Message de la mairie du {date} à {heure}."
+    ),
+    "Accident de la route": (
+        "{commune} - Accident de la route ({lieu}) : circulation coupée depuis {heure}. "
+        "Évitez le secteur, suivez la déviation et laissez passer les secours. Merci de "
+        "votre patience."
+    ),
+    "Intempéries": (
+        "{commune} - ALERTE MÉTÉO le {date} : orages et vents violents attendus. Limitez "
+        "vos déplacements, rentrez ou attachez les objets qui peuvent s'envoler et ne "
+        "vous abritez pas sous les arbres."
+    ),
+    "Grève scolaire": (
+        "{commune} - Grève le {date} dans les écoles : la mairie assure un service "
+        "minimum d'accueil des enfants à {lieu} de 8h30 à 16h30. Cantine non assurée, "
+        "prévoyez un repas."
+    ),
+    "Coupure d'eau": (
+        "{commune} - Coupure d'eau le {date} à partir de {heure} ({zone}) pour une "
+        "réparation urgente sur le réseau. Faites une réserve d'eau. Retour prévu en "
+        "fin de journée."
+    ),
+    "Confinement": (
+        "{commune} - ALERTE : confinement immédiat ({zone}). Rentrez à l'intérieur sans "
+        "attendre, fermez portes, volets et ventilations. N'allez pas chercher vos "
+        "enfants à l'école. Écoutez la radio. Ne téléphonez qu'en cas d'urgence."
+    ),
+}
 
 
 def _default_topics() -> dict[str, TopicConfig]:
     return {
-        "alertes": TopicConfig(label="Alertes", legal_basis="public_safety"),
+        "alertes": TopicConfig(label="Alertes", legal_basis="public_safety",
+                               templates=dict(ALERT_TEMPLATES)),
         "evenements": TopicConfig(label="Événements"),
         "travaux": TopicConfig(label="Travaux"),
         "elections": TopicConfig(label="Élections"),
         "infos": TopicConfig(label="Infos"),
     }
+
+
+class AlertConfig(_Strict):
+    # The topic emergency sends (`!` in the console) use.
+    topic: str = "alertes"
 
 
 class RolesConfig(_Strict):
@@ -167,6 +267,16 @@ class Config(_Strict):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    alert: AlertConfig = Field(default_factory=AlertConfig)
+
+    @model_validator(mode="after")
+    def _alert_topic_exists(self) -> Config:
+        if self.alert.topic not in self.topics:
+            names = ", ".join(repr(name) for name in self.topics)
+            raise _KeyedError(
+                f"expected the topic emergency alerts use, one of {names} "
+                f"(got {self.alert.topic!r})", key=("alert", "topic"))
+        return self
 
     @field_validator("topics")
     @classmethod
@@ -207,7 +317,11 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
 
 
 def _describe(error: Mapping[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    loc = tuple(str(part) for part in error["loc"])
+    keyed = error.get("ctx", {}).get("error")
+    if isinstance(keyed, _KeyedError):
+        loc = keyed.key or (*loc, *keyed.suffix)
+    key = ".".join(_toml_key(part) for part in loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
         return f"key '{key}': unknown key"
@@ -227,6 +341,11 @@ def _describe(error: Mapping[str, Any]) -> str:
     got = error.get("input")
     suffix = f" (got {got!r})" if kind != "value_error" and not isinstance(got, dict) else ""
     return f"key '{key}': {message}{suffix}"
+
+
+def _toml_key(part: str) -> str:
+    # Template labels hold spaces and accents: name them as they are written in TOML.
+    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
 
 
 def parse_config(text: str, source: str) -> Config:

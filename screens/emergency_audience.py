@@ -33,7 +33,7 @@ class AudienceStep(AlertStep):
     STEP = 2
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "next_step", "binding.next", id="alert.next"),
-        Binding("space", "toggle", "binding.toggle", id="alert.toggle", show=False),
+        Binding("space", "tick", "binding.toggle", id="alert.toggle", show=False),
     ]
 
     def __init__(self, draft: AlertDraft) -> None:
@@ -108,7 +108,7 @@ class AudienceStep(AlertStep):
             text.append("  " + t("alert.not_reached", skipped=skipped), style="dim")
         line.update(text)
 
-    def action_toggle(self) -> None:
+    def action_tick(self) -> None:
         self.query_one(AudienceList).action_select()
 
     def action_next_step(self) -> None:

@@ -248,3 +248,20 @@ def test_an_enqueue_cut_short_is_completed_once(
     assert incomplete_campaigns(ctx.engine, later) == []
     # Completing again changes nothing.
     assert sum(complete_enqueue(ctx, campaign.id).counts.values()) == 32
+
+
+def test_text_gets_the_stop_mention_and_no_placeholder_left(ctx: Context) -> None:
+    _town(ctx)
+    with pytest.raises(CampaignError) as raised:
+        create_campaign(ctx, CampaignRequest(
+            topic="alertes", text="Accident {lieu}", sender_id="MAIRIE",
+            audience=Audience(everyone=True)))
+    assert raised.value.code == "campaign_unfilled"
+    assert raised.value.params == {"placeholders": "{lieu}"}
+    result = create_campaign(ctx, CampaignRequest(
+        topic="evenements", text="Fête du village samedi", sender_id="MAIRIE",
+        audience=Audience(everyone=True)))
+    with Session(ctx.engine) as session:
+        campaign = session.get(Campaign, result.campaign_id)
+        assert campaign is not None
+        assert campaign.text == "Fête du village samedi\nDésinscription : répondez STOP"

@@ -176,3 +176,134 @@ def test_demo_no_tui_builds_a_town(tmp_path: Path, capsys) -> None:  # type: ign
     assert len({c.zone for c in contacts}) >= 6
     assert any(not c.sendable for c in contacts)
     assert len(consents) > 100
+
+
+# ---- tocsin message check ----------------------------------------------------------
+
+@pytest.fixture
+def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No config file anywhere, and a data dir that must stay empty (no database)."""
+    import platformdirs
+
+    import console.config as config_module
+
+    data = tmp_path / "data"
+    monkeypatch.delenv("TOCSIN_CONFIG", raising=False)
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG", tmp_path / "etc" / "config.toml")
+    monkeypatch.setattr(platformdirs, "user_config_dir", lambda *a, **k: str(tmp_path / "cfg"))
+    monkeypatch.setattr(platformdirs, "user_data_dir", lambda *a, **k: str(data))
+    return data
+
+
+def test_message_check_human(no_config: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    text = "Fête du village «\u00a0samedi\u00a0» à {lieu}"
+    assert main(["message", "check", text]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Caractères : 35",
+        "Encodage : UCS-2",
+        "Unités : 35 (70 par SMS)",
+        "SMS : 1 (encore 35 unités libres dans le dernier)",
+        "Imposent l'UCS-2 (70 caractères par SMS au lieu de 160) : ê (U+00EA), "
+        "« (U+00AB), U+00A0 (NO-BREAK SPACE), » (U+00BB)",
+        "Version GSM-7 proposée : 1 SMS, 35 unités",  # { and } cost 2 septets
+        '  Fete du village "samedi" à {lieu}',
+        "Champs à remplir avant l'envoi : {lieu}",
+        "Coût estimé : 0,05 € par destinataire",
+    ]
+    assert not no_config.exists()  # no database was created
+
+
+def test_message_check_json_with_topic(no_config: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["message", "check", "Fête samedi 14h", "--topic", "evenements",
+                 "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == {
+        "text": "Fête samedi 14h\nDésinscription : répondez STOP", "characters": 46,
+        "encoding": "UCS-2", "units": 46, "segments": 1, "per_segment": 70,
+        "remaining": 24, "ucs2_characters": ["ê"], "ucs2_code_points": ["U+00EA"],
+        "gsm7_suggestion": "Fete samedi 14h\nDésinscription : répondez STOP",
+        "suggestion_segments": 1, "suggestion_units": 46, "topic": "evenements",
+    }
+    assert not no_config.exists()
+    assert main(["message", "check", "Fête samedi 14h", "--topic", "evenements"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "Thème Événements : mention ajoutée « Désinscription : répondez STOP »")
+
+
+def test_message_check_reads_stdin_in_english(tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                              capsys) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[console]\nlanguage = "en"\n[provider]\nprice_per_segment = 0.06\n',
+                    encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.StringIO("Crue : évacuez les berges " * 7 + "\n"))
+    assert main(["--config", str(path), "message", "check", "-", "--topic", "alertes"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "Characters: 182",
+        "Encoding: GSM-7",
+        "Units: 182 (153 per SMS)",
+        "SMS: 2 (124 units still free in the last one)",
+        "Estimated cost: €0.12 per recipient",
+    ]
+
+
+def test_message_check_unknown_topic(no_config: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["message", "check", "x", "--topic", "nope"]) == 2
+    assert "unknown topic 'nope'" in capsys.readouterr().err
+
+
+# ---- tocsin send: STOP mention and placeholders ------------------------------------
+
+def _campaign_texts(db_url: str) -> list[str]:
+    from storage.models import Campaign
+
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        texts = [c.text for c in session.exec(select(Campaign)).all()]
+    engine.dispose()
+    return texts
+
+
+def test_send_appends_the_topic_stop_mention(config_file: Path, db_url: str,  # type: ignore[no-untyped-def]
+                                             capsys) -> None:
+    assert run(config_file, "contact", "add", "0611223344") == 0
+    assert run(config_file, "consent", "grant", "0611223344", "--topic", "evenements",
+                "--source", "paper_form") == 0
+    capsys.readouterr()
+    assert run(config_file, "send", "--topic", "evenements", "--to", "0611223344",
+               "--text", "Fête du village samedi", "--yes", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"campaign_id", "counts", "skipped"}
+    assert result["counts"]["queued"] == 1
+    # Typed with the mention already (any case): not added twice. Alerts have none.
+    assert run(config_file, "send", "--topic", "evenements", "--to", "0611223344",
+               "--text", "Brocante\ndésinscription : RÉPONDEZ STOP", "--yes") == 0
+    assert run(config_file, "send", "--topic", "alertes", "--to", "0611223344",
+               "--text", "Crue : évacuez les berges", "--yes") == 0
+    assert _campaign_texts(db_url) == [
+        "Fête du village samedi\nDésinscription : répondez STOP",
+        "Brocante\ndésinscription : RÉPONDEZ STOP",
+        "Crue : évacuez les berges",
+    ]
+
+
+def test_send_preview_tells_the_sms_count(config_file: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                          capsys) -> None:
+    assert run(config_file, "contact", "add", "0611223344") == 0
+    capsys.readouterr()
+    monkeypatch.setattr("sys.stdin", io.StringIO("1\n"))
+    assert run(config_file, "send", "--topic", "alertes", "--all", "--text", "Crue") == 0
+    assert "1 SMS (GSM-7) each, estimated cost 0.05" in capsys.readouterr().err
+
+
+def test_send_refuses_unfilled_placeholders(config_file: Path, db_url: str,  # type: ignore[no-untyped-def]
+                                            capsys) -> None:
+    assert run(config_file, "contact", "add", "0611223344") == 0
+    capsys.readouterr()
+    assert run(config_file, "send", "--topic", "alertes", "--all", "--text",
+               "Val-Tocsin : accident {lieu} ({zone}), évitez le secteur", "--yes") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "tocsin: the message still has placeholders to fill in: {lieu}, {zone}"
+    assert _campaign_texts(db_url) == []
+    # Braces that are not placeholders are text.
+    assert run(config_file, "send", "--topic", "alertes", "--all", "--text",
+               "Code porte {1234} ou {prenom}", "--yes") == 0

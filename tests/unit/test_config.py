@@ -9,7 +9,9 @@ import pytest
 from pydantic import BaseModel
 
 import console.config as config_module
+from console.composer import analyse, fill_template, unfilled_placeholders
 from console.config import (
+    DEFAULT_STOP_MENTION,
     Config,
     ConfigError,
     TopicConfig,
@@ -172,6 +174,42 @@ def test_undecodable_file_is_one_line(places: dict[str, Path]) -> None:
         ("topics = {}\n", "x.toml: key 'topics': expected at least one topic"),
         ('town = "Brest"\n', "x.toml: key 'town': expected a table (got 'Brest')"),
         ('[console]\nkeymap = "vi"\n', "x.toml: key 'console.keymap': expected a table (got 'vi')"),
+        (
+            '[alert]\ntopic = "urgence"\n',
+            "x.toml: key 'alert.topic': expected the topic emergency alerts use, one of "
+            "'alertes', 'evenements', 'travaux', 'elections', 'infos' (got 'urgence')",
+        ),
+        (
+            '[topics.marche]\nlabel = "Marché"\n',
+            "x.toml: key 'alert.topic': expected the topic emergency alerts use, one of "
+            "'marche' (got 'alertes')",
+        ),
+        ("[alert]\ntopic = 1\n", "x.toml: key 'alert.topic': expected a string (got 1)"),
+        ("[alert]\nsujet = 'alertes'\n", "x.toml: key 'alert.sujet': unknown key"),
+        (
+            '[topics.alertes]\nlabel = "A"\n[topics.alertes.templates]\n'
+            '"Accident de la route" = "Accident {lieux} à {heure}"\n',
+            "x.toml: key 'topics.alertes.templates.\"Accident de la route\"': unknown "
+            "placeholder {lieux} (expected {commune}, {date}, {heure}, {lieu}, {zone})",
+        ),
+        (
+            '[topics.alertes]\nlabel = "A"\ntemplates = { Crue = "Crue à {Commune}" }\n',
+            "x.toml: key 'topics.alertes.templates.Crue': unknown placeholder {Commune} "
+            "(expected {commune}, {date}, {heure}, {lieu}, {zone})",
+        ),
+        (
+            '[topics.alertes]\nlabel = "A"\ntemplates = { Crue = " " }\n',
+            "x.toml: key 'topics.alertes.templates.Crue': expected the text of the template "
+            "(got '')",
+        ),
+        (
+            '[topics.alertes]\nlabel = "A"\ntemplates = { Crue = 3 }\n',
+            "x.toml: key 'topics.alertes.templates.Crue': expected a string (got 3)",
+        ),
+        (
+            '[topics.alertes]\nlabel = "A"\nstop_mention = false\n',
+            "x.toml: key 'topics.alertes.stop_mention': expected a string (got False)",
+        ),
     ],
 )
 def test_one_line_per_mistake(text: str, message: str) -> None:
@@ -232,7 +270,9 @@ def test_overseas_town() -> None:
 
 
 def test_topics_replace_the_default_list() -> None:
-    config = parse_config('[topics.marche]\nlabel = "Marché"\n', "x.toml")
+    # Without the default topics, alert.topic must name the one emergencies use.
+    config = parse_config('[topics.marche]\nlabel = "Marché"\n[alert]\ntopic = "marche"\n',
+                          "x.toml")
     assert config.topics == {"marche": TopicConfig(label="Marché")}
     assert config.topics["marche"].legal_basis == "consent"
     assert config.topics["marche"].consent_text_version == "v1"
@@ -281,5 +321,67 @@ def test_example_file_mentions_every_key() -> None:
     for section in type(config).model_fields:
         if section != "topics":
             walk(getattr(config, section), section)
-    for topic in config.topics:
+    for topic, settings in config.topics.items():
         assert f"[topics.{topic}]" in text
+        block = text[text.index(f"[topics.{topic}]"):]
+        for key in type(settings).model_fields:
+            assert f"\n{key} = " in block or f"[topics.{topic}.{key}]" in block, (
+                f"topics.{topic}.{key} missing from the example")
+
+
+def test_default_templates_and_stop_mentions() -> None:
+    topics = Config().topics
+    assert Config().alert.topic == "alertes"
+    assert topics["alertes"].stop_mention == ""
+    assert list(topics["alertes"].templates) == [
+        "Inondation", "Accident de la route", "Intempéries", "Grève scolaire",
+        "Coupure d'eau", "Confinement"]
+    for name in ("evenements", "travaux", "elections", "infos"):
+        assert topics[name].templates == {}
+        assert topics[name].stop_mention == DEFAULT_STOP_MENTION
+    assert analyse(DEFAULT_STOP_MENTION).encoding == "GSM-7"
+
+
+@pytest.mark.parametrize("label", list(Config().topics["alertes"].templates))
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"commune": "Val-Tocsin", "date": "14/03/2026", "heure": "21h05",
+         "lieu": "rue de la Gare", "zone": "Centre"},
+        # Long but ordinary: a hyphenated commune, two quartiers, a full street name.
+        {"commune": "Saint-Martin-de-la-Vallée-Haute", "date": "28/11/2026",
+         "heure": "06h45", "lieu": "avenue du Maréchal-Leclerc",
+         "zone": "Les Prés, La Gare, Centre-bourg"},
+    ],
+)
+def test_default_templates_fill_to_two_gsm7_sms(label: str, values: dict[str, str]) -> None:
+    template = Config().topics["alertes"].templates[label]
+    filled = fill_template(template, values)
+    assert unfilled_placeholders(filled) == []
+    analysis = analyse(filled)
+    assert analysis.encoding == "GSM-7", analysis.ucs2_characters
+    assert analysis.segments <= 2
+
+
+def test_stop_mention_defaults_by_legal_basis() -> None:
+    # A town redefining its topics keeps the opt-out line on consent topics.
+    config = parse_config(
+        '[topics.urgence]\nlabel = "Urgence"\nlegal_basis = "public_safety"\n'
+        '[topics.marche]\nlabel = "Marché"\n'
+        '[topics.fete]\nlabel = "Fête"\nstop_mention = ""\n'
+        '[topics.foire]\nlabel = "Foire"\nstop_mention = "STOP au 36180"\n'
+        '[alert]\ntopic = "urgence"\n',
+        "x.toml",
+    )
+    assert {name: t.stop_mention for name, t in config.topics.items()} == {
+        "urgence": "", "marche": DEFAULT_STOP_MENTION, "fete": "", "foire": "STOP au 36180"}
+    assert config.alert.topic == "urgence"
+
+
+def test_templates_with_braces_that_are_not_placeholders() -> None:
+    config = parse_config(
+        '[topics.alertes]\nlabel = "A"\nlegal_basis = "public_safety"\n'
+        '[topics.alertes.templates]\n"Exercice" = "Exercice {lieu} { } {1} {{zone}}"\n',
+        "x.toml",
+    )
+    assert config.topics["alertes"].templates == {"Exercice": "Exercice {lieu} { } {1} {{zone}}"}

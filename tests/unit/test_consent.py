@@ -304,7 +304,8 @@ def test_operator_may_record(
 
 def test_text_version_comes_from_the_topic(engine: Engine, clock: FrozenClock) -> None:
     config = Config.model_validate(
-        {"topics": {"infos": {"label": "Infos", "consent_text_version": "2026-03"}}}
+        {"topics": {"infos": {"label": "Infos", "consent_text_version": "2026-03"}},
+         "alert": {"topic": "infos"}}
     )
     ctx = make_context(engine, config, clock)
     cid = _contact(ctx)

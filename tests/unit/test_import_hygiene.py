@@ -13,8 +13,9 @@ import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Modules allowed to import Textual (besides everything under screens/).
-UI_SHELL = {"console.app", "console.cli"}
+# Modules allowed to import Textual (besides everything under screens/): the shell and
+# its entry points.
+UI_SHELL = {"console.app", "console.cli", "console.__main__"}
 # Alembic runs this file itself, inside its own context; it is not importable alone.
 NOT_IMPORTABLE = {"storage.migrations.env"}
 
