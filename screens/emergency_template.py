@@ -29,9 +29,14 @@ class TemplateStep(AlertStep):
         yield Static(t("alert.template_intro"), classes="alert-intro")
         options = []
         for label, text in templates(self.ctx).items():
-            prompt = Text(no_wrap=True, overflow="ellipsis")
+            # One line each: the label, then the start of the text.
+            prompt = Text()
             prompt.append(visible(label), style="bold")
-            prompt.append("  " + visible(text).replace("\n", " "), style="dim")
+            room = max(self.app.size.width - len(label) - 12, 10)
+            preview = visible(text).replace("\n", " ")
+            if len(preview) > room:
+                preview = preview[:room - 1] + "…"
+            prompt.append("  " + preview, style="dim")
             options.append(Option(prompt, id=label))
         options.append(Option(Text(t("alert.free_text"), style="italic"), id=FREE_TEXT))
         yield OptionList(*options, id="templates")

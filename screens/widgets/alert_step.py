@@ -19,7 +19,8 @@ STEPS = 4
 
 
 class AlertStep(Screen[None]):
-    CSS_PATH = "../emergency.tcss"
+    # Resolved beside each step module (all in screens/).
+    CSS_PATH = "emergency.tcss"
     STEP = 0
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "binding.back", id="alert.back"),
@@ -37,7 +38,7 @@ class AlertStep(Screen[None]):
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f" {t('alert.title')} ", style="bold white on red")
         line.append(f" {t('alert.step', step=self.STEP, steps=STEPS)} · ", style="bold")
-        line.append(t(f"alert.step{self.STEP}"), style="bold")
+        line.append(t(f"alert.step{self.STEP}") + " ", style="bold")
         line.append(f"  {visible(self.ctx.config.town.name)}", style="dim")
         return Static(line, id="alert-header")
 

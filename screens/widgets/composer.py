@@ -10,8 +10,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static, TextArea
+from textual.widgets.text_area import Selection
 
 from console.composer import (
+    PLACEHOLDER_PATTERN,
     TextAnalysis,
     analyse,
     code_point,
@@ -55,6 +57,11 @@ def describe(t: Translator, analysis: TextAnalysis, recipients: int | None,
     return out
 
 
+def _location(text: str, index: int) -> tuple[int, int]:
+    row = text.count("\n", 0, index)
+    return row, index - (text.rfind("\n", 0, index) + 1)
+
+
 class ComposerPanel(Vertical):
     DEFAULT_CSS = """
     ComposerPanel { height: auto; }
@@ -80,7 +87,20 @@ class ComposerPanel(Vertical):
         yield Static(id="analysis")
 
     def on_mount(self) -> None:
+        self._place_cursor()
         self._update()
+
+    def _place_cursor(self) -> None:
+        """On the first placeholder left to fill, selected so that typing replaces it;
+        otherwise at the end of the text."""
+        area = self.query_one(TextArea)
+        text = area.text
+        match = PLACEHOLDER_PATTERN.search(text)
+        if match is None:
+            area.move_cursor(area.document.end)
+            return
+        area.selection = Selection(_location(text, match.start()),
+                                   _location(text, match.end()))
 
     @property
     def text(self) -> str:
