@@ -25,6 +25,10 @@ from storage.engine import read_session
 from storage.models import Contact
 
 
+# What {zone} says when the alert goes to every resident.
+EVERYWHERE = "toute la commune"
+
+
 @dataclass(frozen=True)
 class AlertDraft:
     template: str = ""  # the template's label; "" for a free text
@@ -62,7 +66,9 @@ def prefill(ctx: Context, draft: AlertDraft) -> str:
         return draft.text
     template = templates(ctx).get(draft.template, "")
     now = ctx.clock.now().astimezone(ZoneInfo(ctx.config.town.timezone))
-    return fill_template(template, template_values(ctx.config.town.name, now, draft.zones))
+    # Residents read French whatever the console's language.
+    zones = (EVERYWHERE,) if draft.everyone else draft.zones
+    return fill_template(template, template_values(ctx.config.town.name, now, zones))
 
 
 def final_text(ctx: Context, text: str) -> str:
