@@ -102,9 +102,9 @@ class EnvoisScreen(CampaignActions, Screen[None]):
         t = self.t
         table = self.query_one(DataTable)
         extra = max(self.app.size.width, 80) - 80
-        for key, base, share in (("id", 4, 0.0), ("kind", 7, 0.05), ("topic", 9, 0.25),
-                                 ("status", 9, 0.1), ("progress", 15, 0.4),
-                                 ("rate", 9, 0.1), ("eta", 9, 0.1)):
+        for key, base, share in (("id", 3, 0.0), ("kind", 9, 0.0), ("topic", 9, 0.3),
+                                 ("status", 9, 0.1), ("progress", 14, 0.4),
+                                 ("rate", 9, 0.1), ("eta", 8, 0.1)):
             table.add_column(t(f"envois.col.{key}"), key=key, width=base + int(extra * share))
         self._timer = self.set_interval(POLL_S, self.refresh_queue)
         self.call_after_refresh(self.refresh_queue)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
+from console.campaigns import Audience, CampaignRequest, create_campaign
+from console.clock import FrozenClock
+from console.context import Context
+from console.providers.base import SendResult
+from console.queue import claim_batch, finish_campaigns, record_results
+from console.roles import Role
+from console.workers import beat
+from screens.campaign import CampaignScreen
 from tests.ui.conftest import AppFactory
+from tests.ui.test_envois_flows import polled
 
 REPO = Path(__file__).resolve().parents[2]
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
@@ -45,7 +55,7 @@ def test_help(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None
 
 @pytest.mark.parametrize("size", SIZES)
 def test_placeholder_mode(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(), press=["1"], terminal_size=size, run_before=_settle)
+    assert snap_compare(make_app(), press=["3"], terminal_size=size, run_before=_settle)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -83,3 +93,137 @@ def test_import_preview(snap_compare, make_app: AppFactory, size: tuple[int, int
         await _settle(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=preview)
+
+
+# The live queue, a campaign, the confirmations and the alert, each step --------------
+
+
+def _busy_town(town: Context) -> int:
+    """Two campaigns: a planned one done an hour ago, an emergency under way."""
+    clock = town.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(timedelta(hours=-1))
+    planned = create_campaign(town, CampaignRequest(
+        topic="evenements", text="Fête du village samedi 15h, place de la mairie",
+        sender_id="MAIRIE", audience=Audience(everyone=True))).campaign_id
+    claimed = claim_batch(town.engine, "w1", clock.now(), 60, 100)
+    record_results(town.engine, "w1", claimed,
+                   [SendResult(c.message_id, "submitted") for c in claimed], clock.now(), 5)
+    finish_campaigns(town.engine)
+    clock.advance(timedelta(minutes=59))
+    emergency = create_campaign(town, CampaignRequest(
+        topic="alertes", text="Crue de la Sèvre : évacuez les berges [vite]",
+        sender_id="MAIRIE", audience=Audience(everyone=True), kind="emergency")).campaign_id
+    claimed = claim_batch(town.engine, "w1", clock.now(), 60, 25)
+    results = [SendResult(c.message_id, "submitted") for c in claimed[:20]]
+    results += [SendResult(c.message_id, "failed", reason="21211: Invalid 'To' Phone Number")
+                for c in claimed[20:22]]
+    results += [SendResult(c.message_id, "unknown", reason="timeout") for c in claimed[22:]]
+    record_results(town.engine, "w1", claimed, results, clock.now(), 5)
+    clock.advance(timedelta(minutes=1))
+    beat(town.engine, "w1", "simulated", clock.now(), 25)
+    assert planned
+    return emergency
+
+
+async def _polled(pilot: Pilot[None]) -> None:
+    await polled(pilot, type(pilot.app.screen))
+    await _settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_envois_empty(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
+    assert snap_compare(make_app(start_mode="envois"), terminal_size=size,
+                        run_before=_polled)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_envois_live(snap_compare, make_app: AppFactory, town: Context,
+                     size: tuple[int, int]) -> None:
+    _busy_town(town)
+    assert snap_compare(make_app(start_mode="envois"), terminal_size=size,
+                        run_before=_polled)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_campaign_view(snap_compare, make_app: AppFactory, town: Context,
+                       size: tuple[int, int]) -> None:
+    _busy_town(town)
+
+    async def drill(pilot: Pilot[None]) -> None:
+        await _polled(pilot)
+        await pilot.press("enter")
+        await polled(pilot, CampaignScreen)
+        await _settle(pilot)
+
+    assert snap_compare(make_app(start_mode="envois"), terminal_size=size, run_before=drill)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_cancel_confirmation(snap_compare, make_app: AppFactory, town: Context,
+                             size: tuple[int, int]) -> None:
+    _busy_town(town)
+
+    async def cancel(pilot: Pilot[None]) -> None:
+        await _polled(pilot)
+        await pilot.press("x")
+        await _settle(pilot)
+
+    assert snap_compare(make_app(start_mode="envois"), terminal_size=size, run_before=cancel)
+
+
+async def _alert_steps(pilot: Pilot[None], keys: list[str]) -> None:
+    await _settle(pilot)
+    await pilot.press("exclamation_mark")
+    for key in keys:
+        await pilot.press(key)
+        for _ in range(5):
+            await pilot.pause(0.05)
+    for _ in range(10):
+        await pilot.pause(0.05)
+    await _settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_template(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
+    async def run(pilot: Pilot[None]) -> None:
+        await _alert_steps(pilot, [])
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_audience(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
+    async def run(pilot: Pilot[None]) -> None:
+        await _alert_steps(pilot, ["enter", "down", "down", "space"])
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_composer(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
+    """The composer on a template with {lieu} still to fill, after typing characters
+    that force UCS-2."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        await _alert_steps(pilot, ["down", "enter", "enter", *"la forêt"])
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_confirmation(snap_compare, make_app: AppFactory,
+                            size: tuple[int, int]) -> None:
+    async def run(pilot: Pilot[None]) -> None:
+        await _alert_steps(pilot, ["enter", "down", "space", "enter", "ctrl+n"])
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_refused_to_a_viewer(snap_compare, make_app: AppFactory,
+                                   size: tuple[int, int]) -> None:
+    async def run(pilot: Pilot[None]) -> None:
+        await _alert_steps(pilot, ["enter", "enter", "ctrl+n"])
+
+    assert snap_compare(make_app(role=Role.VIEWER), terminal_size=size, run_before=run)
