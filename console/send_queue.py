@@ -69,6 +69,8 @@ class CampaignProgress:
 
     @property
     def eta_seconds(self) -> float | None:
+        if self.status not in ("queued", "running"):
+            return None
         if self.waiting == 0:
             return 0.0
         if self.rate <= 0 or self.status == "paused":

@@ -180,7 +180,7 @@ class EnvoisScreen(CampaignActions, Screen[None]):
             Text(f"{bar(c.fraction, bar_width)} {percent(c.fraction):>5}",
                  style="green" if c.fraction >= 1 else ""),
             Text(rate(t, c.rate)),
-            Text(duration(t, c.eta_seconds) if c.status in ("running", "queued") else "—"),
+            Text(duration(t, c.eta_seconds)),
         ]
 
     def _show_health(self, snapshot: QueueSnapshot) -> None:

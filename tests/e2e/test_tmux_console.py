@@ -4,6 +4,7 @@ capture-pane reads the screen."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,9 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 def test_demo_search_add_and_quit(tmux: Tmux) -> None:
+    # The console opens on the live queue (Envois); Contacts is mode 2.
+    tmux.wait_for("Aucun envoi")
+    tmux.keys("2")
     screen = tmux.wait_for("joignables par SMS")
     assert "2 Contacts" in screen and "Val-Tocsin" in screen
     assert "300 contacts" in screen
@@ -100,5 +104,33 @@ def test_demo_search_add_and_quit(tmux: Tmux) -> None:
     tmux.wait_for("contacts.search")
     tmux.keys("?")
     time.sleep(0.3)
+    tmux.keys("q")
+    tmux.wait_for("EXITED-0")
+
+
+def test_demo_emergency_alert_to_completion(tmux: Tmux) -> None:
+    tmux.wait_for("Aucun envoi")
+    tmux.wait_for("Worker actif")  # the demo's worker beats
+    time.sleep(0.5)
+    tmux.keys("!")
+    tmux.wait_for("étape 1/4")
+    tmux.keys("Enter")  # Inondation
+    tmux.wait_for("étape 2/4")
+    screen = tmux.wait_for("destinataires")
+    tmux.keys("Enter")  # every resident, ticked already
+    tmux.wait_for("étape 3/4")
+    tmux.wait_for("GSM-7")
+    tmux.keys("C-n")
+    screen = tmux.wait_for("tapez le nombre de destinataires")
+    found = re.search(r"tapez le nombre de destinataires : ([\d ]+)", screen)
+    assert found is not None, screen
+    count = found.group(1).replace(" ", "")
+    tmux.keys("BTab")  # from Cancel up to the count
+    tmux.keys(count, literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for("en file")
+    screen = tmux.wait_for("terminée", timeout=90)
+    assert "ALERTE" in screen and "100 %" in screen
+    assert "en attente 0" in screen.replace("\u00a0", " ")
     tmux.keys("q")
     tmux.wait_for("EXITED-0")

@@ -10,6 +10,7 @@ from console.roles import Role
 from screens.consent_form import ConsentFormScreen
 from screens.contact_form import ContactFormScreen
 from screens.contacts import ContactsScreen
+from screens.envois import EnvoisScreen
 from screens.erase import EraseScreen
 from screens.help import HelpScreen
 from screens.placeholder import PlaceholderScreen
@@ -249,7 +250,10 @@ async def test_operator_cannot_erase(make_app: AppFactory) -> None:
 async def test_modes_help_and_quit(make_app: AppFactory) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        for key, mode in (("1", "envois"), ("3", "consentements"), ("4", "calendrier")):
+        await pilot.press("1")
+        await pilot.pause()
+        assert isinstance(app.screen, EnvoisScreen)
+        for key, mode in (("3", "consentements"), ("4", "calendrier")):
             await pilot.press(key)
             await pilot.pause()
             assert isinstance(app.screen, PlaceholderScreen) and mode == app.screen.MODE
