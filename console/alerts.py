@@ -24,7 +24,6 @@ from console.context import Context
 from storage.engine import read_session
 from storage.models import Contact
 
-
 # What {zone} says when the alert goes to every resident.
 EVERYWHERE = "toute la commune"
 

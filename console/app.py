@@ -79,8 +79,7 @@ class TocsinApp(App[None]):
             screen.show_campaign(campaign_id)
 
     def action_start_worker(self) -> None:
-        from console.send_queue import ALIVE_WITHIN_S
-        from console.workers import alive_workers
+        from console.workers import ALIVE_WITHIN_S, alive_workers
 
         t = self.t
         if alive_workers(self.ctx.engine, self.ctx.clock.now(), ALIVE_WITHIN_S):

@@ -17,12 +17,9 @@ from console.campaigns import CampaignError, _counts
 from console.context import Context
 from console.ledger import FAILED, QUEUED, SKIPPED, STATES, SUBMITTED, UNCERTAIN
 from console.roles import Role
-from console.workers import alive_workers
+from console.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import read_session, write_session
 from storage.models import Campaign, DeliveryEvent, Message
-
-# A worker that has not beaten for this long is taken for dead.
-ALIVE_WITHIN_S = 15
 
 
 @dataclass(frozen=True)

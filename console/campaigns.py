@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from console.ledger import QUEUED, SKIPPED, STATES
 from console.numbers import InvalidNumber
 from console.privacy import number_hash
 from console.roles import Role
-from storage.engine import read_session, write_session
+from console.workers import ALIVE_WITHIN_S, alive_workers
+from storage.engine import is_sqlite, read_session, write_session
 from storage.models import Campaign, ConsentState, Contact, ContactGroup, Message, Suppression
 
 Kind = Literal["emergency", "planned"]
@@ -119,6 +121,24 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
 # SQLite the worker's writes are never held up behind one long enqueue.
 FIRST_CHUNK = 200
 CHUNK = 5000
+# SQLite only: how long an emergency waits for a live worker to claim its first
+# recipients before enqueuing the rest, and the gap left between chunks for its writes.
+FIRST_CLAIM_WAIT_S = 0.5
+CHUNK_PAUSE_S = 0.03
+
+
+def _let_the_sender_start(ctx: Context, campaign_id: int) -> None:
+    if not alive_workers(ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S):
+        return
+    deadline = time.monotonic() + FIRST_CLAIM_WAIT_S
+    claimed = (select(col(Message.id))
+               .where(col(Message.campaign_id) == campaign_id,
+                      col(Message.state).not_in((QUEUED, SKIPPED))).limit(1))
+    while time.monotonic() < deadline:
+        with read_session(ctx.engine) as session:
+            if session.execute(claimed).first() is not None:
+                return
+        time.sleep(0.01)
 
 
 def create_campaign(ctx: Context, request: CampaignRequest, *,
@@ -156,11 +176,18 @@ def create_campaign(ctx: Context, request: CampaignRequest, *,
     skipped = Counter(chunk.skipped)
     if on_started is not None:
         on_started(campaign.id)
+    # SQLite has one writer: without these pauses the worker's claims wait behind every
+    # chunk, and the first SMS would leave only once the whole audience is enqueued.
+    one_writer = emergency and is_sqlite(ctx.engine) and not chunk.last
+    if one_writer:
+        _let_the_sender_start(ctx, campaign.id)
     while not chunk.last:
         with write_session(ctx.engine) as session:
             chunk = _enqueue_chunk(session, ctx, campaign, request.audience, explicit,
                                    after_id=chunk.last_contact_id, limit=CHUNK)
         skipped.update(chunk.skipped)
+        if one_writer and not chunk.last:
+            time.sleep(CHUNK_PAUSE_S)
     return Enqueued(campaign.id, chunk.counts, dict(skipped))
 
 

@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from console.context import Context
 from console.ledger import QUEUED, SENDING, STATES, SUBMITTED, UNCERTAIN
-from console.workers import alive_workers
+from console.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import read_session
 from storage.models import Campaign, DeliveryEvent, Message, WorkerHeartbeat
 
@@ -26,9 +26,6 @@ RATE_WINDOW_S = 30
 HEALTH_WINDOW_S = 60
 SPARK_BUCKET_S = 30
 SPARK_BUCKETS = 20
-# A worker whose last heartbeat is older than this is taken for dead (it beats every
-# few seconds).
-ALIVE_WITHIN_S = 15
 
 Health = Literal["ok", "degraded", "failing", "idle"]
 

@@ -83,6 +83,11 @@ def forget(engine: Engine, owner: str) -> None:
         session.execute(delete(WorkerHeartbeat).where(col(WorkerHeartbeat.owner) == owner))
 
 
+# A worker whose last heartbeat is older than this is taken for dead (it beats every
+# few seconds).
+ALIVE_WITHIN_S = 15
+
+
 def alive_workers(engine: Engine, now: datetime, within_seconds: int) -> list[WorkerHeartbeat]:
     since = now - timedelta(seconds=within_seconds)
     with read_session(engine) as session:

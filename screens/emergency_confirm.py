@@ -18,9 +18,8 @@ from console.campaigns import Preview
 from console.composer import analyse, estimate_cost
 from console.figures import count
 from console.roles import PermissionDenied
-from console.send_queue import ALIVE_WITHIN_S
 from console.text import visible
-from console.workers import alive_workers
+from console.workers import ALIVE_WITHIN_S, alive_workers
 from screens.confirm_action import ConfirmActionScreen
 from screens.widgets.alert_step import AlertStep
 from screens.widgets.composer import money

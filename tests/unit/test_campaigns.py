@@ -22,7 +22,10 @@ from console.consent import ConsentRequest, record_consent
 from console.contacts import ContactInput, add_contact, erase_contact
 from console.context import Context
 from console.ledger import FINAL, STATES, can_move, is_final
+from console.queue import claim_batch
 from console.roles import PermissionDenied, Role
+from console.workers import beat
+from storage.engine import is_sqlite
 from storage.models import AuditEntry, Campaign, Message
 from tests.conftest import make_context
 
@@ -265,3 +268,29 @@ def test_text_gets_the_stop_mention_and_no_placeholder_left(ctx: Context) -> Non
         campaign = session.get(Campaign, result.campaign_id)
         assert campaign is not None
         assert campaign.text == "Fête du village samedi\nDésinscription : répondez STOP"
+
+
+def test_on_sqlite_an_emergency_lets_a_live_worker_claim_first(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One writer: the enqueue waits (briefly) for the worker's first claim, so the
+    first SMS leaves before the whole audience is written. PostgreSQL claims committed
+    rows while the rest are inserted: no pause there."""
+    monkeypatch.setattr(campaigns, "FIRST_CHUNK", 3)
+    monkeypatch.setattr(campaigns, "CHUNK", 4)
+    _many(ctx, 10)
+    beat(ctx.engine, "w1", "simulated", ctx.clock.now())
+    claimed_when_started: list[int] = []
+
+    def worker_claims(campaign_id: int) -> None:
+        claimed_when_started.append(
+            len(claim_batch(ctx.engine, "w1", ctx.clock.now(), 60, 10)))
+
+    waits: list[float] = []
+    monkeypatch.setattr(campaigns.time, "sleep", waits.append)
+    result = create_campaign(ctx, CampaignRequest(
+        topic="alertes", text="Crue", sender_id="MAIRIE", kind="emergency",
+        audience=Audience(everyone=True)), on_started=worker_claims)
+    # The worker had the first chunk at once; the rest came after, with pauses.
+    assert claimed_when_started == [3]
+    assert waits == ([campaigns.CHUNK_PAUSE_S] if is_sqlite(ctx.engine) else [])
+    assert sum(result.counts.values()) == 10
