@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     resolve.add_argument("--resend", action="store_true", help="send them again")
     resolve.add_argument("--mark-sent", action="store_true", help="count them as sent")
     resolve.add_argument("--json", action="store_true")
+    retry = campaign_sub.add_parser("retry", help="send the failed messages again")
+    retry.add_argument("id", type=int)
+    retry.add_argument("--json", action="store_true")
 
     status = sub.add_parser("status", help="the queue, in flight, rate and workers")
     status.add_argument("--json", action="store_true")
@@ -484,6 +487,7 @@ def _campaign(args: argparse.Namespace, config: Config) -> int:
         get_campaign,
         list_campaigns,
         resolve_uncertain,
+        retry_failed,
     )
     from console.errors import TocsinError
 
@@ -505,6 +509,12 @@ def _campaign(args: argparse.Namespace, config: Config) -> int:
             _print_json({"resolved": count, **view.to_json()}) if args.json else print(
                 f"campaign #{args.id}: {count} uncertain message(s) "
                 f"{'re-queued' if args.resend else 'marked sent'}")
+            return EXIT_OK
+        if args.action == "retry":
+            count = retry_failed(ctx, args.id)
+            view = get_campaign(ctx, args.id)
+            _print_json({"retried": count, **view.to_json()}) if args.json else print(
+                f"campaign #{args.id}: {count} failed message(s) re-queued")
             return EXIT_OK
         view = (get_campaign(ctx, args.id) if args.action == "show"
                 else change_campaign(ctx, args.id, args.action))

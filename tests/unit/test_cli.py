@@ -307,3 +307,36 @@ def test_send_refuses_unfilled_placeholders(config_file: Path, db_url: str,  # t
     # Braces that are not placeholders are text.
     assert run(config_file, "send", "--topic", "alertes", "--all", "--text",
                "Code porte {1234} ou {prenom}", "--yes") == 0
+
+
+def test_emergency_send_then_retry_failed(config_file: Path, db_url: str,  # type: ignore[no-untyped-def]
+                                          capsys) -> None:
+    from console.providers.base import SendResult
+    from console.queue import claim_batch, record_results
+    from storage.models import Campaign
+
+    for number in ("0611223344", "0611223355"):
+        assert run(config_file, "contact", "add", number) == 0
+    capsys.readouterr()
+    assert run(config_file, "send", "--topic", "alertes", "--all", "--emergency",
+               "--text", "Crue : montez à l'étage", "--yes", "--json") == 0
+    campaign_id = json.loads(capsys.readouterr().out)["campaign_id"]
+    engine = make_engine(db_url)
+    with Session(engine) as session:
+        campaign = session.get(Campaign, campaign_id)
+        assert campaign is not None
+        assert (campaign.kind, campaign.priority, campaign.enqueued) == ("emergency", 100, True)
+        now = campaign.created_at
+    claimed = claim_batch(engine, "w1", now, 60, 10)
+    record_results(engine, "w1", claimed, [
+        SendResult(c.message_id, "failed", reason="30007: Carrier violation")
+        for c in claimed], now, 5)
+    engine.dispose()
+    assert run(config_file, "campaign", "retry", str(campaign_id), "--json") == 0
+    retried = json.loads(capsys.readouterr().out)
+    assert retried["retried"] == 2 and retried["counts"]["queued"] == 2
+    assert retried["counts"]["failed"] == 0
+    assert run(config_file, "campaign", "retry", str(campaign_id)) == 0
+    assert f"campaign #{campaign_id}: 0 failed message(s) re-queued" in capsys.readouterr().out
+    assert run(config_file, "campaign", "retry", "999") == 1
+    assert "no campaign #999" in capsys.readouterr().err
