@@ -164,3 +164,20 @@ async def test_two_consoles_see_the_same_campaign(make_app: AppFactory,
         await polled(two, at_least=2)
         assert "en pause" in _detail(second)
         assert get_campaign(town, campaign_id).status == "paused"
+
+
+async def test_a_console_reopened_mid_send_finds_it_where_it_is(
+        make_app: AppFactory, town: Context) -> None:
+    _campaign(town, kind="emergency")
+    _answer(town, 4, "submitted")
+    first = make_app(start_mode="envois")
+    async with first.run_test(size=(120, 40)) as pilot:
+        await polled(pilot)
+        assert "transmis 4" in _detail(first)
+    # The SSH session dropped; the worker went on meanwhile.
+    _answer(town, 6, "submitted")
+    second = make_app(start_mode="envois")
+    async with second.run_test(size=(120, 40)) as pilot:
+        await polled(pilot)
+        assert "transmis 10" in _detail(second)
+        assert "ALERTE" in _detail(second)
