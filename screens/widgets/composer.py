@@ -82,8 +82,11 @@ class ComposerPanel(Vertical):
         self.analysis = analyse(finalize(text))
 
     def compose(self) -> ComposeResult:
-        yield TextArea(self.initial, id="message", soft_wrap=True, tab_behavior="focus",
-                       show_line_numbers=False)
+        area = TextArea(self.initial, id="message", soft_wrap=True, tab_behavior="focus",
+                        show_line_numbers=False)
+        # No blinking: over a slow SSH link every blink is a redraw.
+        area.cursor_blink = False
+        yield area
         yield Static(id="analysis")
 
     def on_mount(self) -> None:

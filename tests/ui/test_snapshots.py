@@ -173,14 +173,14 @@ def test_cancel_confirmation(snap_compare, make_app: AppFactory, town: Context,
 
 
 async def _alert_steps(pilot: Pilot[None], keys: list[str]) -> None:
+    """Each step counts its recipients in a worker thread: wait for the workers, not
+    for a length of time."""
     await _settle(pilot)
-    await pilot.press("exclamation_mark")
-    for key in keys:
+    for key in ["exclamation_mark", *keys]:
         await pilot.press(key)
-        for _ in range(5):
-            await pilot.pause(0.05)
-    for _ in range(10):
-        await pilot.pause(0.05)
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
     await _settle(pilot)
 
 
