@@ -28,7 +28,7 @@ from console.ledger import (
 from console.providers.base import DeliveryReport, SendResult
 from storage.engine import write_session
 from storage.models import Campaign, DeliveryEvent, Message
-from storage.rawsql import dialect
+from storage.rawsql import dialect, write_cursor
 
 # Campaigns whose messages may be claimed.
 ACTIVE = ("queued", "running")
@@ -74,7 +74,7 @@ def claim_batch(
     db = dialect(engine)
     select_sql = _CLAIM if db.sqlite else _CLAIM + db.for_update("m") + " SKIP LOCKED"
     stamp = db.datetime(now)
-    with db.write() as cursor:
+    with write_cursor(engine) as cursor:
         cursor.execute(db.sql(select_sql), {
             "queued": QUEUED, "running": "running", "now": stamp, "limit": limit})
         rows = cursor.fetchall()
@@ -131,7 +131,7 @@ def record_results(
     stamp = db.datetime(now)
     new_states: dict[int, str] = {}
     # Three statements for the whole batch (hot path: one commit per few answers).
-    with db.write() as cursor:
+    with write_cursor(engine) as cursor:
         # FOR UPDATE (PostgreSQL): a delivery report for one of these rows waits for
         # this commit instead of reading a state we are about to change.
         cursor.execute(db.sql(

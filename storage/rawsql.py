@@ -35,8 +35,6 @@ class Dialect:
 
     def __init__(self, engine: Engine) -> None:
         self.sqlite = is_sqlite(engine)
-        self._writer = engine.execution_options(sqlite_begin="IMMEDIATE") if self.sqlite \
-            else engine
         # The very conversion SQLAlchemy applies to these columns (text on SQLite,
         # UTC on PostgreSQL), done once per value rather than once per row.
         column_type = Message.__table__.c.updated_at.type  # type: ignore[attr-defined]
@@ -72,17 +70,6 @@ class Dialect:
             return ""
         return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
 
-    @contextmanager
-    def write(self) -> Iterator[Any]:
-        """A DBAPI cursor inside one write transaction, committed on success."""
-        with self._writer.begin() as conn:
-            cursor = conn.connection.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
-
-
 _dialects: weakref.WeakKeyDictionary[Engine, Dialect] = weakref.WeakKeyDictionary()
 
 
@@ -91,3 +78,28 @@ def dialect(engine: Engine) -> Dialect:
     if found is None:
         found = _dialects[engine] = Dialect(engine)
     return found
+
+
+@contextmanager
+def write_cursor(engine: Engine) -> Iterator[Any]:
+    """A DBAPI cursor inside one write transaction, committed on success.
+
+    On the pooled DBAPI connection itself: SQLAlchemy's Connection and its events
+    cost more per transaction than the few statements in it.
+    """
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            if is_sqlite(engine):
+                # The write lock at BEGIN, as storage.engine.write_session takes it.
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
+    finally:
+        connection.close()
