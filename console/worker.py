@@ -91,7 +91,8 @@ class Worker:
         self._wake = asyncio.Event()  # the recorder has answers
         self._work = asyncio.Event()  # the senders have messages (or must finish)
         self._nudge = asyncio.Event()  # the claimer: few messages left, stop, a failure
-        self._closing = False
+        self._closing = False  # senders: finish once nothing claimed is left
+        self._senders_done = False  # recorder: finish once every answer is committed
         # One thread for all of our database work: claims and commits queue behind
         # each other here rather than on SQLite's busy handler, which sleeps whole
         # milliseconds, and one thread contends for the GIL instead of several.
@@ -144,6 +145,7 @@ class Worker:
             self._closing = True
             self._work.set()
             await asyncio.gather(*senders, return_exceptions=True)
+            self._senders_done = True
             self._wake.set()
             try:
                 await recorder
@@ -186,7 +188,7 @@ class Worker:
         """
         while True:
             if not self._answers:
-                if self._closing:
+                if self._senders_done:
                     return
                 self._wake.clear()
                 await self._wake.wait()
