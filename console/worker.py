@@ -78,7 +78,9 @@ class Worker:
         # out before its call: what is held (a claim plus what was left when it was
         # taken) stays within what the rate lets us send in half a lease.
         budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
-        self.refill_below = min(self.concurrency * 2, budget // 2)
+        # The next claim starts with a quarter of a batch still to send: its round
+        # trip (queued behind a commit, slowed by the GIL) ends before they run out.
+        self.refill_below = min(max(self.concurrency * 2, self.batch_size // 4), budget // 2)
         self.claim_size = max(1, min(self.batch_size, budget - self.refill_below))
         self.stats = WorkerStats()
         self._unreported = 0
