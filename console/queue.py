@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, bindparam, insert, select, update
+from sqlalchemy import Engine, and_, select, update
 from sqlmodel import Session
 
 from console.ledger import (
@@ -26,8 +26,9 @@ from console.ledger import (
     can_move,
 )
 from console.providers.base import DeliveryReport, SendResult
-from storage.engine import is_sqlite, write_session
+from storage.engine import write_session
 from storage.models import Campaign, DeliveryEvent, Message
+from storage.rawsql import dialect, write_cursor
 
 # Campaigns whose messages may be claimed.
 ACTIVE = ("queued", "running")
@@ -53,6 +54,14 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     return float(max(delay, retry_after or 0.0))
 
 
+_CLAIM = """
+SELECT m.id, m.campaign_id, m.number, m.attempts, c.text, c.sender_id, c.kind
+FROM message m JOIN campaign c ON c.id = m.campaign_id
+WHERE m.state = :queued AND m.next_attempt_at <= :now AND c.status IN (:queued, :running)
+ORDER BY m.priority DESC, m.next_attempt_at, m.id
+LIMIT :limit"""
+
+
 def claim_batch(
     engine: Engine, owner: str, now: datetime, lease_seconds: int, limit: int
 ) -> list[Claimed]:
@@ -62,41 +71,43 @@ def claim_batch(
     waiting on each other or taking the same row. SQLite has one worker (the sender
     lease), and BEGIN IMMEDIATE makes the read and the update one step.
     """
-    message: Any = Message
-    campaign: Any = Campaign
-    with write_session(engine) as session:
-        stmt = (
-            select(message.id, message.campaign_id, message.number, message.attempts,
-                   campaign.text, campaign.sender_id, campaign.kind)
-            .join(campaign, campaign.id == message.campaign_id)
-            .where(message.state == QUEUED, message.next_attempt_at <= now,
-                   campaign.status.in_(ACTIVE))
-            .order_by(message.priority.desc(), message.next_attempt_at, message.id)
-            .limit(limit)
-        )
-        if not is_sqlite(engine):
-            stmt = stmt.with_for_update(skip_locked=True, of=message)
-        rows = session.execute(stmt).all()
+    db = dialect(engine)
+    select_sql = _CLAIM if db.sqlite else _CLAIM + db.for_update("m") + " SKIP LOCKED"
+    stamp = db.datetime(now)
+    with write_cursor(engine) as cursor:
+        cursor.execute(db.sql(select_sql), {
+            "queued": QUEUED, "running": "running", "now": stamp, "limit": limit})
+        rows = cursor.fetchall()
         if not rows:
             return []
-        ids = [row.id for row in rows]
-        session.execute(
-            update(message)
-            .where(message.id.in_(ids), message.state == QUEUED)
-            .values(state=SENDING, lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    attempts=message.attempts + 1, updated_at=now)
-        )
-        campaign_ids = {row.campaign_id for row in rows}
-        session.execute(
-            update(campaign).where(campaign.id.in_(campaign_ids), campaign.status == "queued")
-            .values(status="running")
-        )
+        cursor.execute(db.sql(
+            "UPDATE message SET state = :sending, lease_owner = :owner, "
+            "lease_expires_at = :expires, attempts = attempts + 1, updated_at = :now "
+            f"WHERE {db.in_ids('id', 'ids')} AND state = :queued"), {
+                "sending": SENDING, "owner": owner, "queued": QUEUED, "now": stamp,
+                "expires": db.datetime(now + timedelta(seconds=lease_seconds)),
+                "ids": db.ids([row[0] for row in rows])})
+        cursor.execute(db.sql(
+            f"UPDATE campaign SET status = :running WHERE {db.in_ids('id', 'ids')} "
+            "AND status = :queued"), {
+                "running": "running", "queued": "queued",
+                "ids": db.ids({row[1] for row in rows})})
     return [
-        Claimed(row.id, row.campaign_id, row.number, row.text, row.sender_id,
-                row.attempts + 1, row.kind == "emergency")
-        for row in rows
+        Claimed(message_id, campaign_id, number, text, sender_id, attempts + 1,
+                kind == "emergency")
+        for message_id, campaign_id, number, attempts, text, sender_id, kind in rows
     ]
+
+
+_RECORD = """
+UPDATE message SET state = :state, reason = :reason,
+    provider_ref = COALESCE(:ref, provider_ref),
+    next_attempt_at = COALESCE(:next, next_attempt_at),
+    lease_owner = '', lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND state = :sending AND lease_owner = :owner"""
+_EVENT = """
+INSERT INTO delivery_event (message_id, state, applied, source, detail, at)
+VALUES (:message_id, :state, :applied, :source, :detail, :at)"""
 
 
 def record_results(
@@ -116,73 +127,58 @@ def record_results(
     answered = [r for r in results if r.message_id in by_id]
     if not answered:
         return {}
-    message: Any = Message
-    table: Any = Message.__table__  # type: ignore[attr-defined]
-    events: Any = DeliveryEvent.__table__  # type: ignore[attr-defined]
+    db = dialect(engine)
+    stamp = db.datetime(now)
     new_states: dict[int, str] = {}
     # Three statements for the whole batch (hot path: one commit per few answers).
-    with write_session(engine) as session:
+    with write_cursor(engine) as cursor:
         # FOR UPDATE (PostgreSQL): a delivery report for one of these rows waits for
         # this commit instead of reading a state we are about to change.
-        held = {
-            row.id: row for row in session.execute(
-                select(message.id, message.provider_ref, message.next_attempt_at,
-                       message.reason)
-                .where(message.id.in_([r.message_id for r in answered]),
-                       message.state == SENDING, message.lease_owner == owner)
-                .order_by(message.id)
-                .with_for_update())
-        }
+        cursor.execute(db.sql(
+            f"SELECT id FROM message WHERE {db.in_ids('id', 'ids')} AND state = :sending "
+            "AND lease_owner = :owner ORDER BY id" + db.for_update()), {
+                "ids": db.ids([r.message_id for r in answered]), "sending": SENDING,
+                "owner": owner})
+        held = {row[0] for row in cursor.fetchall()}
         updates: list[dict[str, Any]] = []
         event_rows: list[dict[str, Any]] = []
         for result in answered:
-            values = _values_for(result, by_id[result.message_id], now, max_attempts)
-            current = held.get(result.message_id)
-            if current is not None:
+            state, reason, ref, next_at = _answer(result, by_id[result.message_id], now,
+                                                  max_attempts)
+            applied = result.message_id in held
+            if applied:
                 updates.append({
-                    "mid": result.message_id, "new_state": values["state"],
-                    "new_reason": values.get("reason", current.reason),
-                    "new_ref": values.get("provider_ref", current.provider_ref),
-                    "new_next": values.get("next_attempt_at", current.next_attempt_at),
-                })
-                new_states[result.message_id] = values["state"]
+                    "id": result.message_id, "state": state, "reason": reason, "ref": ref,
+                    "next": db.datetime(next_at), "now": stamp, "sending": SENDING,
+                    "owner": owner})
+                new_states[result.message_id] = state
             event_rows.append({
-                "message_id": result.message_id, "state": values["state"],
-                "applied": current is not None, "source": "send",
-                "detail": (result.reason or result.provider_ref)[:500], "at": now})
+                "message_id": result.message_id, "state": state, "applied": applied,
+                "source": "send", "detail": (result.reason or result.provider_ref)[:500],
+                "at": stamp})
         if updates:
-            session.execute(
-                update(table)
-                .where(table.c.id == bindparam("mid"), table.c.state == SENDING,
-                       table.c.lease_owner == owner)
-                .values(state=bindparam("new_state"), reason=bindparam("new_reason"),
-                        provider_ref=bindparam("new_ref"),
-                        next_attempt_at=bindparam("new_next"), lease_owner="",
-                        lease_expires_at=None, updated_at=now),
-                updates,
-            )
-        session.execute(insert(events), event_rows)
+            cursor.executemany(db.sql(_RECORD), updates)
+        cursor.executemany(db.sql(_EVENT), event_rows)
     return new_states
 
 
-def _values_for(result: SendResult, item: Claimed, now: datetime,
-                max_attempts: int) -> dict[str, Any]:
+def _answer(result: SendResult, item: Claimed, now: datetime, max_attempts: int
+            ) -> tuple[str, str, str | None, datetime | None]:
+    """The new state, reason, provider ref and next attempt (None: left as they are)."""
     reason = result.reason[:500]
     if result.outcome == "submitted":
-        return {"state": SUBMITTED, "provider_ref": result.provider_ref[:100], "reason": reason}
+        return SUBMITTED, reason, result.provider_ref[:100], None
     if result.outcome == "retry":
         if item.attempts >= max_attempts:
-            return {"state": FAILED,
-                    "reason": f"gave up after {item.attempts} attempts: {reason}"[:500]}
+            return FAILED, f"gave up after {item.attempts} attempts: {reason}"[:500], None, None
         delay = backoff(item.attempts, result.retry_after)
-        return {"state": QUEUED, "reason": reason,
-                "next_attempt_at": now + timedelta(seconds=delay)}
+        return QUEUED, reason, None, now + timedelta(seconds=delay)
     if result.outcome == "unknown":
         if item.emergency:
             # A duplicate is better than a miss: re-send at once.
-            return {"state": QUEUED, "reason": f"re-sent after: {reason}"[:500]}
-        return {"state": UNCERTAIN, "reason": reason}
-    return {"state": FAILED if result.outcome == "failed" else REJECTED, "reason": reason}
+            return QUEUED, f"re-sent after: {reason}"[:500], None, None
+        return UNCERTAIN, reason, None, None
+    return FAILED if result.outcome == "failed" else REJECTED, reason, None, None
 
 
 def release(engine: Engine, owner: str, claimed: Sequence[Claimed], now: datetime,

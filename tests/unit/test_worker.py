@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -181,3 +182,32 @@ def test_a_dead_holder_on_this_host_frees_the_sqlite_lease(ctx: Context) -> None
     assert acquire_sender_lease(ctx.engine, dead_owner, now, 60) is None
     assert acquire_sender_lease(ctx.engine, "me:1:x", now, 60) is None  # taken over
     assert acquire_sender_lease(ctx.engine, alive_owner, now, 60) is not None
+
+
+async def test_what_is_held_in_memory_fits_in_half_a_lease(ctx: Context) -> None:
+    """Claimed messages wait their turn: none may see its lease expire before its call."""
+    config = ctx.config.model_copy(update={
+        "provider": ctx.config.provider.model_copy(update={"rate": 2.0}),
+        "worker": ctx.config.worker.model_copy(update={"lease_seconds": 30})})
+    async with httpx.AsyncClient() as client:
+        worker = Worker(replace(ctx, config=config), RecordingProvider(), client, "w1",
+                        asyncio.Event())
+    assert worker.claim_size + worker.refill_below <= 2.0 * 30 / 2
+    assert worker.claim_size >= 1
+
+
+async def test_a_stop_sends_and_records_what_is_already_claimed(ctx: Context) -> None:
+    _campaign(ctx, 30)
+    provider = RecordingProvider(max_batch=1)
+    stop = asyncio.Event()
+    async with httpx.AsyncClient() as client:
+        worker = Worker(ctx, provider, client, "w1", stop)
+        worker.bucket = TokenBucket(10_000)
+        await worker.start()
+        claimed = await worker.tick()
+        stop.set()
+        await worker.run()
+    # Nothing more is claimed after the stop, and nothing claimed is left `sending`.
+    assert claimed == 30
+    assert _states(ctx) == Counter(submitted=30)
+    assert len(provider.sent) == 30 and worker.stats.sent == 30

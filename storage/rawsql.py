@@ -1,0 +1,105 @@
+"""Hand-written SQL on the DBAPI cursor, for the sender's hot path only.
+
+The worker records hundreds of answers a second. Built through SQLAlchemy, each
+statement cost more CPU (construction, cache keys, a bind processor per value per
+row) than SQLite spent running it, and that CPU is taken under the GIL from the
+event loop that talks to the provider. Here a statement is written once with
+`:name` placeholders, translated for the driver once, and run on the cursor of a
+transaction that SQLAlchemy still opens (BEGIN IMMEDIATE on SQLite), commits and
+pools.
+
+Everything else keeps using SQLAlchemy: this is for a few statements run per
+answer, not a second data layer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from storage.engine import is_sqlite
+from storage.models import Message
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class Dialect:
+    """What the hand-written SQL needs to know about one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.sqlite = is_sqlite(engine)
+        # The very conversion SQLAlchemy applies to these columns (text on SQLite,
+        # UTC on PostgreSQL), done once per value rather than once per row.
+        column_type = Message.__table__.c.updated_at.type  # type: ignore[attr-defined]
+        impl = column_type.dialect_impl(engine.dialect)
+        processor: Callable[[Any], Any] | None = impl.bind_processor(engine.dialect)
+        self._datetime = processor or (lambda value: value)
+        self._cache: dict[str, str] = {}
+
+    def sql(self, text: str) -> str:
+        """`text` with `:name` placeholders as this driver wants them."""
+        found = self._cache.get(text)
+        if found is None:
+            found = text if self.sqlite else _PLACEHOLDER.sub(r"%(\1)s", text)
+            self._cache[text] = found
+        return found
+
+    def datetime(self, value: datetime | None) -> Any:
+        return None if value is None else self._datetime(value)
+
+    def in_ids(self, column: str, param: str) -> str:
+        """`column` is one of the ids in `param` (bound with `ids`), as one
+        placeholder whatever their number, so the statement is prepared once."""
+        if self.sqlite:
+            return f"{column} IN (SELECT value FROM json_each(:{param}))"
+        return f"{column} = ANY(:{param})"
+
+    def ids(self, values: Sequence[int] | set[int]) -> Any:
+        return json.dumps(list(values)) if self.sqlite else list(values)
+
+    def for_update(self, of: str = "") -> str:
+        """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises."""
+        if self.sqlite:
+            return ""
+        return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
+
+_dialects: weakref.WeakKeyDictionary[Engine, Dialect] = weakref.WeakKeyDictionary()
+
+
+def dialect(engine: Engine) -> Dialect:
+    found = _dialects.get(engine)
+    if found is None:
+        found = _dialects[engine] = Dialect(engine)
+    return found
+
+
+@contextmanager
+def write_cursor(engine: Engine) -> Iterator[Any]:
+    """A DBAPI cursor inside one write transaction, committed on success.
+
+    On the pooled DBAPI connection itself: SQLAlchemy's Connection and its events
+    cost more per transaction than the few statements in it.
+    """
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            if is_sqlite(engine):
+                # The write lock at BEGIN, as storage.engine.write_session takes it.
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            cursor.close()
+    finally:
+        connection.close()
