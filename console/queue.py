@@ -262,14 +262,15 @@ def _event(session: Session, message_id: int, state: str, applied: bool, source:
 
 
 def finish_campaigns(engine: Engine) -> int:
-    """A running campaign with nothing left to send or decide is done."""
+    """A running campaign with nothing left to send or decide is done (once its whole
+    audience is enqueued: an emergency sends its first chunk before the rest is in)."""
     campaign: Any = Campaign
     message: Any = Message
     open_states = (QUEUED, SENDING, UNCERTAIN)
     with write_session(engine) as session:
         return int(session.execute(
             update(campaign)
-            .where(campaign.status == "running",
+            .where(campaign.status == "running", campaign.enqueued.is_(True),
                    ~select(message.id).where(message.campaign_id == campaign.id,
                                              message.state.in_(open_states)).exists())
             .values(status="done")

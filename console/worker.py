@@ -16,12 +16,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 import httpx
 from sqlalchemy import update
 from sqlmodel import col
 
+from console.campaigns import complete_enqueue, incomplete_campaigns
 from console.context import Context
 from console.ledger import SUBMITTED
 from console.numbers import mask
@@ -44,10 +46,15 @@ log = logging.getLogger("tocsin.worker")
 
 T = TypeVar("T")
 
-IDLE_POLL_S = 0.2
+# An idle worker looks for new messages this often: it bounds how late the first SMS
+# of an alert leaves (an empty claim costs a fraction of a millisecond).
+IDLE_POLL_S = 0.1
 RECORD_LINGER_S = 0.01
 # Heartbeat, lease renewal and the lease sweep run this often.
 HOUSEKEEPING_S = 2.0
+# An emergency still being enqueued after this long lost its console (a dropped SSH
+# session): the worker finishes the enqueue.
+STALLED_ENQUEUE_S = 30
 
 
 class WorkerBusy(Exception):
@@ -238,6 +245,11 @@ class Worker:
         if expired:
             log.warning("%d message(s) left sending past their lease: now uncertain", expired)
         await self._poll_reports()
+        stalled = await self._in_db(incomplete_campaigns, engine,
+                                    now - timedelta(seconds=STALLED_ENQUEUE_S))
+        for campaign_id in stalled:
+            log.warning("campaign #%d was left half enqueued: completing it", campaign_id)
+            await self._in_db(complete_enqueue, self.ctx, campaign_id)
         await self._in_db(finish_campaigns, engine)
 
     async def _poll_reports(self) -> None:

@@ -211,3 +211,45 @@ async def test_a_stop_sends_and_records_what_is_already_claimed(ctx: Context) ->
     assert claimed == 30
     assert _states(ctx) == Counter(submitted=30)
     assert len(provider.sent) == 30 and worker.stats.sent == 30
+
+
+async def test_the_worker_completes_an_enqueue_its_console_left(
+        ctx: Context, clock, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from console import campaigns
+    from console.queue import claim_batch, finish_campaigns, record_results
+
+    monkeypatch.setattr(campaigns, "FIRST_CHUNK", 4)
+    monkeypatch.setattr(campaigns, "CHUNK", 5)
+    for i in range(12):
+        add_contact(ctx, ContactInput(number=f"06 31 00 00 {i:02d}"))
+    real_chunk = campaigns._enqueue_chunk
+    calls = 0
+
+    def console_dies(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt  # SIGHUP: the SSH session dropped
+        return real_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(campaigns, "_enqueue_chunk", console_dies)
+    with pytest.raises(KeyboardInterrupt):
+        create_campaign(ctx, CampaignRequest(topic="alertes", text="Crue", sender_id="MAIRIE",
+                                             audience=Audience(everyone=True),
+                                             kind="emergency"))
+    monkeypatch.setattr(campaigns, "_enqueue_chunk", real_chunk)
+    # The first chunk goes out, but the campaign is not done: the rest is missing.
+    claimed = claim_batch(ctx.engine, "w0", clock.now(), 60, 10)
+    record_results(ctx.engine, "w0", claimed,
+                   [SendResult(c.message_id, "submitted") for c in claimed], clock.now(), 5)
+    assert len(claimed) == 4 and finish_campaigns(ctx.engine) == 0
+    clock.advance(timedelta(minutes=1))
+    provider = RecordingProvider()
+    await _run_until_idle(ctx, provider)
+    assert _states(ctx) == Counter(submitted=12)
+    assert len(provider.sent) == 8 and set(provider.sent.values()) == {1}
+    with Session(ctx.engine) as session:
+        campaign = session.exec(select(Campaign)).one()
+    assert campaign.enqueued
