@@ -26,7 +26,7 @@ from console.context import Context
 from console.errors import TocsinError
 from console.ledger import QUEUED, SKIPPED, STATES
 from console.numbers import InvalidNumber
-from console.privacy import number_hash
+from console.privacy import number_hasher
 from console.roles import Role
 from console.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import is_sqlite, read_session, write_session
@@ -127,9 +127,11 @@ FIRST_CLAIM_WAIT_S = 0.5
 CHUNK_PAUSE_S = 0.03
 
 
-def _let_the_sender_start(ctx: Context, campaign_id: int) -> None:
+def _let_the_sender_start(ctx: Context, campaign_id: int) -> bool:
+    """Wait for a live worker's first claim; False when no worker is alive (then there
+    is nobody to make room for)."""
     if not alive_workers(ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S):
-        return
+        return False
     deadline = time.monotonic() + FIRST_CLAIM_WAIT_S
     claimed = (select(col(Message.id))
                .where(col(Message.campaign_id) == campaign_id,
@@ -137,8 +139,9 @@ def _let_the_sender_start(ctx: Context, campaign_id: int) -> None:
     while time.monotonic() < deadline:
         with read_session(ctx.engine) as session:
             if session.execute(claimed).first() is not None:
-                return
+                return True
         time.sleep(0.01)
+    return True
 
 
 def create_campaign(ctx: Context, request: CampaignRequest, *,
@@ -178,9 +181,8 @@ def create_campaign(ctx: Context, request: CampaignRequest, *,
         on_started(campaign.id)
     # SQLite has one writer: without these pauses the worker's claims wait behind every
     # chunk, and the first SMS would leave only once the whole audience is enqueued.
-    one_writer = emergency and is_sqlite(ctx.engine) and not chunk.last
-    if one_writer:
-        _let_the_sender_start(ctx, campaign.id)
+    one_writer = (emergency and is_sqlite(ctx.engine) and not chunk.last
+                  and _let_the_sender_start(ctx, campaign.id))
     while not chunk.last:
         with write_session(ctx.engine) as session:
             chunk = _enqueue_chunk(session, ctx, campaign, request.audience, explicit,
@@ -319,6 +321,7 @@ def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audie
             .where(*consent_range))
     }
     suppressed = set(session.execute(select(col(Suppression.number_hash))).scalars())
+    number_hash = number_hasher(ctx.hash_key)
     now = ctx.clock.now()
     assert campaign.id is not None
 
@@ -332,7 +335,7 @@ def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audie
     for contact_id, number, sendable in found:
         if not sendable:
             rows.append(row(contact_id, number, SKIPPED, SKIP_NOT_SENDABLE))
-        elif number_hash(ctx.hash_key, number) in suppressed:
+        elif number_hash(number) in suppressed:
             rows.append(row(contact_id, number, SKIPPED, SKIP_SUPPRESSED))
         elif not may_receive(basis, states.get(contact_id)):
             rows.append(row(contact_id, number, SKIPPED, SKIP_NO_CONSENT))
@@ -348,7 +351,7 @@ def _resolve(session: Session, ctx: Context, campaign: Campaign, audience: Audie
         if number in known:
             continue
         # A number typed for this send alone: no consent on record for it.
-        if number_hash(ctx.hash_key, number) in suppressed:
+        if number_hash(number) in suppressed:
             rows.append(row(None, number, SKIPPED, SKIP_SUPPRESSED))
         elif not may_receive(basis, None):
             rows.append(row(None, number, SKIPPED, SKIP_NO_CONSENT))

@@ -294,3 +294,11 @@ def test_on_sqlite_an_emergency_lets_a_live_worker_claim_first(
     assert claimed_when_started == [3]
     assert waits == ([campaigns.CHUNK_PAUSE_S] if is_sqlite(ctx.engine) else [])
     assert sum(result.counts.values()) == 10
+
+
+def test_the_bulk_hasher_matches_number_hash() -> None:
+    from console.privacy import number_hash, number_hasher
+
+    digest = number_hasher(b"k" * 32)
+    for number in ("+33612345678", "+262692000000", ""):
+        assert digest(number) == number_hash(b"k" * 32, number)
