@@ -17,14 +17,14 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.campaign_messages import MessageRow, page_messages
 from console.context import Context
-from console.figures import bar, count, duration, percent, rate
 from console.i18n import Translator
 from console.ledger import STATES
 from console.numbers import display
 from console.send_queue import CampaignProgress, campaign_progress
 from console.text import visible
-from screens.envois import POLL_S, campaign_heading, state_counts
+from screens.envois import POLL_S
 from screens.widgets.campaign_actions import CampaignActions
+from screens.widgets.campaign_summary import campaign_summary
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.translate import translate_bindings
 
@@ -124,18 +124,7 @@ class CampaignScreen(CampaignActions, Screen[None]):
         if c is None:
             head.update(Text(t("error.no_campaign", id=self.campaign_id), style="red"))
             return
-        text = campaign_heading(t, self.ctx, c)
-        text.append("\n")
-        text.append(bar(c.fraction, max(self.size.width - 30, 10)),
-                    style="green" if c.fraction >= 1 else "")
-        text.append(f" {percent(c.fraction)} · {count(t, c.handled)}/{count(t, c.total)}")
-        text.append("\n")
-        text.append_text(state_counts(t, c.counts))
-        text.append("\n")
-        text.append(t("envois.rate_eta", rate=rate(t, c.rate),
-                      eta=duration(t, c.eta_seconds)), style="dim")
-        text.append("\n")
-        text.append(visible(c.text).replace("\n", " ⏎ "), style="italic")
+        text = campaign_summary(t, self.ctx, c, self.size.width)
         head.update(text)
 
     def _show_filter(self) -> None:

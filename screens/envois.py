@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import ClassVar
-from zoneinfo import ZoneInfo
 
 from rich.text import Text
 from textual import on
@@ -17,53 +16,16 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from console.context import Context
-from console.figures import bar, count, duration, percent, rate
+from console.figures import bar, duration, percent, rate
 from console.i18n import Translator
-from console.ledger import STATES
 from console.send_queue import CampaignProgress, QueueSnapshot, queue_snapshot
 from console.text import visible
 from screens.widgets.campaign_actions import CampaignActions
+from screens.widgets.campaign_summary import STATUS_STYLE, campaign_summary
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.translate import translate_bindings
 
 POLL_S = 0.5
-# States always shown; the rarer ones only when a message is in them.
-MAIN_STATES = ("queued", "sending", "submitted", "delivered", "failed", "uncertain",
-               "skipped")
-STATUS_STYLE = {"running": "bold green", "queued": "cyan", "paused": "yellow",
-                "cancelled": "dim", "done": "dim"}
-
-
-def state_counts(t: Translator, counts: dict[str, int]) -> Text:
-    line = Text()
-    for state in STATES:
-        if state not in MAIN_STATES and not counts[state]:
-            continue
-        if line:
-            line.append(" · ", style="dim")
-        style = ("red" if state in ("failed", "rejected", "undelivered") and counts[state]
-                 else "yellow" if state == "uncertain" and counts[state] else "")
-        line.append(f"{t(f'state.{state}')} ", style="dim")
-        line.append(count(t, counts[state]), style=style or "bold")
-    return line
-
-
-def campaign_heading(t: Translator, ctx: Context, c: CampaignProgress) -> Text:
-    local = c.created_at.astimezone(ZoneInfo(ctx.config.town.timezone))
-    heading = Text()
-    heading.append(f"n°{c.id} ", style="bold")
-    heading.append(t(f"kind.{c.kind}"), style="bold red" if c.kind == "emergency" else "")
-    topic = ctx.config.topics.get(c.topic)
-    heading.append(f" · {topic.label if topic else c.topic} · ")
-    heading.append(t(f"status.{c.status}"), style=STATUS_STYLE.get(c.status, ""))
-    heading.append(" · " + t("envois.created", who=visible(c.created_by),
-                             date=local.strftime("%d/%m"), time=local.strftime("%Hh%M")),
-                   style="dim")
-    if c.status_reason:
-        heading.append("\n" + visible(c.status_reason), style="red")
-    return heading
-
-
 class EnvoisScreen(CampaignActions, Screen[None]):
     CSS_PATH = "envois.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -213,21 +175,7 @@ class EnvoisScreen(CampaignActions, Screen[None]):
         if campaign is None:
             detail.update(Text(t("envois.empty")))
             return
-        text = Text()
-        text.append_text(campaign_heading(t, self.ctx, campaign))
-        width = max(self.size.width - 30, 10)
-        text.append("\n")
-        text.append(bar(campaign.fraction, width),
-                    style="green" if campaign.fraction >= 1 else "")
-        text.append(f" {percent(campaign.fraction)} · "
-                    f"{count(t, campaign.handled)}/{count(t, campaign.total)}")
-        text.append("\n")
-        text.append_text(state_counts(t, campaign.counts))
-        text.append("\n")
-        text.append(t("envois.rate_eta", rate=rate(t, campaign.rate),
-                      eta=duration(t, campaign.eta_seconds)), style="dim")
-        text.append("\n")
-        text.append(visible(campaign.text).replace("\n", " ⏎ "), style="italic")
+        text = campaign_summary(t, self.ctx, campaign, self.size.width)
         detail.update(text)
 
     @on(DataTable.RowHighlighted)
