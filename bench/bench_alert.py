@@ -27,17 +27,10 @@ sys.path.insert(0, str(ROOT))
 
 import httpx
 
+from bench.town import bench_context, import_residents
 from console.alerts import AlertDraft, send_alert
 from console.campaigns import Audience, CampaignRequest, create_campaign
-from console.clock import SystemClock
-from console.config import Config, DatabaseConfig, PrivacyConfig
-from console.context import Context, load_hash_key, sync_topics
-from console.demo import resident_rows
-from console.importer import ImportOptions, import_contacts
-from console.roles import Role
 from console.workers import ALIVE_WITHIN_S, alive_workers
-from storage.engine import make_engine
-from storage.migrate import upgrade
 
 SERVER = """
 import sys, time, uvicorn
@@ -99,19 +92,9 @@ api_url = "http://127.0.0.1:{port}"
 listen_port = {endpoint}
 public_url = "http://127.0.0.1:{endpoint}"
 """, encoding="utf-8")
-        config = Config(database=DatabaseConfig(url=url),
-                        privacy=PrivacyConfig(hash_key_file=f"{folder}/key"))
-        engine = make_engine(url)
-        upgrade(engine)
-        sync_topics(engine, config)
-        ctx = Context(engine=engine, config=config, clock=SystemClock(), operator="bench",
-                      role=Role.ADMIN, hash_key=load_hash_key(engine, folder / "key"))
-        csv_path = folder / "residents.csv"
-        csv_path.write_text("nom;telephone;quartier\n" + "".join(
-            f"{name};{number};Zone {i % 12}\n"
-            for i, (name, number, *_) in enumerate(resident_rows(args.recipients, 7))),
-            encoding="utf-8")
-        import_contacts(ctx, csv_path, ImportOptions())
+        ctx = bench_context(folder, url)
+        engine = ctx.engine
+        import_residents(ctx, folder, args.recipients, zones=12)
 
         server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(mark)])
         env = {**os.environ, "TOCSIN_TWILIO_AUTH_TOKEN": "bench", "TOCSIN_ENDPOINT_TOKEN": "bench",

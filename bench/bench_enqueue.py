@@ -18,15 +18,9 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import delete, insert, select
 from sqlmodel import col
 
+from bench.town import bench_context, import_residents
 from console.campaigns import Audience, CampaignRequest, create_campaign
-from console.clock import SystemClock
-from console.config import Config, DatabaseConfig, PrivacyConfig
-from console.context import Context, load_hash_key, sync_topics
-from console.demo import resident_rows
-from console.importer import ImportOptions, import_contacts
-from console.roles import Role
-from storage.engine import make_engine, write_session
-from storage.migrate import upgrade
+from storage.engine import write_session
 from storage.models import Message
 
 
@@ -37,18 +31,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as folder:
         url = args.database or f"sqlite:///{folder}/bench.db"
-        config = Config(database=DatabaseConfig(url=url),
-                        privacy=PrivacyConfig(hash_key_file=f"{folder}/key"))
-        engine = make_engine(url)
-        upgrade(engine)
-        sync_topics(engine, config)
-        ctx = Context(engine=engine, config=config, clock=SystemClock(), operator="bench",
-                      role=Role.ADMIN, hash_key=load_hash_key(engine, Path(f"{folder}/key")))
-        csv_path = Path(folder) / "residents.csv"
-        csv_path.write_text("nom;telephone\n" + "".join(
-            f"{name};{number}\n" for name, number, *_ in resident_rows(args.recipients, 7)),
-            encoding="utf-8")
-        import_contacts(ctx, csv_path, ImportOptions())
+        ctx = bench_context(Path(folder), url)
+        engine = ctx.engine
+        import_residents(ctx, Path(folder), args.recipients)
 
         start = time.perf_counter()
         result = create_campaign(ctx, CampaignRequest(

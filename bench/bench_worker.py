@@ -30,26 +30,21 @@ sys.path.insert(0, str(ROOT))
 import httpx
 from sqlalchemy import text
 
+from bench.town import bench_context
 from console.campaigns import Audience, CampaignRequest, create_campaign
-from console.clock import SystemClock
 from console.config import (
     Config,
-    DatabaseConfig,
     KannelConfig,
-    PrivacyConfig,
     ProviderConfig,
     TwilioConfig,
     WorkerConfig,
 )
-from console.context import Context, load_hash_key, sync_topics
+from console.context import Context
 from console.importer import ImportOptions, import_contacts
 from console.providers.base import OutgoingSms, Provider
 from console.providers.kannel import KannelProvider
 from console.providers.twilio import TwilioProvider
-from console.roles import Role
 from console.worker_main import serve
-from storage.engine import make_engine
-from storage.migrate import upgrade
 
 CONCURRENCY = 4
 SERVER = """
@@ -75,15 +70,9 @@ def free_port() -> int:
 
 
 def town(folder: Path, count: int, provider: ProviderConfig) -> Context:
-    url = f"sqlite:///{folder}/bench.db"
-    config = Config(database=DatabaseConfig(url=url), provider=provider,
-                    privacy=PrivacyConfig(hash_key_file=f"{folder}/key"),
-                    worker=WorkerConfig(batch_size=200, lease_seconds=120))
-    engine = make_engine(url)
-    upgrade(engine)
-    sync_topics(engine, config)
-    ctx = Context(engine=engine, config=config, clock=SystemClock(), operator="bench",
-                  role=Role.ADMIN, hash_key=load_hash_key(engine, folder / "key"))
+    ctx = bench_context(folder, f"sqlite:///{folder}/bench.db", Config(
+        provider=provider, worker=WorkerConfig(batch_size=200, lease_seconds=120)))
+    # Mobiles only: every message must come back submitted.
     csv_path = folder / "residents.csv"
     csv_path.write_text("telephone\n" + "".join(
         f"06 9{i // 1000000} {i // 10000 % 100:02d} {i // 100 % 100:02d} {i % 100:02d}\n"

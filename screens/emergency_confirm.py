@@ -17,7 +17,6 @@ from console.alerts import AlertDraft, final_text, preview, send_alert
 from console.campaigns import Preview
 from console.composer import analyse, estimate_cost
 from console.figures import count
-from console.roles import PermissionDenied
 from console.text import visible
 from console.workers import ALIVE_WITHIN_S, alive_workers
 from screens.confirm_action import ConfirmActionScreen
@@ -118,7 +117,7 @@ class ConfirmStep(AlertStep):
         try:
             send_alert(self.ctx, self.draft,
                        on_started=lambda cid: app.call_from_thread(self._started, cid))
-        except (PermissionDenied, Exception) as exc:  # shown, never a crash
+        except Exception as exc:  # a refusal or a database error: shown, never a crash
             app.call_from_thread(self._failed, exc)
 
     def _failed(self, exc: BaseException) -> None:
