@@ -4,7 +4,7 @@ messages. Nothing here loads messages one by one."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -97,25 +97,10 @@ class QueueSnapshot:
     # Provider answers in each SPARK_BUCKET_S bucket, oldest first, the last one now.
     sparkline: list[int]
     health: ProviderHealth
-    active: int = field(default=0)
 
     @property
     def worker_alive(self) -> bool:
         return bool(self.workers)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "now": self.now.isoformat(),
-            "worker_alive": self.worker_alive,
-            "heartbeat_age_s": self.heartbeat_age_s,
-            "rate_per_second": round(self.rate, 2),
-            "provider_health": self.health.status,
-            "campaigns": [
-                {"id": c.id, "status": c.status, "kind": c.kind, "counts": c.counts,
-                 "total": c.total, "rate_per_second": round(c.rate, 2)}
-                for c in self.campaigns
-            ],
-        }
 
 
 def _bucket_index(column: Any, start: datetime, dialect: str) -> ColumnElement[Any]:
@@ -238,10 +223,7 @@ def queue_snapshot(ctx: Context) -> QueueSnapshot:
                 for c in campaigns if c.id is not None]
     return QueueSnapshot(
         now=now, campaigns=progress, workers=workers, heartbeat_age_s=age,
-        rate=sum(rates.values()),
-        sparkline=sparkline, health=health,
-        active=sum(1 for c in progress if c.status in ACTIVE_STATUSES))
-
+        rate=sum(rates.values()), sparkline=sparkline, health=health)
 
 
 def campaign_progress(ctx: Context, campaign_id: int) -> CampaignProgress | None:
