@@ -421,6 +421,13 @@ def _send(args: argparse.Namespace, config: Config) -> int:
     else:
         print(f"campaign #{result.campaign_id}: {result.counts['queued']} queued, "
               f"{result.counts['skipped']} skipped")
+    from console.workers import ALIVE_WITHIN_S, alive_workers
+
+    if result.counts["queued"] and not alive_workers(ctx.engine, ctx.clock.now(),
+                                                     ALIVE_WITHIN_S):
+        # Queued is not sent: say so at once (stderr, so --json stays clean).
+        sys.stderr.write("tocsin: warning: no worker is alive, nothing will go out until "
+                         "one runs (systemctl start tocsin-worker, or tocsin worker)\n")
     return EXIT_OK
 
 

@@ -320,7 +320,9 @@ def test_emergency_send_then_retry_failed(config_file: Path, db_url: str,  # typ
     capsys.readouterr()
     assert run(config_file, "send", "--topic", "alertes", "--all", "--emergency",
                "--text", "Crue : montez à l'étage", "--yes", "--json") == 0
-    campaign_id = json.loads(capsys.readouterr().out)["campaign_id"]
+    out, err = capsys.readouterr()
+    campaign_id = json.loads(out)["campaign_id"]
+    assert "warning: no worker is alive" in err
     engine = make_engine(db_url)
     with Session(engine) as session:
         campaign = session.get(Campaign, campaign_id)
