@@ -25,7 +25,10 @@ from screens.widgets.campaign_summary import STATUS_STYLE, campaign_summary
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.translate import translate_bindings
 
+# Twice a second: live enough to watch, cheap enough for several SSH sessions at once.
 POLL_S = 0.5
+
+
 class EnvoisScreen(CampaignActions, Screen[None]):
     CSS_PATH = "envois.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -48,6 +51,7 @@ class EnvoisScreen(CampaignActions, Screen[None]):
         self._timer: Timer | None = None
         self._order: list[int] = []
         self._wanted: int | None = None
+        self._bar_width = 8
 
     def compose(self) -> ComposeResult:
         yield ModeBar("envois")
@@ -67,7 +71,11 @@ class EnvoisScreen(CampaignActions, Screen[None]):
         for key, base, share in (("id", 3, 0.0), ("kind", 9, 0.0), ("topic", 9, 0.3),
                                  ("status", 9, 0.1), ("progress", 14, 0.4),
                                  ("rate", 9, 0.1), ("eta", 8, 0.1)):
-            table.add_column(t(f"envois.col.{key}"), key=key, width=base + int(extra * share))
+            width = base + int(extra * share)
+            table.add_column(t(f"envois.col.{key}"), key=key, width=width)
+            if key == "progress":
+                # Room for " 100 %" after the bar.
+                self._bar_width = max(width - 6, 4)
         self._timer = self.set_interval(POLL_S, self.refresh_queue)
         self.call_after_refresh(self.refresh_queue)
         table.focus()
@@ -128,10 +136,6 @@ class EnvoisScreen(CampaignActions, Screen[None]):
     def _cells(self, c: CampaignProgress) -> list[Text]:
         t = self.t
         topic = self.ctx.config.topics.get(c.topic)
-        width = self.query_one(DataTable).columns[
-            next(k for k in self.query_one(DataTable).columns if k.value == "progress")
-        ].width
-        bar_width = max(width - 6, 4)
         scheduled = self.snapshot is not None and c.is_scheduled(self.snapshot.now)
         status = "scheduled" if scheduled else c.status
         return [
@@ -139,7 +143,7 @@ class EnvoisScreen(CampaignActions, Screen[None]):
             Text(t(f"kind.{c.kind}"), style="bold red" if c.kind == "emergency" else ""),
             Text(visible(topic.label if topic else c.topic)),
             Text(t(f"status.{status}"), style=STATUS_STYLE.get(status, "")),
-            Text(f"{bar(c.fraction, bar_width)} {percent(c.fraction):>5}",
+            Text(f"{bar(c.fraction, self._bar_width)} {percent(c.fraction):>5}",
                  style="green" if c.fraction >= 1 else ""),
             Text(rate(t, c.rate)),
             Text(duration(t, c.eta_seconds)),
