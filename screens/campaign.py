@@ -3,7 +3,7 @@ by state, with the provider's reason for each failure; and what the operator may
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import dataclass
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -12,7 +12,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
 from console.campaign_messages import MessageRow, page_messages
@@ -22,9 +21,9 @@ from console.ledger import STATES
 from console.numbers import display
 from console.send_queue import CampaignProgress, campaign_progress
 from console.text import visible
-from screens.envois import POLL_S
 from screens.widgets.campaign_actions import CampaignActions
 from screens.widgets.campaign_summary import campaign_summary
+from screens.widgets.live_poll import LivePoll
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.translate import translate_bindings
 
@@ -32,12 +31,24 @@ PAGE = 100
 PREFETCH_MARGIN = 10
 # The messages on screen are re-read this often (the figures above, every poll).
 ROWS_EVERY_POLLS = 2
+COLUMNS = ("number", "name", "state", "attempts", "reason", "updated")
+
+
+@dataclass(frozen=True)
+class Figures:
+    progress: CampaignProgress | None
+    # Where `window` starts in the rows loaded; None: the rows were not re-read.
+    start: int
+    window: list[MessageRow] | None
+
+
 STATE_STYLE = {"delivered": "green", "submitted": "cyan", "failed": "red",
                "rejected": "red", "undelivered": "red", "uncertain": "yellow",
                "skipped": "dim", "sending": "bold"}
 
 
-class CampaignScreen(CampaignActions, Screen[None]):
+class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
+    ERROR_TARGET = "#campaign-head"
     CSS_PATH = "campaign.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "binding.back", id="campaign.back"),
@@ -59,10 +70,8 @@ class CampaignScreen(CampaignActions, Screen[None]):
         self.state_filter: str | None = None
         self.progress: CampaignProgress | None = None
         self.rows: list[MessageRow] = []
-        self.polls = 0
         self._exhausted = False
-        self._busy = False
-        self._timer: Timer | None = None
+        self._cursor_row = 0
 
     def compose(self) -> ComposeResult:
         yield ModeBar("envois")
@@ -80,40 +89,26 @@ class CampaignScreen(CampaignActions, Screen[None]):
                                  ("reason", 14, 0.55), ("updated", 6, 0.1)):
             table.add_column(t(f"campaign.col.{key}"), key=key, width=base + int(extra * share))
         self._show_filter()
-        self._timer = self.set_interval(POLL_S, self.refresh_campaign)
-        self.call_after_refresh(self.refresh_campaign)
+        self.start_polling()
         table.focus()
 
-    async def refresh_campaign(self) -> None:
-        if self._busy:
-            return
-        self._busy = True
-        try:
-            progress = await asyncio.to_thread(campaign_progress, self.ctx, self.campaign_id)
-            if self.polls % ROWS_EVERY_POLLS == 0:
-                rows = await asyncio.to_thread(self._read_rows, max(len(self.rows), PAGE))
-                self._show_rows(rows)
-        except Exception as exc:  # the database went away: say so, keep polling
-            self.query_one("#campaign-head", Static).update(
-                Text(self.t("envois.db_error", error=visible(str(exc))[:200]), style="red"))
-            return
-        finally:
-            self._busy = False
-        self.polls += 1
-        self.progress = progress
-        self._show_head()
+    def read_figures(self) -> Figures:
+        """The campaign's figures every poll; its messages every other poll, and only a
+        page around the cursor, however far the operator has scrolled."""
+        progress = campaign_progress(self.ctx, self.campaign_id)
+        if self.polls % ROWS_EVERY_POLLS:
+            return Figures(progress, 0, None)
+        rows = self.rows
+        start = min(max(self._cursor_row - PAGE // 2, 0), len(rows))
+        window = page_messages(self.ctx, self.campaign_id, state=self.state_filter,
+                               after_id=rows[start - 1].id if start else 0, limit=PAGE)
+        return Figures(progress, start, window)
 
-    def _read_rows(self, limit: int) -> list[MessageRow]:
-        rows: list[MessageRow] = []
-        after = 0
-        while len(rows) < limit:
-            page = page_messages(self.ctx, self.campaign_id, state=self.state_filter,
-                                 after_id=after, limit=min(PAGE, limit - len(rows)))
-            rows += page
-            if len(page) < PAGE:
-                break
-            after = page[-1].id
-        return rows
+    def show_figures(self, figures: Figures) -> None:
+        self.progress = figures.progress
+        self._show_head()
+        if figures.window is not None:
+            self._show_window(figures.start, figures.window)
 
     # Display ------------------------------------------------------------------
 
@@ -148,24 +143,30 @@ class CampaignScreen(CampaignActions, Screen[None]):
             Text(local.strftime("%Hh%M")),
         ]
 
-    def _show_rows(self, rows: list[MessageRow]) -> None:
+    def _show_window(self, start: int, window: list[MessageRow]) -> None:
         table = self.query_one(DataTable)
-        if [r.id for r in rows] != [r.id for r in self.rows]:
-            keep = self._selected_message()
-            table.clear()
-            for row in rows:
-                table.add_row(*self._cells(row), key=str(row.id))
-            ids = [r.id for r in rows]
-            if keep in ids:
-                table.move_cursor(row=ids.index(keep))
-        else:
-            for old, new in zip(self.rows, rows, strict=True):
+        before = self.rows[start:start + len(window)]
+        if [r.id for r in window] == [r.id for r in before] and (
+                len(window) == PAGE or start + len(window) == len(self.rows)):
+            for old, new in zip(before, window, strict=True):
                 if old != new:
-                    for key, cell in zip(("number", "name", "state", "attempts", "reason",
-                                          "updated"), self._cells(new), strict=True):
+                    for key, cell in zip(COLUMNS, self._cells(new), strict=True):
                         table.update_cell(str(new.id), key, cell)
+            self.rows[start:start + len(window)] = window
+            return
+        # Messages came into or left the window (a state filter): splice it in.
+        tail = [] if len(window) < PAGE else [
+            r for r in self.rows[start:] if r.id > window[-1].id]
+        rows = self.rows[:start] + window + tail
+        keep = self._selected_message()
+        table.clear()
+        for row in rows:
+            table.add_row(*self._cells(row), key=str(row.id))
+        ids = [r.id for r in rows]
+        if keep in ids:
+            table.move_cursor(row=ids.index(keep))
         self.rows = rows
-        self._exhausted = len(rows) % PAGE != 0 or not rows
+        self._exhausted = len(window) < PAGE
 
     def _selected_message(self) -> int | None:
         table = self.query_one(DataTable)
@@ -176,6 +177,7 @@ class CampaignScreen(CampaignActions, Screen[None]):
 
     @on(DataTable.RowHighlighted)
     def _prefetch(self, event: DataTable.RowHighlighted) -> None:
+        self._cursor_row = event.cursor_row
         if self._exhausted or event.cursor_row < len(self.rows) - PREFETCH_MARGIN:
             return
         after = self.rows[-1].id if self.rows else 0
@@ -194,7 +196,7 @@ class CampaignScreen(CampaignActions, Screen[None]):
 
     def after_campaign_action(self) -> None:
         self.polls = 0  # re-read the rows too
-        self.call_after_refresh(self.refresh_campaign)
+        self.poll_soon()
 
     def action_back(self) -> None:
         self.dismiss()
@@ -208,5 +210,6 @@ class CampaignScreen(CampaignActions, Screen[None]):
         self.state_filter = cycle[(position + 1) % len(cycle)]
         self._show_filter()
         self.rows = []
+        self._cursor_row = 0
         self.query_one(DataTable).clear()
         self.after_campaign_action()

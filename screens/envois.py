@@ -3,7 +3,6 @@ the cells in place; two consoles watching the same campaign read the same rows."
 
 from __future__ import annotations
 
-import asyncio
 from typing import ClassVar
 
 from rich.text import Text
@@ -12,7 +11,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from console.context import Context
@@ -22,14 +20,14 @@ from console.send_queue import CampaignProgress, QueueSnapshot, queue_snapshot
 from console.text import visible
 from screens.widgets.campaign_actions import CampaignActions
 from screens.widgets.campaign_summary import STATUS_STYLE, campaign_summary
+from screens.widgets.live_poll import LivePoll
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.translate import translate_bindings
 
-# Twice a second: live enough to watch, cheap enough for several SSH sessions at once.
-POLL_S = 0.5
+COLUMNS = ("id", "kind", "topic", "status", "progress", "rate", "eta")
 
-
-class EnvoisScreen(CampaignActions, Screen[None]):
+class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
+    ERROR_TARGET = "#worker-line"
     CSS_PATH = "envois.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "binding.open", id="envois.open"),
@@ -46,10 +44,9 @@ class EnvoisScreen(CampaignActions, Screen[None]):
         self.t: Translator = self.app.t  # type: ignore[attr-defined]
         translate_bindings(self, self.t)
         self.snapshot: QueueSnapshot | None = None
-        self.polls = 0
-        self._busy = False
-        self._timer: Timer | None = None
         self._order: list[int] = []
+        # What each row shows, so a poll only touches the cells that changed.
+        self._shown: dict[int, list[Text]] = {}
         self._wanted: int | None = None
         self._bar_width = 8
 
@@ -76,51 +73,37 @@ class EnvoisScreen(CampaignActions, Screen[None]):
             if key == "progress":
                 # Room for " 100 %" after the bar.
                 self._bar_width = max(width - 6, 4)
-        self._timer = self.set_interval(POLL_S, self.refresh_queue)
-        self.call_after_refresh(self.refresh_queue)
+        self.start_polling()
         table.focus()
 
     def on_screen_suspend(self) -> None:
-        if self._timer is not None:
-            self._timer.pause()
+        self.pause_polling()
 
     def on_screen_resume(self) -> None:
-        if self._timer is not None:
-            self._timer.resume()
-        self.call_after_refresh(self.refresh_queue)
+        self.resume_polling()
 
     def show_campaign(self, campaign_id: int) -> None:
         """Put the cursor on this campaign as soon as it shows (after an alert)."""
         self._wanted = campaign_id
-        self.call_after_refresh(self.refresh_queue)
+        self.poll_soon()
 
-    async def refresh_queue(self) -> None:
-        if self._busy:
-            return
-        self._busy = True
-        try:
-            snapshot = await asyncio.to_thread(queue_snapshot, self.ctx)
-        except Exception as exc:  # the database went away: say so, keep polling
-            self.query_one("#worker-line", Static).update(
-                Text(self.t("envois.db_error", error=visible(str(exc))[:200]), style="red"))
-            return
-        finally:
-            self._busy = False
-        self.snapshot = snapshot
-        self.polls += 1
-        self._show(snapshot)
+    def read_figures(self) -> QueueSnapshot:
+        return queue_snapshot(self.ctx)
 
     # Display ------------------------------------------------------------------
 
-    def _show(self, snapshot: QueueSnapshot) -> None:
+    def show_figures(self, snapshot: QueueSnapshot) -> None:
+        self.snapshot = snapshot
         self._show_health(snapshot)
         table = self.query_one(DataTable)
         order = [c.id for c in snapshot.campaigns]
         if order != self._order:
             keep = self._wanted or self.selected_campaign()
             table.clear()
+            self._shown = {}
             for c in snapshot.campaigns:
-                table.add_row(*self._cells(c), key=str(c.id))
+                self._shown[c.id] = self._cells(c)
+                table.add_row(*self._shown[c.id], key=str(c.id))
             self._order = order
             if keep in order:
                 table.move_cursor(row=order.index(keep))
@@ -128,9 +111,12 @@ class EnvoisScreen(CampaignActions, Screen[None]):
                     self._wanted = None
         else:
             for c in snapshot.campaigns:
-                for key, cell in zip(("id", "kind", "topic", "status", "progress", "rate",
-                                      "eta"), self._cells(c), strict=True):
-                    table.update_cell(str(c.id), key, cell)
+                cells, before = self._cells(c), self._shown[c.id]
+                for key, cell, old in zip(COLUMNS, cells, before, strict=True):
+                    # Rich compares text and spans only: the base style counts too.
+                    if (cell, cell.style) != (old, old.style):
+                        table.update_cell(str(c.id), key, cell)
+                self._shown[c.id] = cells
         self._show_detail()
 
     def _cells(self, c: CampaignProgress) -> list[Text]:
@@ -204,7 +190,7 @@ class EnvoisScreen(CampaignActions, Screen[None]):
         return int(row_key.value) if row_key.value is not None else None
 
     def after_campaign_action(self) -> None:
-        self.call_after_refresh(self.refresh_queue)
+        self.poll_soon()
 
     # Actions -----------------------------------------------------------------
 

@@ -181,3 +181,34 @@ async def test_a_console_reopened_mid_send_finds_it_where_it_is(
         await polled(pilot)
         assert "transmis 10" in _detail(second)
         assert "ALERTE" in _detail(second)
+
+
+async def test_a_long_campaign_pages_and_refreshes_around_the_cursor(
+        make_app: AppFactory, town: Context) -> None:
+    from console.contacts import ContactInput, add_contact
+
+    for i in range(230):
+        add_contact(town, ContactInput(number=f"06 40 00 {i // 100:02d} {i % 100:02d}"))
+    campaign_id = _campaign(town)
+    app = make_app(start_mode="envois")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await polled(pilot)
+        await pilot.press("enter")
+        await polled(pilot, CampaignScreen)
+        screen = app.screen
+        assert isinstance(screen, CampaignScreen)
+        table = screen.query_one(DataTable)
+        assert table.row_count == 100  # one page
+        for _ in range(12):  # down past what is loaded: the next pages come
+            await pilot.press("pagedown")
+            await pilot.pause()
+        assert table.row_count > 200
+        deep = table.cursor_row
+        assert deep > 150
+        # The worker answers for every message; the rows around the cursor follow.
+        _answer(town, 400, "failed", reason="30003: Unreachable destination handset")
+        await polled(pilot, CampaignScreen, at_least=3)
+        row = table.get_row_at(deep)
+        assert row[2].plain == "échecs" and row[4].plain.startswith("30003")
+        assert table.row_count > 200  # what was loaded stays loaded
+    assert get_campaign(town, campaign_id).counts["failed"] > 200
