@@ -91,3 +91,10 @@ class Provider(Protocol):
 
     def parse_inbound(self, request: HttpRequest) -> InboundSms | None:
         ...
+
+
+def check_batch_size(name: str, max_batch: int, batch: Sequence[OutgoingSms]) -> None:
+    """The worker sizes batches by `max_batch`: a larger one is a bug, not something to
+    split quietly (rate limits and leases are counted per call)."""
+    if len(batch) > max_batch:
+        raise ValueError(f"{name} takes {max_batch} message(s) per call, got {len(batch)}")

@@ -67,6 +67,7 @@ from console.providers.base import (
     OutgoingSms,
     ProviderAuthError,
     SendResult,
+    check_batch_size,
 )
 from console.providers.http import (
     json_or_none,
@@ -147,8 +148,7 @@ class OctopushProvider:
     async def send(
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
-        if len(batch) > self.max_batch:
-            raise ValueError(f"octopush takes {self.max_batch} messages per call, got {len(batch)}")
+        check_batch_size(self.name, self.max_batch, batch)
         return await send_requests(
             split_requests(batch, self.max_batch),
             lambda group: self._send_request(client, group))

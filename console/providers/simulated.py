@@ -32,6 +32,7 @@ from console.providers.base import (
     InboundSms,
     OutgoingSms,
     SendResult,
+    check_batch_size,
 )
 
 ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
@@ -97,9 +98,7 @@ class SimulatedProvider:
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
         del client  # the simulated network is in this process
-        if len(batch) > self.max_batch:
-            raise ValueError(
-                f"simulated takes {self.max_batch} messages per call, got {len(batch)}")
+        check_batch_size(self.name, self.max_batch, batch)
         if not batch:
             return []
         await asyncio.sleep(self._config.latency_ms / 1000)

@@ -54,6 +54,7 @@ from console.providers.base import (
     OutgoingSms,
     ProviderAuthError,
     SendResult,
+    check_batch_size,
 )
 from console.providers.http import (
     MAY_HAVE_BEEN_SENT,
@@ -123,9 +124,7 @@ class SmsFactorProvider:
     async def send(
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
-        if len(batch) > self.max_batch:
-            raise ValueError(
-                f"smsfactor takes {self.max_batch} messages per call, got {len(batch)}")
+        check_batch_size(self.name, self.max_batch, batch)
         return await send_requests(
             split_requests(batch, self.max_batch),
             lambda group: self._send_request(client, group))

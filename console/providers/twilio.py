@@ -45,6 +45,7 @@ from console.providers.base import (
     OutgoingSms,
     ProviderAuthError,
     SendResult,
+    check_batch_size,
 )
 from console.providers.http import (
     json_or_none,
@@ -99,10 +100,7 @@ class TwilioProvider:
     async def send(
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
-        if len(batch) > self.max_batch:
-            # Rate limits and leases are counted per request by the worker: a silent
-            # loop here would make one call cost several requests.
-            raise ValueError(f"twilio sends {self.max_batch} message per call, got {len(batch)}")
+        check_batch_size(self.name, self.max_batch, batch)
         return [await self._send_one(client, sms) for sms in batch]
 
     async def _send_one(self, client: httpx.AsyncClient, sms: OutgoingSms) -> SendResult:

@@ -144,7 +144,7 @@ def test_requests_never_exceed_the_batch_size() -> None:
 async def test_a_batch_larger_than_500_is_the_callers_mistake() -> None:
     handler, seen = sequence()
     async with client(handler) as http:
-        with pytest.raises(ValueError, match="500 messages per call"):
+        with pytest.raises(ValueError, match="500 message\\(s\\) per call"):
             await provider().send(http, [sms(i) for i in range(501)])
         assert await provider().send(http, []) == []
     assert seen == []

@@ -149,7 +149,7 @@ async def test_latency_is_awaited_once_per_batch(monkeypatch: pytest.MonkeyPatch
 async def test_a_batch_larger_than_max_batch_is_refused() -> None:
     provider = SimulatedProvider(config())
     async with no_network() as http:
-        with pytest.raises(ValueError, match="100 messages per call"):
+        with pytest.raises(ValueError, match="100 message\\(s\\) per call"):
             await provider.send(http, batch(list(range(101))))
         assert await provider.send(http, []) == []
 

@@ -117,7 +117,7 @@ async def test_different_texts_and_repeated_numbers_go_in_separate_requests() ->
 async def test_a_batch_larger_than_the_cap_is_the_callers_mistake() -> None:
     handler, seen = sequence()
     async with client(handler) as http:
-        with pytest.raises(ValueError, match="500 messages per call"):
+        with pytest.raises(ValueError, match="500 message\\(s\\) per call"):
             await provider().send(http, [sms(i) for i in range(501)])
         assert await provider().send(http, []) == []
     assert seen == []

@@ -237,7 +237,7 @@ async def test_batches_hold_one_message_and_more_is_the_callers_mistake() -> Non
     other = OutgoingSms(43, "+33698765432", "x", "MAIRIE")
     async with client(handler) as http:
         assert provider().max_batch == 1
-        with pytest.raises(ValueError, match="1 message per call"):
+        with pytest.raises(ValueError, match=r"takes 1 message\(s\) per call, got 2"):
             await provider().send(http, [SMS, other])
         assert await provider().send(http, []) == []
     assert calls == []
