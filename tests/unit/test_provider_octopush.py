@@ -8,40 +8,23 @@ and the return-code table.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
 
 from console.config import OctopushConfig
-from console.providers.base import HttpRequest, OutgoingSms, ProviderAuthError
+from console.providers.base import HttpRequest, ProviderAuthError
 from console.providers.octopush import OctopushProvider, request_id_for, split_requests
+from tests.provider_doubles import Handler, body_of, client, raising, sequence, sms
 
 LOGIN = "mairie@example.fr"
 KEY = "octopush-secret-key"
 URL = "https://api.octopush.com/v1/public/sms-campaign/send"
 TICKET = "sms_5fec89fe97109"
 
-Handler = Callable[[httpx.Request], httpx.Response]
-
 
 def provider() -> OctopushProvider:
     return OctopushProvider(OctopushConfig(api_login=LOGIN), KEY, repost_delay=0)
-
-
-def client(handler: Handler) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
-
-
-def sms(message_id: int, to: str = "", text: str = "Alerte crue : évacuez la rue basse",
-        sender: str = "MAIRIE") -> OutgoingSms:
-    return OutgoingSms(message_id, to or f"+336{message_id:08d}", text, sender)
-
-
-def body_of(request: httpx.Request) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(request.content)
-    return loaded
 
 
 def accepted(request: httpx.Request) -> httpx.Response:
@@ -55,23 +38,6 @@ def answer(status: int, code: int, message: str,
            headers: dict[str, str] | None = None) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, headers=headers, json={"code": code, "message": message})
-    return handler
-
-
-def sequence(*steps: Handler) -> tuple[Handler, list[httpx.Request]]:
-    """A handler playing `steps` in turn, and the requests it saw."""
-    seen: list[httpx.Request] = []
-    queue: Iterator[Handler] = iter(steps)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return next(queue)(request)
-    return handler, seen
-
-
-def raising(exc: type[httpx.RequestError]) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc("boom", request=request)
     return handler
 
 

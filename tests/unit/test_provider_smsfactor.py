@@ -7,7 +7,6 @@ official PHP SDK reads them (-1 auth, -3 credits, -7 data, -8 moderation, -99 un
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,28 +15,19 @@ import pytest
 from console.config import SmsFactorConfig
 from console.providers.base import HttpRequest, OutgoingSms, ProviderAuthError
 from console.providers.smsfactor import SmsFactorProvider
+from tests import provider_doubles as doubles
+from tests.provider_doubles import Handler, body_of, client, raising, sequence
 
 TOKEN = "smsfactor-secret-token"
-
-Handler = Callable[[httpx.Request], httpx.Response]
 
 
 def provider() -> SmsFactorProvider:
     return SmsFactorProvider(SmsFactorConfig(), TOKEN)
 
 
-def client(handler: Handler) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
-
-
 def sms(message_id: int, to: str = "", text: str = "Travaux rue Haute lundi 8h",
         sender: str = "MAIRIE") -> OutgoingSms:
-    return OutgoingSms(message_id, to or f"+336{message_id:08d}", text, sender)
-
-
-def body_of(request: httpx.Request) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(request.content)
-    return loaded
+    return doubles.sms(message_id, to, text, sender)
 
 
 def result_format(count: int, **overrides: int) -> dict[str, Any]:
@@ -57,22 +47,6 @@ def answer(payload: dict[str, Any], status: int = 200,
            headers: dict[str, str] | None = None) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, json=payload, headers=headers)
-    return handler
-
-
-def sequence(*steps: Handler) -> tuple[Handler, list[httpx.Request]]:
-    seen: list[httpx.Request] = []
-    queue: Iterator[Handler] = iter(steps)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return next(queue)(request)
-    return handler, seen
-
-
-def raising(exc: type[httpx.RequestError]) -> Handler:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise exc("lost", request=request)
     return handler
 
 
