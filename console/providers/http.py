@@ -11,7 +11,13 @@ from typing import Any, Final
 
 import httpx
 
-from console.providers.base import Outcome, OutgoingSms, ProviderAuthError, SendResult
+from console.providers.base import (
+    Outcome,
+    OutgoingSms,
+    ProviderAuthError,
+    SendResult,
+    check_batch_size,
+)
 
 MAY_HAVE_BEEN_SENT: Final = "may have been sent"
 TIMEOUT_REASON: Final = f"timeout after sending: {MAY_HAVE_BEEN_SENT}"
@@ -77,6 +83,16 @@ async def send_requests(
                            for sms in rest)
             break
     return results
+
+
+async def send_split(
+    name: str, max_batch: int, batch: Sequence[OutgoingSms],
+    send_one: Callable[[Sequence[OutgoingSms]], Awaitable[list[SendResult]]],
+) -> list[SendResult]:
+    """What a batch API provider does with a batch: check its size, split it into
+    requests (one per text and sender), send them in order."""
+    check_batch_size(name, max_batch, batch)
+    return await send_requests(split_requests(batch, max_batch), send_one)
 
 
 def split_requests(batch: Sequence[OutgoingSms], size: int) -> list[list[OutgoingSms]]:

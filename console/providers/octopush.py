@@ -67,13 +67,11 @@ from console.providers.base import (
     OutgoingSms,
     ProviderAuthError,
     SendResult,
-    check_batch_size,
 )
 from console.providers.http import (
     json_or_none,
     retry_after,
-    send_requests,
-    split_requests,
+    send_split,
     transport_failure,
 )
 
@@ -148,10 +146,8 @@ class OctopushProvider:
     async def send(
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
-        check_batch_size(self.name, self.max_batch, batch)
-        return await send_requests(
-            split_requests(batch, self.max_batch),
-            lambda group: self._send_request(client, group))
+        return await send_split(self.name, self.max_batch, batch,
+                                lambda group: self._send_request(client, group))
 
     async def _send_request(
         self, client: httpx.AsyncClient, group: Sequence[OutgoingSms]

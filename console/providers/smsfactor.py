@@ -54,14 +54,12 @@ from console.providers.base import (
     OutgoingSms,
     ProviderAuthError,
     SendResult,
-    check_batch_size,
 )
 from console.providers.http import (
     MAY_HAVE_BEEN_SENT,
     json_or_none,
     retry_after,
-    send_requests,
-    split_requests,
+    send_split,
     transport_failure,
 )
 
@@ -124,10 +122,8 @@ class SmsFactorProvider:
     async def send(
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
-        check_batch_size(self.name, self.max_batch, batch)
-        return await send_requests(
-            split_requests(batch, self.max_batch),
-            lambda group: self._send_request(client, group))
+        return await send_split(self.name, self.max_batch, batch,
+                                lambda group: self._send_request(client, group))
 
     async def _send_request(
         self, client: httpx.AsyncClient, group: Sequence[OutgoingSms]

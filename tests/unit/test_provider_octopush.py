@@ -14,7 +14,8 @@ import pytest
 
 from console.config import OctopushConfig
 from console.providers.base import HttpRequest, ProviderAuthError
-from console.providers.octopush import OctopushProvider, request_id_for, split_requests
+from console.providers.http import split_requests
+from console.providers.octopush import OctopushProvider, request_id_for
 from tests.provider_doubles import Handler, body_of, client, raising, sequence, sms
 
 LOGIN = "mairie@example.fr"
