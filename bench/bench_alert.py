@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 import httpx
 
 from bench.town import bench_context, import_residents
-from console.alerts import AlertDraft, send_alert
-from console.campaigns import Audience, CampaignRequest, create_campaign
-from console.workers import ALIVE_WITHIN_S, alive_workers
+from console.sending.alerts import AlertDraft, send_alert
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 
 SERVER = """
 import sys, time, uvicorn
@@ -76,7 +76,8 @@ def main() -> None:
         url = f"sqlite:///{folder}/bench.db"
         port, endpoint = free_port(), free_port()
         mark = folder / "first-request"
-        (folder / "config.toml").write_text(f"""
+        (folder / "config.toml").write_text(
+            f"""
 [database]
 url = "{url}"
 [privacy]
@@ -91,19 +92,28 @@ api_url = "http://127.0.0.1:{port}"
 [worker]
 listen_port = {endpoint}
 public_url = "http://127.0.0.1:{endpoint}"
-""", encoding="utf-8")
+""",
+            encoding="utf-8",
+        )
         ctx = bench_context(folder, url)
         engine = ctx.engine
         import_residents(ctx, folder, args.recipients, zones=12)
 
         server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(mark)])
-        env = {**os.environ, "TOCSIN_TWILIO_AUTH_TOKEN": "bench", "TOCSIN_ENDPOINT_TOKEN": "bench",
-               "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "TOCSIN_TWILIO_AUTH_TOKEN": "bench",
+            "TOCSIN_ENDPOINT_TOKEN": "bench",
+            "PYTHONPATH": str(ROOT),
+        }
         log = (folder / "worker.log").open("wb")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "console", "--config", str(folder / "config.toml"),
-             "worker"], env=env, stderr=log)
+            [sys.executable, "-m", "console", "--config", str(folder / "config.toml"), "worker"],
+            env=env,
+            stderr=log,
+        )
         try:
+
             def server_up() -> bool:
                 try:
                     httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
@@ -113,8 +123,10 @@ public_url = "http://127.0.0.1:{endpoint}"
 
             wait_for(server_up, "the local provider starting")
             try:
-                wait_for(lambda: alive_workers(engine, ctx.clock.now(), ALIVE_WITHIN_S),
-                         "the worker beating")
+                wait_for(
+                    lambda: alive_workers(engine, ctx.clock.now(), ALIVE_WITHIN_S),
+                    "the worker beating",
+                )
             except SystemExit:
                 print((folder / "worker.log").read_text(), file=sys.stderr)
                 raise
@@ -123,18 +135,26 @@ public_url = "http://127.0.0.1:{endpoint}"
             for _ in range(args.runs):
                 # Baseline: one transaction, scheduled tomorrow so the worker leaves it.
                 t0 = time.perf_counter()
-                create_campaign(ctx, CampaignRequest(
-                    topic="alertes", text="Exercice", sender_id="MAIRIE",
-                    audience=Audience(everyone=True),
-                    start_at=ctx.clock.now() + timedelta(days=1)))
+                create_campaign(
+                    ctx,
+                    CampaignRequest(
+                        topic="alertes",
+                        text="Exercice",
+                        sender_id="MAIRIE",
+                        audience=Audience(everyone=True),
+                        start_at=ctx.clock.now() + timedelta(days=1),
+                    ),
+                )
                 baseline.append(time.perf_counter() - t0)
 
                 mark.write_text("")
                 marks: list[float] = []
                 wall0, t0 = time.time(), time.perf_counter()
-                send_alert(ctx, AlertDraft(text="Exercice d'alerte : crue de la Sèvre",
-                                           sender_id="MAIRIE"),
-                           on_started=lambda _, marks=marks: marks.append(time.perf_counter()))
+                send_alert(
+                    ctx,
+                    AlertDraft(text="Exercice d'alerte : crue de la Sèvre", sender_id="MAIRIE"),
+                    on_started=lambda _, marks=marks: marks.append(time.perf_counter()),
+                )
                 end = time.perf_counter()
                 last.append(end - t0)
                 started.append(marks[0] - t0)
@@ -152,16 +172,20 @@ public_url = "http://127.0.0.1:{endpoint}"
 
     def line(label: str, values: list[float], target: str = "") -> str:
         shown = ", ".join(f"{v:.3f}" for v in values)
-        return (f"{label:<46} median {statistics.median(values):6.3f} s  ({shown})"
-                f"{'  ' + target if target else ''}")
+        return (
+            f"{label:<46} median {statistics.median(values):6.3f} s  ({shown})"
+            f"{'  ' + target if target else ''}"
+        )
 
     print(f"{args.recipients:,} residents, worker in its own process, ledger on SQLite")
     print(line("confirm -> first provider request", first, "(target < 0.5 s)"))
     print(line("confirm -> alert visible (first chunk committed)", started))
     print(line("confirm -> last message enqueued", last))
     print(line("baseline: same audience in one transaction", baseline))
-    print(f"ratio first request / one-transaction enqueue: "
-          f"{statistics.median(first) / statistics.median(baseline):.2f}")
+    print(
+        f"ratio first request / one-transaction enqueue: "
+        f"{statistics.median(first) / statistics.median(baseline):.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Input
 
-from console.app import TocsinApp
 from console.demo import build_demo_town
+from screens.app import TocsinApp
 from screens.contacts import ContactsScreen
 
 SIZE = (120, 40)
@@ -91,8 +91,12 @@ async def tocsin_first_rows(town) -> tuple[float, list[tuple[str, ...]]]:  # typ
     app = TocsinApp(town.context)
     start = time.perf_counter()
     async with app.run_test(size=SIZE) as pilot:
-        await _until(lambda: isinstance(app.screen, ContactsScreen)
-                     and app.screen.query_one(DataTable).row_count > 0)
+        await _until(
+            lambda: (
+                isinstance(app.screen, ContactsScreen)
+                and app.screen.query_one(DataTable).row_count > 0
+            )
+        )
         elapsed = time.perf_counter() - start
         table = app.screen.query_one(DataTable)
         rows = [tuple(c.plain for c in table.get_row_at(i)) for i in range(table.row_count)]
@@ -103,8 +107,12 @@ async def tocsin_first_rows(town) -> tuple[float, list[tuple[str, ...]]]:  # typ
 async def tocsin_search(town) -> float:  # type: ignore[no-untyped-def]
     app = TocsinApp(town.context)
     async with app.run_test(size=SIZE) as pilot:
-        await _until(lambda: isinstance(app.screen, ContactsScreen)
-                     and app.screen.query_one(DataTable).row_count > 0)
+        await _until(
+            lambda: (
+                isinstance(app.screen, ContactsScreen)
+                and app.screen.query_one(DataTable).row_count > 0
+            )
+        )
         screen = app.screen
         assert isinstance(screen, ContactsScreen)
         total = 0.0
@@ -125,11 +133,16 @@ def main() -> None:
         start = time.perf_counter()
         # Built in a child process, so the peak memory below is the console's alone.
         subprocess.run(
-            [sys.executable, "-c",
-             "import sys; from pathlib import Path; from console.demo import build_demo_town;"
-             "build_demo_town(Path(sys.argv[1]), residents=int(sys.argv[2]))",
-             folder, str(args.contacts)],
-            check=True, cwd=ROOT,
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from console.demo import build_demo_town;"
+                "build_demo_town(Path(sys.argv[1]), residents=int(sys.argv[2]))",
+                folder,
+                str(args.contacts),
+            ],
+            check=True,
+            cwd=ROOT,
         )
         print(f"built a {args.contacts:,}-contact town in {time.perf_counter() - start:.1f} s")
         town = build_demo_town(Path(folder))  # opens the existing town
@@ -141,10 +154,14 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
         print(f"rows per page: {len(rows)}")
-        print(f"first rows:    {first:.3f} s  (bare DataTable {base_first:.3f} s, "
-              f"ratio {first / base_first:.2f})  target < 0.5 s")
-        print(f"search result: {search:.3f} s  (bare DataTable refill {base_search:.3f} s, "
-              f"ratio {search / base_search:.2f})  target < 0.15 s")
+        print(
+            f"first rows:    {first:.3f} s  (bare DataTable {base_first:.3f} s, "
+            f"ratio {first / base_first:.2f})  target < 0.5 s"
+        )
+        print(
+            f"search result: {search:.3f} s  (bare DataTable refill {base_search:.3f} s, "
+            f"ratio {search / base_search:.2f})  target < 0.15 s"
+        )
         print(f"peak memory:   {peak_mb:.0f} MB  target < 150 MB")
 
 

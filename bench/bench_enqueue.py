@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select
 from sqlmodel import col
 
 from bench.town import bench_context, import_residents
-from console.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
 from storage.engine import write_session
 from storage.models import Message
 
@@ -36,17 +36,28 @@ def main() -> None:
         import_residents(ctx, Path(folder), args.recipients)
 
         start = time.perf_counter()
-        result = create_campaign(ctx, CampaignRequest(
-            topic="alertes", text="Bench", sender_id="MAIRIE",
-            audience=Audience(everyone=True), kind="emergency"))
+        result = create_campaign(
+            ctx,
+            CampaignRequest(
+                topic="alertes",
+                text="Bench",
+                sender_id="MAIRIE",
+                audience=Audience(everyone=True),
+                kind="emergency",
+            ),
+        )
         enqueue = time.perf_counter() - start
 
         with write_session(engine) as session:
-            rows = [dict(r._mapping) for r in session.execute(
-                select(Message.__table__).where(  # type: ignore[attr-defined]
-                    col(Message.campaign_id) == result.campaign_id))]
-            session.execute(delete(Message).where(col(Message.campaign_id) ==
-                                                  result.campaign_id))
+            rows = [
+                dict(r._mapping)
+                for r in session.execute(
+                    select(Message.__table__).where(  # type: ignore[attr-defined]
+                        col(Message.campaign_id) == result.campaign_id
+                    )
+                )
+            ]
+            session.execute(delete(Message).where(col(Message.campaign_id) == result.campaign_id))
         for row in rows:
             row.pop("id")
         start = time.perf_counter()
@@ -56,8 +67,10 @@ def main() -> None:
         engine.dispose()
 
     total = sum(result.counts.values())
-    print(f"recipients:          {total:,} ({result.counts['queued']:,} queued, "
-          f"{result.counts['skipped']:,} skipped)")
+    print(
+        f"recipients:          {total:,} ({result.counts['queued']:,} queued, "
+        f"{result.counts['skipped']:,} skipped)"
+    )
     print(f"enqueue (campaign):  {enqueue:.3f} s")
     print(f"plain bulk insert:   {bulk:.3f} s")
     print(f"ratio:               {enqueue / bulk:.2f} (target <= 2)")

@@ -5,7 +5,7 @@
 Generates a deterministic CSV (French names, 8 quarters, groups, numbers in every
 French habit, ~1% invalid, some duplicates, some landlines), then times
 (a) phonenumbers.parse(n, "FR") over the same number strings and
-(b) console.importer.import_contacts into a fresh, migrated SQLite base,
+(b) console.contacts.importer.import_contacts into a fresh, migrated SQLite base,
 and prints both, the ratio b/a against the target (<= 1.5) and the peak RSS.
 """
 
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from console.clock import SystemClock
 from console.config import Config
+from console.contacts.importer import ImportOptions, ImportReport, import_contacts
 from console.context import Context, sync_topics
-from console.importer import ImportOptions, ImportReport, import_contacts
 from console.roles import Role
 from storage.engine import make_engine
 from storage.migrate import upgrade

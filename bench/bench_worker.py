@@ -31,7 +31,6 @@ import httpx
 from sqlalchemy import text
 
 from bench.town import bench_context
-from console.campaigns import Audience, CampaignRequest, create_campaign
 from console.config import (
     Config,
     KannelConfig,
@@ -39,12 +38,13 @@ from console.config import (
     TwilioConfig,
     WorkerConfig,
 )
+from console.contacts.importer import ImportOptions, import_contacts
 from console.context import Context
-from console.importer import ImportOptions, import_contacts
-from console.providers.base import OutgoingSms, Provider
-from console.providers.kannel import KannelProvider
-from console.providers.twilio import TwilioProvider
-from console.worker_main import serve
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.providers.base import OutgoingSms, Provider
+from console.sending.providers.kannel import KannelProvider
+from console.sending.providers.twilio import TwilioProvider
+from console.sending.worker_main import serve
 
 CONCURRENCY = 4
 SERVER = """
@@ -70,36 +70,54 @@ def free_port() -> int:
 
 
 def town(folder: Path, count: int, provider: ProviderConfig) -> Context:
-    ctx = bench_context(folder, f"sqlite:///{folder}/bench.db", Config(
-        provider=provider, worker=WorkerConfig(batch_size=200, lease_seconds=120)))
+    ctx = bench_context(
+        folder,
+        f"sqlite:///{folder}/bench.db",
+        Config(provider=provider, worker=WorkerConfig(batch_size=200, lease_seconds=120)),
+    )
     # Mobiles only: every message must come back submitted.
     csv_path = folder / "residents.csv"
-    csv_path.write_text("telephone\n" + "".join(
-        f"06 9{i // 1000000} {i // 10000 % 100:02d} {i // 100 % 100:02d} {i % 100:02d}\n"
-        for i in range(count)), encoding="utf-8")
+    csv_path.write_text(
+        "telephone\n"
+        + "".join(
+            f"06 9{i // 1000000} {i // 10000 % 100:02d} {i // 100 % 100:02d} {i % 100:02d}\n"
+            for i in range(count)
+        ),
+        encoding="utf-8",
+    )
     import_contacts(ctx, csv_path, ImportOptions())
     return ctx
 
 
 async def bare_loop(provider: Provider, count: int) -> float:
     """The same requests through the same provider code, with no database at all."""
-    batch = [OutgoingSms(i + 1, f"+3369{i:07d}", "Exercice d'alerte", "MAIRIE")
-             for i in range(count)]
+    batch = [
+        OutgoingSms(i + 1, f"+3369{i:07d}", "Exercice d'alerte", "MAIRIE") for i in range(count)
+    ]
     slots = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY * 2)) as c:
+
         async def one(sms: OutgoingSms) -> None:
             async with slots:
                 results = await provider.send(c, [sms])
                 assert results[0].outcome == "submitted", results[0]
+
         start = time.perf_counter()
         await asyncio.gather(*(one(sms) for sms in batch))
         return count / (time.perf_counter() - start)
 
 
 async def worker_run(ctx: Context, provider: Provider, count: int) -> float:
-    create_campaign(ctx, CampaignRequest(topic="alertes", text="Exercice d'alerte",
-                                         sender_id="MAIRIE", audience=Audience(everyone=True),
-                                         kind="emergency"))
+    create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Exercice d'alerte",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+            kind="emergency",
+        ),
+    )
     stop = asyncio.Event()
 
     # The harness's own polling must take as little as it can from the process being
@@ -127,8 +145,7 @@ async def worker_run(ctx: Context, provider: Provider, count: int) -> float:
     return count / elapsed
 
 
-async def compare(make: Callable[[], Provider], ctx: Context, count: int
-                  ) -> tuple[float, float]:
+async def compare(make: Callable[[], Provider], ctx: Context, count: int) -> tuple[float, float]:
     """One round: (worker msg/s, bare msg/s)."""
     bare = await bare_loop(make(), count)
     worker = await worker_run(ctx, make(), count)
@@ -137,8 +154,10 @@ async def compare(make: Callable[[], Provider], ctx: Context, count: int
 
 def report(label: str, pairs: Sequence[tuple[float, float]], lines: list[str]) -> None:
     for number, (worker, bare) in enumerate(pairs, 1):
-        lines.append(f"{label:<22} round {number}  worker {worker:7.0f} msg/s   "
-                     f"bare httpx {bare:7.0f} msg/s   ratio {worker / bare:.2f}")
+        lines.append(
+            f"{label:<22} round {number}  worker {worker:7.0f} msg/s   "
+            f"bare httpx {bare:7.0f} msg/s   ratio {worker / bare:.2f}"
+        )
     median = statistics.median(worker / bare for worker, bare in pairs)
     lines.append(f"{label:<22} median ratio {median:.2f} (target >= 0.8)")
 
@@ -168,10 +187,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             pairs = []
             for number in range(rounds):
                 (folder / f"http{number}").mkdir()
-                ctx = town(folder / f"http{number}", count, ProviderConfig(
-                    name="twilio", rate=rate, concurrency=CONCURRENCY, twilio=twilio))
-                pairs.append(asyncio.run(compare(lambda: TwilioProvider(
-                    twilio, "token", "http://127.0.0.1:1/cb"), ctx, count)))
+                ctx = town(
+                    folder / f"http{number}",
+                    count,
+                    ProviderConfig(
+                        name="twilio", rate=rate, concurrency=CONCURRENCY, twilio=twilio
+                    ),
+                )
+                pairs.append(
+                    asyncio.run(
+                        compare(
+                            lambda: TwilioProvider(twilio, "token", "http://127.0.0.1:1/cb"),
+                            ctx,
+                            count,
+                        )
+                    )
+                )
             report("local HTTP provider", pairs, lines)
         finally:
             server.terminate()
@@ -195,8 +226,11 @@ def run_kannel(folder: Path, count: int, rounds: int, rate: float, lines: list[s
         pairs = []
         for number in range(rounds):
             (folder / f"kannel{number}").mkdir()
-            ctx = town(folder / f"kannel{number}", count, ProviderConfig(
-                name="kannel", rate=rate, concurrency=CONCURRENCY, kannel=config))
+            ctx = town(
+                folder / f"kannel{number}",
+                count,
+                ProviderConfig(name="kannel", rate=rate, concurrency=CONCURRENCY, kannel=config),
+            )
             pairs.append(asyncio.run(compare(make, ctx, count)))
         report("real Kannel (smsbox)", pairs, lines)
 

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from console.composer import PLACEHOLDERS, placeholders_in
+from console.composing.composer import PLACEHOLDERS, placeholders_in
 
 SYSTEM_CONFIG = Path("/etc/tocsin/config.toml")
 
@@ -38,8 +38,9 @@ class _KeyedError(ValueError):
     across sections (`alert.topic` against `topics`) or one entry of a table (a
     template). `key` replaces the error's location; `suffix` extends it."""
 
-    def __init__(self, message: str, *, key: tuple[str, ...] = (),
-                 suffix: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, message: str, *, key: tuple[str, ...] = (), suffix: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.key = key
         self.suffix = suffix
@@ -61,7 +62,8 @@ class TownConfig(_Strict):
     def _sender_id(cls, value: str) -> str:
         if not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}", value):
             raise ValueError(
-                f"expected 3 to 11 letters and digits, at least one letter (got {value!r})")
+                f"expected 3 to 11 letters and digits, at least one letter (got {value!r})"
+            )
         return value
 
     @field_validator("timezone")
@@ -118,16 +120,14 @@ class TopicConfig(_Strict):
         known = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
         for label, template in value.items():
             if not label.strip():
-                raise _KeyedError("expected a label shown to operators (got '')",
-                                  suffix=(label,))
+                raise _KeyedError("expected a label shown to operators (got '')", suffix=(label,))
             if not template.strip():
-                raise _KeyedError("expected the text of the template (got '')",
-                                  suffix=(label,))
+                raise _KeyedError("expected the text of the template (got '')", suffix=(label,))
             for name in placeholders_in(template):
                 if name not in PLACEHOLDERS:
                     raise _KeyedError(
-                        f"unknown placeholder {{{name}}} (expected {known})",
-                        suffix=(label,))
+                        f"unknown placeholder {{{name}}} (expected {known})", suffix=(label,)
+                    )
         return value
 
 
@@ -169,8 +169,9 @@ ALERT_TEMPLATES: Mapping[str, str] = {
 
 def _default_topics() -> dict[str, TopicConfig]:
     return {
-        "alertes": TopicConfig(label="Alertes", legal_basis="public_safety",
-                               templates=dict(ALERT_TEMPLATES)),
+        "alertes": TopicConfig(
+            label="Alertes", legal_basis="public_safety", templates=dict(ALERT_TEMPLATES)
+        ),
         "evenements": TopicConfig(label="Événements"),
         "travaux": TopicConfig(label="Travaux"),
         "elections": TopicConfig(label="Élections"),
@@ -275,7 +276,9 @@ class Config(_Strict):
             names = ", ".join(repr(name) for name in self.topics)
             raise _KeyedError(
                 f"expected the topic emergency alerts use, one of {names} "
-                f"(got {self.alert.topic!r})", key=("alert", "topic"))
+                f"(got {self.alert.topic!r})",
+                key=("alert", "topic"),
+            )
         return self
 
     @field_validator("topics")

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from console.clock import Clock
 from console.config import Config, data_dir
-from console.numbers import NumberParser
-from console.privacy import HashKeyError, key_fingerprint, load_or_create_key
+from console.consent.suppression import HashKeyError, key_fingerprint, load_or_create_key
+from console.contacts.numbers import NumberParser
 from console.roles import PermissionDenied, Role
 from storage.engine import write_session
 from storage.models import Meta, Topic

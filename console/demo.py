@@ -24,35 +24,106 @@ from console.config import (
     RolesConfig,
     TownConfig,
 )
-from console.consent import ConsentRequest, append_consent
+from console.consent.ledger import ConsentRequest, append_consent
+from console.contacts.importer import ImportOptions, import_contacts
+from console.contacts.numbers import InvalidNumber, NumberParser
 from console.context import Context
-from console.importer import ImportOptions, import_contacts
-from console.numbers import InvalidNumber, NumberParser
 from console.roles import Role, current_operator
 from storage.engine import write_session
 from storage.models import Contact
 
 TOWN_NAME = "Val-Tocsin"
 ZONES = (
-    "Centre-bourg", "La Gare", "Les Prés", "Le Moulin", "Hameau des Vignes",
-    "ZA des Champs", "Bord de Loire", "Les Hauts",
+    "Centre-bourg",
+    "La Gare",
+    "Les Prés",
+    "Le Moulin",
+    "Hameau des Vignes",
+    "ZA des Champs",
+    "Bord de Loire",
+    "Les Hauts",
 )
 GROUPS = (
-    "parents d'élèves", "seniors", "commerçants", "agriculteurs", "associations",
+    "parents d'élèves",
+    "seniors",
+    "commerçants",
+    "agriculteurs",
+    "associations",
     "riverains rue principale",
 )
 FIRST_NAMES = (
-    "Camille", "Léa", "Manon", "Chloé", "Inès", "Jade", "Louise", "Zoé", "Lucas", "Hugo",
-    "Louis", "Gabriel", "Arthur", "Jules", "Noël", "Raphaël", "Élodie", "Françoise",
-    "Jean-Pierre", "Marie-Thérèse", "Aïcha", "Mamadou", "Yasmine", "Thérèse", "Benoît",
-    "Gaëlle", "Loïc", "Maëlys", "Océane", "Joël", "Hélène", "Jérôme", "Cécile", "Hervé",
+    "Camille",
+    "Léa",
+    "Manon",
+    "Chloé",
+    "Inès",
+    "Jade",
+    "Louise",
+    "Zoé",
+    "Lucas",
+    "Hugo",
+    "Louis",
+    "Gabriel",
+    "Arthur",
+    "Jules",
+    "Noël",
+    "Raphaël",
+    "Élodie",
+    "Françoise",
+    "Jean-Pierre",
+    "Marie-Thérèse",
+    "Aïcha",
+    "Mamadou",
+    "Yasmine",
+    "Thérèse",
+    "Benoît",
+    "Gaëlle",
+    "Loïc",
+    "Maëlys",
+    "Océane",
+    "Joël",
+    "Hélène",
+    "Jérôme",
+    "Cécile",
+    "Hervé",
 )
 LAST_NAMES = (
-    "Martin", "Bernard", "Dubois", "Thomas", "Robert", "Richard", "Petit", "Durand",
-    "Leroy", "Moreau", "Simon", "Laurent", "Lefèvre", "Michel", "Garcia", "David",
-    "Bertrand", "Roux", "Vincent", "Fournier", "Morel", "Girard", "André", "Mercier",
-    "Dupont", "Lambert", "Bonnet", "François", "Martinez", "N'Diaye", "Le Gall", "Caron",
-    "Ménard", "Barbier", "Brun", "Œuvrard",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Thomas",
+    "Robert",
+    "Richard",
+    "Petit",
+    "Durand",
+    "Leroy",
+    "Moreau",
+    "Simon",
+    "Laurent",
+    "Lefèvre",
+    "Michel",
+    "Garcia",
+    "David",
+    "Bertrand",
+    "Roux",
+    "Vincent",
+    "Fournier",
+    "Morel",
+    "Girard",
+    "André",
+    "Mercier",
+    "Dupont",
+    "Lambert",
+    "Bonnet",
+    "François",
+    "Martinez",
+    "N'Diaye",
+    "Le Gall",
+    "Caron",
+    "Ménard",
+    "Barbier",
+    "Brun",
+    "Œuvrard",
 )
 # Share of residents who opted in to each consent topic, and the paper trail used.
 OPT_IN = {
@@ -99,7 +170,7 @@ def resident_rows(count: int, seed: int) -> list[list[str]]:
         if digits in used or not _valid(parser, digits):
             continue
         used.add(digits)
-        number = " ".join(digits[i:i + 2] for i in range(0, 10, 2))
+        number = " ".join(digits[i : i + 2] for i in range(0, 10, 2))
         name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         groups = ", ".join(sorted(rng.sample(GROUPS, k=rng.choice((0, 0, 1, 1, 2)))))
         rows.append([name, number, rng.choice(ZONES), groups])
@@ -150,9 +221,15 @@ def _populate(ctx: Context, folder: Path, residents: int, seed: int) -> None:
         chosen = [row for row in rows if rng.random() < share]
         subset = folder / f"consent-{topic}.csv"
         _write_csv(subset, ["Téléphone"], [[row[1]] for row in chosen])
-        import_contacts(ctx, subset, ImportOptions(
-            consent_topic=topic, consent_source=source, consent_proof=f"demo-{topic}",
-        ))
+        import_contacts(
+            ctx,
+            subset,
+            ImportOptions(
+                consent_topic=topic,
+                consent_source=source,
+                consent_proof=f"demo-{topic}",
+            ),
+        )
     _withdrawals(ctx, rng)
 
 
@@ -162,6 +239,13 @@ def _withdrawals(ctx: Context, rng: random.Random) -> None:
         ids = [i for i in session.exec(select(Contact.id).order_by(col(Contact.id))) if i]
         for contact_id in rng.sample(ids, k=min(len(ids) // 50, 100)):
             topic = rng.choice(("alertes", *OPT_IN))
-            append_consent(session, ctx, ConsentRequest(
-                contact_id=contact_id, topic=topic, action="withdraw", source="phone_call",
-            ))
+            append_consent(
+                session,
+                ctx,
+                ConsentRequest(
+                    contact_id=contact_id,
+                    topic=topic,
+                    action="withdraw",
+                    source="phone_call",
+                ),
+            )

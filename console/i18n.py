@@ -8,10 +8,25 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from console.locale_en import EN
-from console.locale_fr import FR
+from console.locales.en import EN
+from console.locales.fr import FR
 
-CATALOGS: Mapping[str, Mapping[str, str]] = {"fr": FR, "en": EN}
+# A capability with many strings of its own keeps them in console/locales/<name>.py,
+# as two dicts FR and EN side by side, listed here.
+_PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = ()
+
+
+def _merged(base: Mapping[str, str], parts: tuple[Mapping[str, str], ...]) -> dict[str, str]:
+    catalog = dict(base)
+    for part in parts:
+        catalog.update(part)
+    return catalog
+
+
+CATALOGS: Mapping[str, Mapping[str, str]] = {
+    "fr": _merged(FR, tuple(fr for fr, _ in _PARTS)),
+    "en": _merged(EN, tuple(en for _, en in _PARTS)),
+}
 
 
 class Translator:

@@ -14,12 +14,12 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from console.campaign_messages import MessageRow, page_messages
+from console.contacts.numbers import display
 from console.context import Context
 from console.i18n import Translator
-from console.ledger import STATES
-from console.numbers import display
-from console.send_queue import CampaignProgress, campaign_progress
+from console.sending.campaign_messages import MessageRow, page_messages
+from console.sending.send_queue import CampaignProgress, campaign_progress
+from console.sending.states import STATES
 from console.text import visible
 from screens.widgets.campaign_actions import CampaignActions
 from screens.widgets.campaign_summary import campaign_summary
@@ -42,9 +42,16 @@ class Figures:
     window: list[MessageRow] | None
 
 
-STATE_STYLE = {"delivered": "green", "submitted": "cyan", "failed": "red",
-               "rejected": "red", "undelivered": "red", "uncertain": "yellow",
-               "skipped": "dim", "sending": "bold"}
+STATE_STYLE = {
+    "delivered": "green",
+    "submitted": "cyan",
+    "failed": "red",
+    "rejected": "red",
+    "undelivered": "red",
+    "uncertain": "yellow",
+    "skipped": "dim",
+    "sending": "bold",
+}
 
 
 class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
@@ -84,9 +91,14 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
         t = self.t
         table = self.query_one(DataTable)
         extra = max(self.app.size.width, 80) - 80
-        for key, base, share in (("number", 16, 0.05), ("name", 14, 0.25),
-                                 ("state", 11, 0.05), ("attempts", 5, 0.0),
-                                 ("reason", 14, 0.55), ("updated", 6, 0.1)):
+        for key, base, share in (
+            ("number", 16, 0.05),
+            ("name", 14, 0.25),
+            ("state", 11, 0.05),
+            ("attempts", 5, 0.0),
+            ("reason", 14, 0.55),
+            ("updated", 6, 0.1),
+        ):
             table.add_column(t(f"campaign.col.{key}"), key=key, width=base + int(extra * share))
         self._show_filter()
         self.start_polling()
@@ -100,8 +112,13 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
             return Figures(progress, 0, None)
         rows = self.rows
         start = min(max(self._cursor_row - PAGE // 2, 0), len(rows))
-        window = page_messages(self.ctx, self.campaign_id, state=self.state_filter,
-                               after_id=rows[start - 1].id if start else 0, limit=PAGE)
+        window = page_messages(
+            self.ctx,
+            self.campaign_id,
+            state=self.state_filter,
+            after_id=rows[start - 1].id if start else 0,
+            limit=PAGE,
+        )
         return Figures(progress, start, window)
 
     def show_figures(self, figures: Figures) -> None:
@@ -126,7 +143,8 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
         t = self.t
         shown = t(f"state.{self.state_filter}") if self.state_filter else t("campaign.all")
         self.query_one("#filter-line", Static).update(
-            Text(t("campaign.filter", state=shown), style="dim"))
+            Text(t("campaign.filter", state=shown), style="dim")
+        )
 
     def _cells(self, row: MessageRow) -> list[Text]:
         t = self.t
@@ -145,18 +163,18 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
 
     def _show_window(self, start: int, window: list[MessageRow]) -> None:
         table = self.query_one(DataTable)
-        before = self.rows[start:start + len(window)]
+        before = self.rows[start : start + len(window)]
         if [r.id for r in window] == [r.id for r in before] and (
-                len(window) == PAGE or start + len(window) == len(self.rows)):
+            len(window) == PAGE or start + len(window) == len(self.rows)
+        ):
             for old, new in zip(before, window, strict=True):
                 if old != new:
                     for key, cell in zip(COLUMNS, self._cells(new), strict=True):
                         table.update_cell(str(new.id), key, cell)
-            self.rows[start:start + len(window)] = window
+            self.rows[start : start + len(window)] = window
             return
         # Messages came into or left the window (a state filter): splice it in.
-        tail = [] if len(window) < PAGE else [
-            r for r in self.rows[start:] if r.id > window[-1].id]
+        tail = [] if len(window) < PAGE else [r for r in self.rows[start:] if r.id > window[-1].id]
         rows = self.rows[:start] + window + tail
         keep = self._selected_message()
         table.clear()
@@ -181,8 +199,9 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
         if self._exhausted or event.cursor_row < len(self.rows) - PREFETCH_MARGIN:
             return
         after = self.rows[-1].id if self.rows else 0
-        more = page_messages(self.ctx, self.campaign_id, state=self.state_filter,
-                             after_id=after, limit=PAGE)
+        more = page_messages(
+            self.ctx, self.campaign_id, state=self.state_filter, after_id=after, limit=PAGE
+        )
         table = self.query_one(DataTable)
         for row in more:
             table.add_row(*self._cells(row), key=str(row.id))

@@ -22,8 +22,15 @@ class ConfirmActionScreen(TocsinModal[bool]):
         Binding("escape", "cancel", "binding.back", id="confirm.cancel"),
     ]
 
-    def __init__(self, title: str, body: str, confirm_label: str, *,
-                 type_count: int | None = None, danger: bool = True) -> None:
+    def __init__(
+        self,
+        title: str,
+        body: str,
+        confirm_label: str,
+        *,
+        type_count: int | None = None,
+        danger: bool = True,
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.body = body
@@ -34,18 +41,24 @@ class ConfirmActionScreen(TocsinModal[bool]):
     def compose(self) -> ComposeResult:
         t = self.t
         with Vertical(id="form-box"):
-            yield Static(Text(self.title_text, style="bold red" if self.danger else "bold"),
-                         id="form-title")
+            yield Static(
+                Text(self.title_text, style="bold red" if self.danger else "bold"), id="form-title"
+            )
             yield Static(Text(self.body), id="confirm-body")
             if self.type_count is not None:
-                yield Static(Text(t("confirm.type_count", count=self.type_count)),
-                             id="confirm-prompt")
+                yield Static(
+                    Text(t("confirm.type_count", count=self.type_count)), id="confirm-prompt"
+                )
                 yield Input(id="confirm-count", compact=True, restrict=r"\d*", max_length=9)
             yield Static(id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button(t("form.cancel"), id="cancel", compact=True)
-                yield Button(self.confirm_label, id="confirm", compact=True,
-                             variant="error" if self.danger else "primary")
+                yield Button(
+                    self.confirm_label,
+                    id="confirm",
+                    compact=True,
+                    variant="error" if self.danger else "primary",
+                )
 
     def on_mount(self) -> None:
         # Focus starts on Cancel: Enter pressed by habit does nothing harmful.

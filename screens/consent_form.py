@@ -11,15 +11,15 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
-from console.consent import (
+from console.consent.ledger import (
     SOURCES,
     ConsentError,
     ConsentRequest,
     current_consents,
     record_consent,
 )
-from console.contacts import get_contact
-from console.numbers import display
+from console.contacts.numbers import display
+from console.contacts.service import get_contact
 from console.roles import PermissionDenied
 from console.text import visible
 from screens.widgets.modal import TocsinModal
@@ -51,27 +51,42 @@ class ConsentFormScreen(TocsinModal[int | None]):
                 if state is None and topic.legal_basis == "public_safety":
                     label = t("consent.state.mission")
                 else:
-                    label = t({True: "consent.state.granted", False: "consent.state.withdrawn",
-                               None: "consent.state.none"}[state])
-                lines.append(f"{topic.label:<14} {label}\n",
-                             style="green" if state else ("red" if state is False else "dim"))
+                    label = t(
+                        {
+                            True: "consent.state.granted",
+                            False: "consent.state.withdrawn",
+                            None: "consent.state.none",
+                        }[state]
+                    )
+                lines.append(
+                    f"{topic.label:<14} {label}\n",
+                    style="green" if state else ("red" if state is False else "dim"),
+                )
             yield Static(lines, id="consent-states")
             with Horizontal(classes="form-row"):
                 yield Label(t("consent.topic"))
                 yield Select[str](
                     [(topic.label, key) for key, topic in self.ctx.config.topics.items()],
-                    id="topic", compact=True, allow_blank=False,
+                    id="topic",
+                    compact=True,
+                    allow_blank=False,
                 )
             with Horizontal(classes="form-row"):
                 yield Label(t("consent.action"))
                 yield Select[str](
                     [(t("consent.grant"), "grant"), (t("consent.withdraw"), "withdraw")],
-                    id="action", compact=True, allow_blank=False,
+                    id="action",
+                    compact=True,
+                    allow_blank=False,
                 )
             with Horizontal(classes="form-row"):
                 yield Label(t("consent.source"))
-                yield Select[str]([(t(f"source.{s}"), s) for s in SOURCES], id="source",
-                                  compact=True, allow_blank=False)
+                yield Select[str](
+                    [(t(f"source.{s}"), s) for s in SOURCES],
+                    id="source",
+                    compact=True,
+                    allow_blank=False,
+                )
             with Horizontal(classes="form-row"):
                 yield Label(t("consent.proof"))
                 yield Input(id="proof", compact=True)
@@ -92,7 +107,8 @@ class ConsentFormScreen(TocsinModal[int | None]):
         topic = str(self.query_one("#topic", Select).value)
         action = str(self.query_one("#action", Select).value)
         request = ConsentRequest(
-            contact_id=self.contact_id, topic=topic,
+            contact_id=self.contact_id,
+            topic=topic,
             action="grant" if action == "grant" else "withdraw",
             source=str(self.query_one("#source", Select).value),
             proof_ref=self.query_one("#proof", Input).value,
@@ -103,6 +119,7 @@ class ConsentFormScreen(TocsinModal[int | None]):
             self.show_error(exc)
             return
         label = self.ctx.config.topics[topic].label
-        self.notify(self.t("consent.recorded", topic=label,
-                           action=self.t(f"consent.{request.action}")))
+        self.notify(
+            self.t("consent.recorded", topic=label, action=self.t(f"consent.{request.action}"))
+        )
         self.dismiss(self.contact_id)

@@ -11,7 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
-from console.contacts import (
+from console.contacts.numbers import InvalidNumber
+from console.contacts.service import (
     ContactError,
     ContactInput,
     add_contact,
@@ -19,7 +20,6 @@ from console.contacts import (
     split_groups,
     update_contact,
 )
-from console.numbers import InvalidNumber
 from console.roles import PermissionDenied
 from screens.widgets.modal import TocsinModal
 
@@ -43,8 +43,11 @@ class ContactFormScreen(TocsinModal[int | None]):
         if self.contact_id is not None:
             contact = get_contact(self.ctx, self.contact_id)
             values = {
-                "number": contact.number or "", "name": contact.name, "zone": contact.zone,
-                "groups": contact.groups.replace(",", ", "), "notes": contact.notes,
+                "number": contact.number or "",
+                "name": contact.name,
+                "zone": contact.zone,
+                "groups": contact.groups.replace(",", ", "),
+                "notes": contact.notes,
             }
             title = t("form.edit_title", id=self.contact_id)
         else:
@@ -55,7 +58,9 @@ class ContactFormScreen(TocsinModal[int | None]):
                 with Horizontal(classes="form-row"):
                     yield Label(t(f"form.{field}"))
                     yield Input(
-                        value=values[field], id=f"field-{field}", compact=True,
+                        value=values[field],
+                        id=f"field-{field}",
+                        compact=True,
                         placeholder=t("form.groups_hint") if field == "groups" else "",
                     )
                 if field == "number":
@@ -83,8 +88,11 @@ class ContactFormScreen(TocsinModal[int | None]):
         except InvalidNumber as exc:
             check.update(Text(f"✗ {self.t.error(exc)}", style="red"))
             return
-        kind = number.kind if number.kind in (
-            "mobile", "fixed_line", "fixed_line_or_mobile", "voip") else "other"
+        kind = (
+            number.kind
+            if number.kind in ("mobile", "fixed_line", "fixed_line_or_mobile", "voip")
+            else "other"
+        )
         key = "form.number_ok" if number.sendable else "form.number_not_sendable"
         style = "green" if number.sendable else "yellow"
         check.update(Text(self.t(key, e164=number.e164, kind=self.t(f"kind.{kind}")), style=style))
@@ -100,8 +108,12 @@ class ContactFormScreen(TocsinModal[int | None]):
     def action_save(self) -> None:
         value = {f: self.query_one(f"#field-{f}", Input).value for f in FIELDS}
         data = ContactInput(
-            number=value["number"], name=value["name"], zone=value["zone"],
-            groups=split_groups(value["groups"]), notes=value["notes"], source="console",
+            number=value["number"],
+            name=value["name"],
+            zone=value["zone"],
+            groups=split_groups(value["groups"]),
+            notes=value["notes"],
+            source="console",
         )
         try:
             if self.contact_id is None:

@@ -13,10 +13,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from console.browser import ContactBrowser, Filters
-from console.consent import may_receive
+from console.consent.ledger import may_receive
+from console.contacts.browser import ContactBrowser, Filters
+from console.contacts.numbers import display
 from console.context import Context
-from console.numbers import display
 from console.roles import Role
 from console.text import visible
 from screens.widgets.mode_bar import ModeBar
@@ -70,11 +70,17 @@ class ContactsScreen(Screen[None]):
         with Horizontal(id="filters"):
             yield Select[str]([], prompt=t("contacts.filter.zone"), id="zone", compact=True)
             yield Select[str]([], prompt=t("contacts.filter.group"), id="group", compact=True)
-            yield Select[str](self._consent_options(), prompt=t("contacts.filter.topic"),
-                              id="consent", compact=True)
+            yield Select[str](
+                self._consent_options(),
+                prompt=t("contacts.filter.topic"),
+                id="consent",
+                compact=True,
+            )
             yield Select[str](
                 [(t("contacts.filter.yes"), "yes"), (t("contacts.filter.no"), "no")],
-                prompt=t("contacts.filter.sendable"), id="sendable", compact=True,
+                prompt=t("contacts.filter.sendable"),
+                id="sendable",
+                compact=True,
             )
         yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
         yield Static(id="counts")
@@ -143,8 +149,11 @@ class ContactsScreen(Screen[None]):
         if row.sendable:
             sms = Text(t("contacts.sendable"))
         else:
-            kind = row.number_kind if row.number_kind in (
-                "fixed_line", "voip", "fixed_line_or_mobile", "mobile") else "other"
+            kind = (
+                row.number_kind
+                if row.number_kind in ("fixed_line", "voip", "fixed_line_or_mobile", "mobile")
+                else "other"
+            )
             sms = Text(t(f"kind.{kind}"), style="yellow")
         marks = Text(no_wrap=True)
         for key, topic in self.ctx.config.topics.items():
@@ -166,8 +175,11 @@ class ContactsScreen(Screen[None]):
     def _update_counts(self, *, refresh_totals: bool = False) -> None:
         counts = self.browser.counts(refresh_totals=refresh_totals)
         text = self.t(
-            "contacts.footer", shown=self.browser.loaded, matching=counts.matching,
-            total=counts.total, sendable=counts.sendable,
+            "contacts.footer",
+            shown=self.browser.loaded,
+            matching=counts.matching,
+            total=counts.total,
+            sendable=counts.sendable,
         )
         if counts.matching == 0:
             text = f"{self.t('contacts.empty')}  {text}"
@@ -258,8 +270,7 @@ class ContactsScreen(Screen[None]):
     def _allowed(self, needed: Role) -> bool:
         if self.ctx.role >= needed:
             return True
-        self.notify(self.t("role.viewer_only", role=self.ctx.role.name.lower()),
-                    severity="warning")
+        self.notify(self.t("role.viewer_only", role=self.ctx.role.name.lower()), severity="warning")
         return False
 
     def action_add(self) -> None:

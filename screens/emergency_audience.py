@@ -13,9 +13,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from console.alerts import AlertDraft, preview, zone_counts
-from console.campaigns import Preview
-from console.figures import count
+from console.sending.alerts import AlertDraft, preview, zone_counts
+from console.sending.campaigns import Preview
+from console.sending.figures import count
 from console.text import visible
 from screens.widgets.alert_step import AlertStep
 
@@ -39,8 +39,7 @@ class AudienceStep(AlertStep):
     def __init__(self, draft: AlertDraft) -> None:
         super().__init__(draft)
         self.preview: Preview | None = None
-        self._selected: set[str] = (
-            {EVERYONE} if draft.everyone else set(draft.zones))
+        self._selected: set[str] = {EVERYONE} if draft.everyone else set(draft.zones)
 
     def compose(self) -> ComposeResult:
         t = self.t
@@ -48,12 +47,20 @@ class AudienceStep(AlertStep):
         yield Static(t("alert.audience_intro"), classes="alert-intro")
         topic = self.ctx.config.topics[self.ctx.config.alert.topic].label
         choices: list[Selection[str]] = [
-            Selection(Text(t("alert.everyone", topic=topic), style="bold"), EVERYONE,
-                      EVERYONE in self._selected)]
+            Selection(
+                Text(t("alert.everyone", topic=topic), style="bold"),
+                EVERYONE,
+                EVERYONE in self._selected,
+            )
+        ]
         for zone, residents in zone_counts(self.ctx):
-            choices.append(Selection(
-                Text(t("alert.zone", zone=visible(zone), count=count(t, residents))),
-                zone, zone in self._selected))
+            choices.append(
+                Selection(
+                    Text(t("alert.zone", zone=visible(zone), count=count(t, residents))),
+                    zone,
+                    zone in self._selected,
+                )
+            )
         yield AudienceList(*choices, id="audience")
         yield Static(id="recipients")
         yield Static(id="form-error")
@@ -102,8 +109,9 @@ class AudienceStep(AlertStep):
             return
         text = Text()
         text.append(t("alert.recipients", count=count(t, result.recipients)), style="bold")
-        skipped = ", ".join(f"{count(t, n)} {t(f'skip.{reason}')}"
-                            for reason, n in sorted(result.skipped.items()))
+        skipped = ", ".join(
+            f"{count(t, n)} {t(f'skip.{reason}')}" for reason, n in sorted(result.skipped.items())
+        )
         if skipped:
             text.append("  " + t("alert.not_reached", skipped=skipped), style="dim")
         line.update(text)
@@ -117,6 +125,7 @@ class AudienceStep(AlertStep):
         draft = self._draft()
         if not draft.everyone and not draft.zones:
             self.query_one("#form-error", Static).update(
-                Text(self.t("alert.no_audience"), style="red"))
+                Text(self.t("alert.no_audience"), style="red")
+            )
             return
         self.app.push_screen(ComposeStep(draft))

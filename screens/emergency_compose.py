@@ -13,10 +13,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Label, Static
 
-from console.alerts import AlertDraft, final_text, prefill, preview
-from console.campaigns import CampaignError, check_sender_id
-from console.composer import unfilled_placeholders
+from console.composing.composer import unfilled_placeholders
 from console.roles import Role
+from console.sending.alerts import AlertDraft, final_text, prefill, preview
+from console.sending.campaigns import CampaignError, check_sender_id
 from screens.widgets.alert_step import AlertStep
 from screens.widgets.composer import ComposerPanel
 
@@ -24,8 +24,7 @@ from screens.widgets.composer import ComposerPanel
 class ComposeStep(AlertStep):
     STEP = 3
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+n", "next_step", "binding.next", id="alert.compose_next",
-                priority=True),
+        Binding("ctrl+n", "next_step", "binding.next", id="alert.compose_next", priority=True),
         Binding("ctrl+t", "gsm7", "binding.gsm7", id="alert.gsm7", priority=True),
     ]
 
@@ -37,14 +36,21 @@ class ComposeStep(AlertStep):
         t = self.t
         yield self.header()
         yield ComposerPanel(
-            self.draft.text or prefill(self.ctx, self.draft), t,
+            self.draft.text or prefill(self.ctx, self.draft),
+            t,
             price_per_segment=self.ctx.config.provider.price_per_segment,
-            finalize=lambda text: final_text(self.ctx, text), id="composer")
+            finalize=lambda text: final_text(self.ctx, text),
+            id="composer",
+        )
         with Horizontal(id="sender-row"):
             yield Label(t("alert.sender"))
-            yield Input(self.draft.sender_id or self.ctx.config.town.sender_id,
-                        id="sender", compact=True, max_length=11,
-                        restrict=r"[A-Za-z0-9]*")
+            yield Input(
+                self.draft.sender_id or self.ctx.config.town.sender_id,
+                id="sender",
+                compact=True,
+                max_length=11,
+                restrict=r"[A-Za-z0-9]*",
+            )
         yield Static(id="form-error")
         yield Footer()
 
@@ -79,8 +85,7 @@ class ComposeStep(AlertStep):
             return
         unfilled = unfilled_placeholders(text)
         if unfilled:
-            self._error(t("alert.fill_placeholders",
-                          names=", ".join(f"{{{n}}}" for n in unfilled)))
+            self._error(t("alert.fill_placeholders", names=", ".join(f"{{{n}}}" for n in unfilled)))
             return
         try:
             check_sender_id(sender)
@@ -89,7 +94,12 @@ class ComposeStep(AlertStep):
             self.query_one("#sender", Input).focus()
             return
         if self.ctx.role < Role.ALERTER:
-            self._error(t("alert.not_alerter", operator=self.ctx.operator,
-                          role=t(f"error.role_{self.ctx.role.name.lower()}")))
+            self._error(
+                t(
+                    "alert.not_alerter",
+                    operator=self.ctx.operator,
+                    role=t(f"error.role_{self.ctx.role.name.lower()}"),
+                )
+            )
             return
         self.app.push_screen(ConfirmStep(replace(self.draft, text=text, sender_id=sender)))

@@ -13,12 +13,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Static
 
-from console.alerts import AlertDraft, final_text, preview, send_alert
-from console.campaigns import Preview
-from console.composer import analyse, estimate_cost
-from console.figures import count
+from console.composing.composer import analyse, estimate_cost
+from console.sending.alerts import AlertDraft, final_text, preview, send_alert
+from console.sending.campaigns import Preview
+from console.sending.figures import count
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from console.text import visible
-from console.workers import ALIVE_WITHIN_S, alive_workers
 from screens.confirm_action import ConfirmActionScreen
 from screens.widgets.alert_step import AlertStep
 from screens.widgets.composer import money
@@ -40,8 +40,7 @@ class ConfirmStep(AlertStep):
         yield self.header()
         with Vertical(id="confirm-box"):
             yield Static(id="summary")
-            yield Static(Text(visible(final_text(self.ctx, self.draft.text))),
-                         id="final-text")
+            yield Static(Text(visible(final_text(self.ctx, self.draft.text))), id="final-text")
             yield Static(id="confirm-prompt")
             yield Input(id="confirm-count", compact=True, restrict=r"\d*", max_length=9)
             yield Static(id="form-error")
@@ -64,19 +63,30 @@ class ConfirmStep(AlertStep):
         self.expected = result
         t = self.t
         analysis = analyse(final_text(self.ctx, self.draft.text))
-        where = (t("alert.everyone", topic=self.ctx.config.topics[
-            self.ctx.config.alert.topic].label) if self.draft.everyone
-            else ", ".join(visible(z) for z in self.draft.zones))
-        cost = estimate_cost(analysis.segments, result.recipients,
-                             self.ctx.config.provider.price_per_segment)
+        where = (
+            t("alert.everyone", topic=self.ctx.config.topics[self.ctx.config.alert.topic].label)
+            if self.draft.everyone
+            else ", ".join(visible(z) for z in self.draft.zones)
+        )
+        cost = estimate_cost(
+            analysis.segments, result.recipients, self.ctx.config.provider.price_per_segment
+        )
         summary = Text()
         summary.append(t("alert.summary_to", where=where) + "\n", style="bold")
-        summary.append(t("alert.summary_figures", recipients=count(t, result.recipients),
-                         segments=analysis.segments, encoding=analysis.encoding,
-                         cost=money(t, cost), sender=self.draft.sender_id))
+        summary.append(
+            t(
+                "alert.summary_figures",
+                recipients=count(t, result.recipients),
+                segments=analysis.segments,
+                encoding=analysis.encoding,
+                cost=money(t, cost),
+                sender=self.draft.sender_id,
+            )
+        )
         self.query_one("#summary", Static).update(summary)
-        self.query_one("#confirm-prompt", Static).update(Text(
-            t("alert.type_count", count=result.recipients), style="bold"))
+        self.query_one("#confirm-prompt", Static).update(
+            Text(t("alert.type_count", count=result.recipients), style="bold")
+        )
 
     @on(Button.Pressed, "#cancel")
     def _cancel(self) -> None:
@@ -97,15 +107,19 @@ class ConfirmStep(AlertStep):
             return
         typed = self.query_one("#confirm-count", Input)
         if typed.value.strip() != str(self.expected.recipients):
-            self.query_one("#form-error", Static).update(Text(
-                "✗ " + t("alert.count_mismatch", count=self.expected.recipients),
-                style="bold red"))
+            self.query_one("#form-error", Static).update(
+                Text(
+                    "✗ " + t("alert.count_mismatch", count=self.expected.recipients),
+                    style="bold red",
+                )
+            )
             typed.value = ""
             typed.focus()
             return
         if self.expected.recipients == 0:
-            self.query_one("#form-error", Static).update(Text(
-                "✗ " + t("alert.nobody"), style="bold red"))
+            self.query_one("#form-error", Static).update(
+                Text("✗ " + t("alert.nobody"), style="bold red")
+            )
             return
         self.sending = True
         self.query_one("#form-error", Static).update(Text(t("alert.sending"), style="bold"))
@@ -115,15 +129,22 @@ class ConfirmStep(AlertStep):
     def _send(self) -> None:
         app = self.app
         try:
-            send_alert(self.ctx, self.draft,
-                       on_started=lambda cid: app.call_from_thread(self._started, cid))
+            send_alert(
+                self.ctx,
+                self.draft,
+                on_started=lambda cid: app.call_from_thread(self._started, cid),
+            )
         except Exception as exc:  # a refusal or a database error: shown, never a crash
             app.call_from_thread(self._failed, exc)
 
     def _failed(self, exc: BaseException) -> None:
         self.sending = False
-        self.notify(self.t("alert.failed", error=self.t.error(exc)), severity="error",
-                    markup=False, timeout=15)
+        self.notify(
+            self.t("alert.failed", error=self.t.error(exc)),
+            severity="error",
+            markup=False,
+            timeout=15,
+        )
 
     def _started(self, campaign_id: int) -> None:
         app = self.app
@@ -138,6 +159,12 @@ class ConfirmStep(AlertStep):
             if start:
                 app.action_start_worker()  # type: ignore[attr-defined]
 
-        app.push_screen(ConfirmActionScreen(
-            t("alert.no_worker_title"), t("alert.no_worker_body", id=campaign_id),
-            t("alert.start_worker"), danger=True), answered)
+        app.push_screen(
+            ConfirmActionScreen(
+                t("alert.no_worker_title"),
+                t("alert.no_worker_body", id=campaign_id),
+                t("alert.start_worker"),
+                danger=True,
+            ),
+            answered,
+        )

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from console.alerts import AlertDraft, templates
+from console.sending.alerts import AlertDraft, templates
 from console.text import visible
 from screens.widgets.alert_step import AlertStep
 
@@ -35,7 +35,7 @@ class TemplateStep(AlertStep):
             room = max(self.app.size.width - len(label) - 12, 10)
             preview = visible(text).replace("\n", " ")
             if len(preview) > room:
-                preview = preview[:room - 1] + "…"
+                preview = preview[: room - 1] + "…"
             prompt.append("  " + preview, style="dim")
             options.append(Option(prompt, id=label))
         options.append(Option(Text(t("alert.free_text"), style="italic"), id=FREE_TEXT))

@@ -14,9 +14,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Sparkline, Static
 
 from console.context import Context
-from console.figures import bar, duration, percent, rate
 from console.i18n import Translator
-from console.send_queue import CampaignProgress, QueueSnapshot, queue_snapshot
+from console.sending.figures import bar, duration, percent, rate
+from console.sending.send_queue import CampaignProgress, QueueSnapshot, queue_snapshot
 from console.text import visible
 from screens.widgets.campaign_actions import CampaignActions
 from screens.widgets.campaign_summary import STATUS_STYLE, campaign_summary
@@ -26,6 +26,7 @@ from screens.widgets.translate import translate_bindings
 
 COLUMNS = ("id", "kind", "topic", "status", "progress", "rate", "eta")
 
+
 class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
     ERROR_TARGET = "#worker-line"
     CSS_PATH = "envois.tcss"
@@ -34,8 +35,7 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
         Binding("p", "pause", "binding.pause", id="envois.pause"),
         Binding("r", "resume", "binding.resume", id="envois.resume", show=False),
         Binding("x", "cancel_campaign", "binding.cancel_campaign", id="envois.cancel"),
-        Binding("w", "start_worker", "binding.start_worker", id="envois.start_worker",
-                show=False),
+        Binding("w", "start_worker", "binding.start_worker", id="envois.start_worker", show=False),
     ]
 
     def __init__(self) -> None:
@@ -65,9 +65,15 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
         t = self.t
         table = self.query_one(DataTable)
         extra = max(self.app.size.width, 80) - 80
-        for key, base, share in (("id", 3, 0.0), ("kind", 9, 0.0), ("topic", 9, 0.3),
-                                 ("status", 9, 0.1), ("progress", 14, 0.4),
-                                 ("rate", 9, 0.1), ("eta", 8, 0.1)):
+        for key, base, share in (
+            ("id", 3, 0.0),
+            ("kind", 9, 0.0),
+            ("topic", 9, 0.3),
+            ("status", 9, 0.1),
+            ("progress", 14, 0.4),
+            ("rate", 9, 0.1),
+            ("eta", 8, 0.1),
+        ):
             width = base + int(extra * share)
             table.add_column(t(f"envois.col.{key}"), key=key, width=width)
             if key == "progress":
@@ -129,8 +135,10 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
             Text(t(f"kind.{c.kind}"), style="bold red" if c.kind == "emergency" else ""),
             Text(visible(topic.label if topic else c.topic)),
             Text(t(f"status.{status}"), style=STATUS_STYLE.get(status, "")),
-            Text(f"{bar(c.fraction, self._bar_width)} {percent(c.fraction):>5}",
-                 style="green" if c.fraction >= 1 else ""),
+            Text(
+                f"{bar(c.fraction, self._bar_width)} {percent(c.fraction):>5}",
+                style="green" if c.fraction >= 1 else "",
+            ),
             Text(rate(t, c.rate)),
             Text(duration(t, c.eta_seconds)),
         ]
@@ -141,17 +149,25 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
         if snapshot.worker_alive:
             worker = snapshot.workers[0]
             line.append("● ", style="green")
-            line.append(t("envois.worker_alive", count=len(snapshot.workers),
-                          host=visible(worker.host),
-                          age=duration(t, snapshot.heartbeat_age_s or 0)))
+            line.append(
+                t(
+                    "envois.worker_alive",
+                    count=len(snapshot.workers),
+                    host=visible(worker.host),
+                    age=duration(t, snapshot.heartbeat_age_s or 0),
+                )
+            )
         else:
             line.append(t("envois.no_worker"), style="bold red")
         health = snapshot.health
         line.append("\n")
         line.append(t("envois.provider", name=self.ctx.config.provider.name))
-        line.append(t(f"health.{health.status}"),
-                    style={"ok": "green", "degraded": "yellow", "failing": "bold red"}.get(
-                        health.status, "dim"))
+        line.append(
+            t(f"health.{health.status}"),
+            style={"ok": "green", "degraded": "yellow", "failing": "bold red"}.get(
+                health.status, "dim"
+            ),
+        )
         line.append(" · " + t("envois.total_rate", rate=rate(t, snapshot.rate)))
         if health.last_problem and health.status != "ok":
             line.append("\n" + visible(health.last_problem)[:200], style="red")

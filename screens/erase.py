@@ -11,8 +11,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Static
 
-from console.contacts import ContactError, erase_contact, get_contact
-from console.numbers import display
+from console.contacts.numbers import display
+from console.contacts.service import ContactError, erase_contact, get_contact
 from console.roles import PermissionDenied
 from console.text import visible
 from screens.widgets.modal import TocsinModal
@@ -37,8 +37,15 @@ class EraseScreen(TocsinModal[bool]):
         contact = get_contact(self.ctx, self.contact_id)
         with Vertical(id="form-box"):
             yield Static(Text(t("erase.title"), style="bold red"), id="form-title")
-            yield Static(Text(t("erase.body", name=visible(contact.name) or "—",
-                                number=display(contact.number))))
+            yield Static(
+                Text(
+                    t(
+                        "erase.body",
+                        name=visible(contact.name) or "—",
+                        number=display(contact.number),
+                    )
+                )
+            )
             yield Static(Text(t("erase.prompt", count=ERASE_COUNT)), id="erase-prompt")
             yield Input(id="erase-count", compact=True, restrict=r"\d*", max_length=6)
             yield Static(id="form-error")
@@ -53,7 +60,7 @@ class EraseScreen(TocsinModal[bool]):
     @on(Button.Pressed, "#confirm")
     def _confirm(self) -> None:
         if self.query_one("#erase-count", Input).value.strip() != str(ERASE_COUNT):
-            self.show_error(self.t('erase.mismatch', count=ERASE_COUNT))
+            self.show_error(self.t("erase.mismatch", count=ERASE_COUNT))
             self.query_one("#erase-count", Input).focus()
             return
         try:
@@ -64,4 +71,3 @@ class EraseScreen(TocsinModal[bool]):
         key = "contacts.erased_suppressed" if result.suppressed else "contacts.erased"
         self.notify(self.t(key, id=self.contact_id))
         self.dismiss(True)
-

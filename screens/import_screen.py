@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, RichLog, Static
 
-from console.importer import ImportFailed, ImportOptions, ImportReport, import_contacts
+from console.contacts.importer import ImportFailed, ImportOptions, ImportReport, import_contacts
 from console.roles import PermissionDenied
 from console.text import visible
 from screens.widgets.modal import TocsinModal
@@ -77,11 +77,20 @@ class ImportScreen(TocsinModal[bool]):
             log.write(Text(self.t("import.done")))
 
     def _show(self, report: ImportReport) -> None:
-        mapping = ", ".join(f"{field}={visible(column)}" for field, column in
-                            report.mapping.items())
+        mapping = ", ".join(
+            f"{field}={visible(column)}" for field, column in report.mapping.items()
+        )
         delimiter = {"\t": "tab", ";": ";", ",": ","}.get(report.delimiter, report.delimiter)
-        self.query_one("#detected", Static).update(Text(self.t(
-            "import.detected", encoding=report.encoding, delimiter=delimiter, mapping=mapping)))
+        self.query_one("#detected", Static).update(
+            Text(
+                self.t(
+                    "import.detected",
+                    encoding=report.encoding,
+                    delimiter=delimiter,
+                    mapping=mapping,
+                )
+            )
+        )
         log = self.query_one("#report", RichLog)
         # Text, never markup: cells from the file are shown as they are.
         for line in report.summary_lines(self.ctx.config.console.language):

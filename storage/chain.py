@@ -83,8 +83,11 @@ def _bump(executor: Executor, chain: str, count: int) -> int:
 
 
 def _insert_ignoring_conflict(executor: Executor) -> Insert:
-    dialect = executor.get_bind().dialect.name if isinstance(executor, Session) else (
-        executor.dialect.name)
+    dialect = (
+        executor.get_bind().dialect.name
+        if isinstance(executor, Session)
+        else (executor.dialect.name)
+    )
     if dialect == "postgresql":
         return postgresql.insert(_HEAD).on_conflict_do_nothing(index_elements=["name"])
     if dialect == "sqlite":

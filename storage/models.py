@@ -188,8 +188,13 @@ class Message(SQLModel, table=True):
 # with `priority` ascending, SQLite sorted every queued message on each claim (80 ms
 # a claim with 50,000 queued).
 _message: Any = Message
-Index("ix_message_claim", _message.state, _message.priority.desc(),
-      _message.next_attempt_at, _message.id)
+Index(
+    "ix_message_claim",
+    _message.state,
+    _message.priority.desc(),
+    _message.next_attempt_at,
+    _message.id,
+)
 
 
 class DeliveryEvent(SQLModel, table=True):

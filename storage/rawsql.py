@@ -70,6 +70,7 @@ class Dialect:
             return ""
         return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
 
+
 _dialects: weakref.WeakKeyDictionary[Engine, Dialect] = weakref.WeakKeyDictionary()
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from console.providers.base import OutgoingSms
+from console.sending.providers.base import OutgoingSms
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -18,8 +18,12 @@ def client(handler: Handler) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
 
-def sms(message_id: int, to: str = "", text: str = "Alerte crue : évacuez la rue basse",
-        sender: str = "MAIRIE") -> OutgoingSms:
+def sms(
+    message_id: int,
+    to: str = "",
+    text: str = "Alerte crue : évacuez la rue basse",
+    sender: str = "MAIRIE",
+) -> OutgoingSms:
     return OutgoingSms(message_id, to or f"+336{message_id:08d}", text, sender)
 
 
@@ -36,11 +40,14 @@ def sequence(*steps: Handler) -> tuple[Handler, list[httpx.Request]]:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return next(queue)(request)
+
     return handler, seen
 
 
 def raising(exc: type[httpx.RequestError]) -> Handler:
     """A connection that fails the way `exc` says (refused, timed out, reset...)."""
+
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc("lost", request=request)
+
     return handler

@@ -9,9 +9,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from console.alerts import AlertDraft
 from console.context import Context
 from console.i18n import Translator
+from console.sending.alerts import AlertDraft
 from console.text import visible
 from screens.widgets.translate import translate_bindings
 

@@ -8,7 +8,10 @@ from typing import Any
 
 from textual.screen import Screen
 
-from console.campaign_ops import (
+from console.context import Context
+from console.i18n import Translator
+from console.roles import PermissionDenied, Role
+from console.sending.campaign_ops import (
     Change,
     Resolution,
     change_campaign,
@@ -16,11 +19,8 @@ from console.campaign_ops import (
     resolve_uncertain,
     retry_failed,
 )
-from console.campaigns import CampaignError
-from console.context import Context
-from console.figures import count
-from console.i18n import Translator
-from console.roles import PermissionDenied, Role
+from console.sending.campaigns import CampaignError
+from console.sending.figures import count
 from screens.confirm_action import ConfirmActionScreen
 
 
@@ -53,13 +53,23 @@ class CampaignActions:
             return None
         needed = Role.ALERTER if view.kind == "emergency" else Role.OPERATOR
         if self.ctx.role < needed:
-            screen.notify(self.t("envois.role_needed", role=self.t(
-                f"error.role_{needed.name.lower()}")), severity="warning")
+            screen.notify(
+                self.t("envois.role_needed", role=self.t(f"error.role_{needed.name.lower()}")),
+                severity="warning",
+            )
             return None
         return view
 
-    def _ask(self, title: str, body: str, label: str, do: Callable[[], str], *,
-             type_count: int | None = None, danger: bool = True) -> None:
+    def _ask(
+        self,
+        title: str,
+        body: str,
+        label: str,
+        do: Callable[[], str],
+        *,
+        type_count: int | None = None,
+        danger: bool = True,
+    ) -> None:
         screen = self._screen()
 
         def answered(confirmed: bool | None) -> None:
@@ -74,8 +84,9 @@ class CampaignActions:
             self.after_campaign_action()
 
         screen.app.push_screen(
-            ConfirmActionScreen(title, body, label, type_count=type_count or None,
-                                danger=danger), answered)
+            ConfirmActionScreen(title, body, label, type_count=type_count or None, danger=danger),
+            answered,
+        )
 
     def _change(self, change: Change) -> None:
         view = self._campaign_or_warn()
@@ -91,12 +102,18 @@ class CampaignActions:
 
         self._ask(
             t(f"envois.{change}_title", id=view.id),
-            t(f"envois.{change}_body", id=view.id, waiting=count(t, waiting),
-              in_flight=count(t, in_flight)),
-            t(f"envois.{change}_confirm"), do,
+            t(
+                f"envois.{change}_body",
+                id=view.id,
+                waiting=count(t, waiting),
+                in_flight=count(t, in_flight),
+            ),
+            t(f"envois.{change}_confirm"),
+            do,
             # Cancelling is for good: the operator types how many will never go.
             type_count=waiting if change == "cancel" else None,
-            danger=change == "cancel")
+            danger=change == "cancel",
+        )
 
     def action_pause(self) -> None:
         self._change("pause")
@@ -116,11 +133,13 @@ class CampaignActions:
         if not failed:
             self._screen().notify(t("envois.nothing_failed", id=view.id))
             return
-        self._ask(t("envois.retry_title", id=view.id),
-                  t("envois.retry_body", id=view.id, count=count(t, failed)),
-                  t("envois.retry_confirm"),
-                  lambda: t("envois.retried", count=retry_failed(self.ctx, view.id)),
-                  type_count=failed)
+        self._ask(
+            t("envois.retry_title", id=view.id),
+            t("envois.retry_body", id=view.id, count=count(t, failed)),
+            t("envois.retry_confirm"),
+            lambda: t("envois.retried", count=retry_failed(self.ctx, view.id)),
+            type_count=failed,
+        )
 
     def _resolve(self, resolution: Resolution) -> None:
         view = self._campaign_or_warn()
@@ -132,12 +151,13 @@ class CampaignActions:
             self._screen().notify(t("envois.nothing_uncertain", id=view.id))
             return
         key = "resend" if resolution == "resend" else "mark_sent"
-        self._ask(t(f"envois.{key}_title", id=view.id),
-                  t(f"envois.{key}_body", id=view.id, count=count(t, uncertain)),
-                  t(f"envois.{key}_confirm"),
-                  lambda: t("envois.resolved",
-                            count=resolve_uncertain(self.ctx, view.id, resolution)),
-                  type_count=uncertain)
+        self._ask(
+            t(f"envois.{key}_title", id=view.id),
+            t(f"envois.{key}_body", id=view.id, count=count(t, uncertain)),
+            t(f"envois.{key}_confirm"),
+            lambda: t("envois.resolved", count=resolve_uncertain(self.ctx, view.id, resolution)),
+            type_count=uncertain,
+        )
 
     def action_resend_uncertain(self) -> None:
         self._resolve("resend")

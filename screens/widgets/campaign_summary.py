@@ -8,17 +8,21 @@ from zoneinfo import ZoneInfo
 from rich.text import Text
 
 from console.context import Context
-from console.figures import bar, count, duration, percent, rate
 from console.i18n import Translator
-from console.ledger import STATES
-from console.send_queue import CampaignProgress
+from console.sending.figures import bar, count, duration, percent, rate
+from console.sending.send_queue import CampaignProgress
+from console.sending.states import STATES
 from console.text import visible
 
 # States always shown; the rarer ones only when a message is in them.
-MAIN_STATES = ("queued", "sending", "submitted", "delivered", "failed", "uncertain",
-               "skipped")
-STATUS_STYLE = {"running": "bold green", "queued": "cyan", "paused": "yellow",
-                "cancelled": "dim", "done": "dim"}
+MAIN_STATES = ("queued", "sending", "submitted", "delivered", "failed", "uncertain", "skipped")
+STATUS_STYLE = {
+    "running": "bold green",
+    "queued": "cyan",
+    "paused": "yellow",
+    "cancelled": "dim",
+    "done": "dim",
+}
 
 
 def state_counts(t: Translator, counts: dict[str, int]) -> Text:
@@ -28,8 +32,13 @@ def state_counts(t: Translator, counts: dict[str, int]) -> Text:
             continue
         if line:
             line.append(" · ", style="dim")
-        style = ("red" if state in ("failed", "rejected", "undelivered") and counts[state]
-                 else "yellow" if state == "uncertain" and counts[state] else "")
+        style = (
+            "red"
+            if state in ("failed", "rejected", "undelivered") and counts[state]
+            else "yellow"
+            if state == "uncertain" and counts[state]
+            else ""
+        )
         line.append(f"{t(f'state.{state}')} ", style="dim")
         line.append(count(t, counts[state]), style=style or "bold")
     return line
@@ -43,9 +52,16 @@ def campaign_heading(t: Translator, ctx: Context, c: CampaignProgress) -> Text:
     topic = ctx.config.topics.get(c.topic)
     heading.append(f" · {topic.label if topic else c.topic} · ")
     heading.append(t(f"status.{c.status}"), style=STATUS_STYLE.get(c.status, ""))
-    heading.append(" · " + t("envois.created", who=visible(c.created_by),
-                             date=local.strftime("%d/%m"), time=local.strftime("%Hh%M")),
-                   style="dim")
+    heading.append(
+        " · "
+        + t(
+            "envois.created",
+            who=visible(c.created_by),
+            date=local.strftime("%d/%m"),
+            time=local.strftime("%Hh%M"),
+        ),
+        style="dim",
+    )
     if c.status_reason:
         heading.append("\n" + visible(c.status_reason), style="red")
     return heading
@@ -54,14 +70,14 @@ def campaign_heading(t: Translator, ctx: Context, c: CampaignProgress) -> Text:
 def campaign_summary(t: Translator, ctx: Context, c: CampaignProgress, width: int) -> Text:
     text = campaign_heading(t, ctx, c)
     text.append("\n")
-    text.append(bar(c.fraction, max(width - 30, 10)),
-                style="green" if c.fraction >= 1 else "")
+    text.append(bar(c.fraction, max(width - 30, 10)), style="green" if c.fraction >= 1 else "")
     text.append(f" {percent(c.fraction)} · {count(t, c.handled)}/{count(t, c.total)}")
     text.append("\n")
     text.append_text(state_counts(t, c.counts))
     text.append("\n")
-    text.append(t("envois.rate_eta", rate=rate(t, c.rate), eta=duration(t, c.eta_seconds)),
-                style="dim")
+    text.append(
+        t("envois.rate_eta", rate=rate(t, c.rate), eta=duration(t, c.eta_seconds)), style="dim"
+    )
     text.append("\n")
     # Residents never typed this text, but an operator did: shown as text, never markup.
     text.append(visible(c.text).replace("\n", " ⏎ "), style="italic")

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.widgets import Static, TextArea
 from textual.widgets.text_area import Selection
 
-from console.composer import (
+from console.composing.composer import (
     PLACEHOLDER_PATTERN,
     TextAnalysis,
     analyse,
@@ -20,8 +20,8 @@ from console.composer import (
     estimate_cost,
     unfilled_placeholders,
 )
-from console.figures import count
 from console.i18n import Translator
+from console.sending.figures import count
 from console.text import visible
 
 
@@ -29,31 +29,60 @@ def money(t: Translator, amount: float) -> str:
     return f"{amount:.2f}".replace(".", t("figures.decimal")) + " €"
 
 
-def describe(t: Translator, analysis: TextAnalysis, recipients: int | None,
-             price_per_segment: float, stop_added: bool) -> Text:
+def describe(
+    t: Translator,
+    analysis: TextAnalysis,
+    recipients: int | None,
+    price_per_segment: float,
+    stop_added: bool,
+) -> Text:
     out = Text()
     encoding_style = "bold yellow" if analysis.encoding == "UCS-2" else "bold green"
-    out.append(t("composer.counts", characters=analysis.characters,
-                 segments=analysis.segments, remaining=analysis.remaining))
+    out.append(
+        t(
+            "composer.counts",
+            characters=analysis.characters,
+            segments=analysis.segments,
+            remaining=analysis.remaining,
+        )
+    )
     out.append(" · ")
     out.append(analysis.encoding, style=encoding_style)
     if stop_added:
         out.append(" · " + t("composer.stop_added"), style="dim")
     if recipients is not None:
         cost = estimate_cost(analysis.segments, recipients, price_per_segment)
-        out.append("\n" + t("composer.cost", recipients=count(t, recipients),
-                            segments=analysis.segments, cost=money(t, cost)))
+        out.append(
+            "\n"
+            + t(
+                "composer.cost",
+                recipients=count(t, recipients),
+                segments=analysis.segments,
+                cost=money(t, cost),
+            )
+        )
     if analysis.ucs2_characters:
-        shown = ", ".join(f"{visible(c) if c.isprintable() and not c.isspace() else '·'}"
-                          f" ({code_point(c)})" for c in analysis.ucs2_characters)
+        shown = ", ".join(
+            f"{visible(c) if c.isprintable() and not c.isspace() else '·'} ({code_point(c)})"
+            for c in analysis.ucs2_characters
+        )
         out.append("\n" + t("composer.ucs2", characters=shown), style="yellow")
     if analysis.gsm7_suggestion is not None:
-        out.append("\n" + t("composer.suggestion", segments=analysis.suggestion_segments,
-                            units=analysis.suggestion_units), style="bold")
+        out.append(
+            "\n"
+            + t(
+                "composer.suggestion",
+                segments=analysis.suggestion_segments,
+                units=analysis.suggestion_units,
+            ),
+            style="bold",
+        )
     unfilled = unfilled_placeholders(analysis.text)
     if unfilled:
-        out.append("\n" + t("composer.unfilled",
-                            names=", ".join(f"{{{n}}}" for n in unfilled)), style="bold red")
+        out.append(
+            "\n" + t("composer.unfilled", names=", ".join(f"{{{n}}}" for n in unfilled)),
+            style="bold red",
+        )
     return out
 
 
@@ -69,9 +98,15 @@ class ComposerPanel(Vertical):
     ComposerPanel #analysis { height: auto; padding: 0 1; }
     """
 
-    def __init__(self, text: str, t: Translator, *, price_per_segment: float,
-                 finalize: Callable[[str], str] = lambda text: text,
-                 id: str | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        t: Translator,
+        *,
+        price_per_segment: float,
+        finalize: Callable[[str], str] = lambda text: text,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.t = t
         self.initial = text
@@ -82,8 +117,13 @@ class ComposerPanel(Vertical):
         self.analysis = analyse(finalize(text))
 
     def compose(self) -> ComposeResult:
-        area = TextArea(self.initial, id="message", soft_wrap=True, tab_behavior="focus",
-                        show_line_numbers=False)
+        area = TextArea(
+            self.initial,
+            id="message",
+            soft_wrap=True,
+            tab_behavior="focus",
+            show_line_numbers=False,
+        )
         # No blinking: over a slow SSH link every blink is a redraw.
         area.cursor_blink = False
         yield area
@@ -102,8 +142,7 @@ class ComposerPanel(Vertical):
         if match is None:
             area.move_cursor(area.document.end)
             return
-        area.selection = Selection(_location(text, match.start()),
-                                   _location(text, match.end()))
+        area.selection = Selection(_location(text, match.start()), _location(text, match.end()))
 
     @property
     def text(self) -> str:
@@ -121,9 +160,15 @@ class ComposerPanel(Vertical):
         text = self.text
         final = self.finalize(text)
         self.analysis = analyse(final)
-        self.query_one("#analysis", Static).update(describe(
-            self.t, self.analysis, self.recipients, self.price_per_segment,
-            stop_added=final != text))
+        self.query_one("#analysis", Static).update(
+            describe(
+                self.t,
+                self.analysis,
+                self.recipients,
+                self.price_per_segment,
+                stop_added=final != text,
+            )
+        )
 
     def apply_gsm7(self) -> bool:
         """Replace the text by its GSM-7 version; False when there is none."""

@@ -67,7 +67,8 @@ class LivePoll(Generic[ReadT]):
             data = await asyncio.to_thread(self.read_figures)
         except Exception as exc:  # the database went away: say so, keep polling
             self._screen().query_one(self.ERROR_TARGET, Static).update(
-                Text(self.t("envois.db_error", error=visible(str(exc))[:200]), style="red"))
+                Text(self.t("envois.db_error", error=visible(str(exc))[:200]), style="red")
+            )
             return
         finally:
             self._busy = False

@@ -12,6 +12,7 @@ def translate_bindings(node: DOMNode, translate: Callable[[str], str]) -> None:
     for key, bindings in node._bindings.key_to_bindings.items():
         node._bindings.key_to_bindings[key] = [
             dataclasses.replace(b, description=translate(b.description))
-            if b.description.startswith("binding.") else b
+            if b.description.startswith("binding.")
+            else b
             for b in bindings
         ]

@@ -177,8 +177,9 @@ class Kannel:
         self.max_messages = max_messages
         self.immediate_sendsms_reply = immediate_sendsms_reply
         self.admin_password = "admin-secret"
-        (self.admin_port, self.smsbox_port, self.sendsms_port,
-         self.sink_port, self.mo_port) = free_ports(5)
+        (self.admin_port, self.smsbox_port, self.sendsms_port, self.sink_port, self.mo_port) = (
+            free_ports(5)
+        )
         self.config_path = workdir / "kannel.conf"
         self.sendsms_url = f"http://127.0.0.1:{self.sendsms_port}/cgi-bin/sendsms"
         self.status_url = (
@@ -204,9 +205,9 @@ smsbox-port = {self.smsbox_port}
 smsbox-interface = 127.0.0.1
 dlr-storage = internal
 box-allow-ip = "127.0.0.1"
-log-file = "{d / 'bearerbox.log'}"
+log-file = "{d / "bearerbox.log"}"
 log-level = 1
-access-log = "{d / 'access.log'}"
+access-log = "{d / "access.log"}"
 
 # The MT sink: every MT goes here.
 group = smsc
@@ -235,7 +236,7 @@ http-request-retry = 3
 http-queue-delay = 1
 # Answer sendsms at once instead of after bearerbox's ack (~40 ms per request).
 immediate-sendsms-reply = {str(self.immediate_sendsms_reply).lower()}
-log-file = "{d / 'smsbox.log'}"
+log-file = "{d / "smsbox.log"}"
 log-level = 1
 
 group = sendsms-user
@@ -259,21 +260,29 @@ get-url = "{self.mo_url}"
         log = open(self.workdir / f"{name}.out", "ab")  # noqa: SIM115 (owned by the child)
         try:
             self._procs[name] = subprocess.Popen(
-                argv, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+                argv,
+                stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
                 start_new_session=True,
             )
         finally:
             log.close()
 
     def _spawn_sink(self) -> None:
-        self._spawn("sink", [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.sink_port),
-                             "-m", "0", "0 0 text unused"])
+        self._spawn(
+            "sink",
+            [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.sink_port), "-m", "0", "0 0 text unused"],
+        )
 
     def _spawn_mo(self) -> None:
         assert self._mo_fd is not None
-        self._spawn("mo", [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.mo_port),
-                           "-i", "0", "-m", "-1"], stdin=self._mo_fd)
+        self._spawn(
+            "mo",
+            [FAKESMSC, "-H", "127.0.0.1", "-r", str(self.mo_port), "-i", "0", "-m", "-1"],
+            stdin=self._mo_fd,
+        )
 
     def start(self, timeout: float = 20.0) -> None:
         self.config_path.write_text(self.config_text(), encoding="utf-8")
@@ -339,8 +348,11 @@ get-url = "{self.mo_url}"
         proc = self._procs.get(name)
         if proc is None or proc.poll() is not None:
             return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGTERM, grace),
-                          (signal.SIGKILL, grace)):
+        for sig, wait in (
+            (signal.SIGTERM, grace),
+            (signal.SIGTERM, grace),
+            (signal.SIGKILL, grace),
+        ):
             proc.send_signal(sig)
             try:
                 proc.wait(wait)
@@ -441,9 +453,14 @@ def running_kannel(
         # been taken by someone else before bearerbox bound it.
         rundir = workdir / f"run{attempt}"
         rundir.mkdir(parents=True)
-        kannel = Kannel(rundir, mo_url, username=username, password=password,
-                        max_messages=max_messages,
-                        immediate_sendsms_reply=immediate_sendsms_reply)
+        kannel = Kannel(
+            rundir,
+            mo_url,
+            username=username,
+            password=password,
+            max_messages=max_messages,
+            immediate_sendsms_reply=immediate_sendsms_reply,
+        )
         try:
             kannel.start()
         except KannelError:

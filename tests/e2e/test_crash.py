@@ -49,10 +49,14 @@ class RecordingTwilio:
         self.received: Counter[int] = Counter()
         self.lock = threading.Lock()
         self.port = _free_port()
-        app = Starlette(routes=[Route(
-            "/2010-04-01/Accounts/{sid}/Messages.json", self.create, methods=["POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", backlog=2048))
+        app = Starlette(
+            routes=[
+                Route("/2010-04-01/Accounts/{sid}/Messages.json", self.create, methods=["POST"])
+            ]
+        )
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", backlog=2048)
+        )
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -99,40 +103,74 @@ def _config(tmp_path: Path, db_url: str, api_port: int, name: str) -> Path:
         '[provider]\nname = "twilio"\nrate = 400.0\nconcurrency = 8\n'
         f'[provider.twilio]\naccount_sid = "AC0123456789"\n'
         f'api_url = "http://127.0.0.1:{api_port}"\n'
-        f'[worker]\nlisten_port = {_free_port()}\n'
+        f"[worker]\nlisten_port = {_free_port()}\n"
         f'public_url = "http://127.0.0.1:8765"\nbatch_size = 50\nlease_seconds = 5\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
 def _start(config: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TOCSIN_TWILIO_AUTH_TOKEN": "test-token",
-           "TOCSIN_ENDPOINT_TOKEN": "crash-test-token"}
-    return subprocess.Popen([TOCSIN, "--config", str(config), "worker"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    env = {
+        **os.environ,
+        "TOCSIN_TWILIO_AUTH_TOKEN": "test-token",
+        "TOCSIN_ENDPOINT_TOKEN": "crash-test-token",
+    }
+    return subprocess.Popen(
+        [TOCSIN, "--config", str(config), "worker"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def _open_messages(db_url: str) -> int:
     engine = make_engine(db_url)
     try:
         with Session(engine) as session:
-            return len(session.exec(select(Message.id).where(
-                col(Message.state).in_(("queued", "sending", "uncertain")))).all())
+            return len(
+                session.exec(
+                    select(Message.id).where(
+                        col(Message.state).in_(("queued", "sending", "uncertain"))
+                    )
+                ).all()
+            )
     finally:
         engine.dispose()
 
 
 @pytest.mark.parametrize("workers", [1, 2], ids=["one-worker", "two-workers"])
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(
-        tmp_path: Path, db_url: str, provider: RecordingTwilio, workers: int) -> None:
+    tmp_path: Path, db_url: str, provider: RecordingTwilio, workers: int
+) -> None:
     configs = [_config(tmp_path, db_url, provider.port, f"w{i}") for i in range(workers)]
     csv_path = tmp_path / "habitants.csv"
-    csv_path.write_text("telephone\n" + "".join(
-        f"06 9{i // 1000000} {i // 10000 % 100:02d} {i // 100 % 100:02d} {i % 100:02d}\n"
-        for i in range(RESIDENTS)), encoding="utf-8")
+    csv_path.write_text(
+        "telephone\n"
+        + "".join(
+            f"06 9{i // 1000000} {i // 10000 % 100:02d} {i // 100 % 100:02d} {i % 100:02d}\n"
+            for i in range(RESIDENTS)
+        ),
+        encoding="utf-8",
+    )
     assert main(["--config", str(configs[0]), "import", "contacts", str(csv_path)]) == 0
-    assert main(["--config", str(configs[0]), "send", "--topic", "alertes", "--all",
-                 "--emergency", "--text", "Exercice : crue", "--yes"]) == 0
+    assert (
+        main(
+            [
+                "--config",
+                str(configs[0]),
+                "send",
+                "--topic",
+                "alertes",
+                "--all",
+                "--emergency",
+                "--text",
+                "Exercice : crue",
+                "--yes",
+            ]
+        )
+        == 0
+    )
 
     rng = random.Random(1789)
     for _ in range(KILLS):
@@ -157,11 +195,19 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     engine = make_engine(db_url)
     with Session(engine) as session:
         messages = {m.id: m for m in session.exec(select(Message))}
-        uncertain = set(session.exec(select(DeliveryEvent.message_id).where(
-            col(DeliveryEvent.source) == "lease")))
-        unknown = set(session.exec(select(DeliveryEvent.message_id).where(
-            col(DeliveryEvent.source) == "send",
-            col(DeliveryEvent.detail).contains("may have been sent"))))
+        uncertain = set(
+            session.exec(
+                select(DeliveryEvent.message_id).where(col(DeliveryEvent.source) == "lease")
+            )
+        )
+        unknown = set(
+            session.exec(
+                select(DeliveryEvent.message_id).where(
+                    col(DeliveryEvent.source) == "send",
+                    col(DeliveryEvent.detail).contains("may have been sent"),
+                )
+            )
+        )
     engine.dispose()
 
     assert len(messages) == RESIDENTS

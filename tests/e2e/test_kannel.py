@@ -16,10 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from console.composing.gsm import needs_ucs2, segment_count
 from console.config import KannelConfig
-from console.gsm import needs_ucs2, segment_count
-from console.providers.base import HttpRequest, OutgoingSms, ProviderAuthError, SendResult
-from console.providers.kannel import KannelProvider, sms_service_get_url
+from console.sending.providers.base import HttpRequest, OutgoingSms, ProviderAuthError, SendResult
+from console.sending.providers.kannel import KannelProvider, sms_service_get_url
 from tests.e2e.kannel_harness import Kannel, running_kannel
 
 pytestmark = pytest.mark.e2e
@@ -47,9 +47,13 @@ class Receiver:
             def do_GET(self) -> None:
                 split = urllib.parse.urlsplit(self.path)
                 query = dict(urllib.parse.parse_qsl(split.query, keep_blank_values=True))
-                request = HttpRequest(method="GET", path=split.path, query=query,
-                                      headers=dict(self.headers.items()),
-                                      url=f"http://{self.headers.get('Host', '')}{self.path}")
+                request = HttpRequest(
+                    method="GET",
+                    path=split.path,
+                    query=query,
+                    headers=dict(self.headers.items()),
+                    url=f"http://{self.headers.get('Host', '')}{self.path}",
+                )
                 with receiver._cond:
                     receiver.requests.append(request)
                     receiver._cond.notify_all()
@@ -77,8 +81,9 @@ class Receiver:
         with self._cond:
             return [r for r in self.requests if r.path == path]
 
-    def wait_for(self, path: str, done: Callable[[list[HttpRequest]], bool],
-                 timeout: float = 30.0) -> list[HttpRequest]:
+    def wait_for(
+        self, path: str, done: Callable[[list[HttpRequest]], bool], timeout: float = 30.0
+    ) -> list[HttpRequest]:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -95,11 +100,13 @@ def receiver() -> Iterator[Receiver]:
         yield server
 
 
-def _kannel(tmp_path: Path, receiver: Receiver, immediate_sendsms_reply: bool = True
-            ) -> Iterator[Kannel]:
+def _kannel(
+    tmp_path: Path, receiver: Receiver, immediate_sendsms_reply: bool = True
+) -> Iterator[Kannel]:
     mo_url = sms_service_get_url(f"{receiver.base}/kannel/mo?token={TOKEN}")
-    with running_kannel(tmp_path / "kannel", mo_url,
-                        immediate_sendsms_reply=immediate_sendsms_reply) as kannel:
+    with running_kannel(
+        tmp_path / "kannel", mo_url, immediate_sendsms_reply=immediate_sendsms_reply
+    ) as kannel:
         yield kannel
 
 
@@ -108,8 +115,7 @@ def kannel(tmp_path: Path, receiver: Receiver) -> Iterator[Kannel]:
     yield from _kannel(tmp_path, receiver)
 
 
-def provider_for(kannel: Kannel, receiver: Receiver, password: str | None = None
-                 ) -> KannelProvider:
+def provider_for(kannel: Kannel, receiver: Receiver, password: str | None = None) -> KannelProvider:
     return KannelProvider(
         KannelConfig(url=kannel.sendsms_url, username=kannel.username),
         kannel.password if password is None else password,
@@ -126,14 +132,17 @@ def number(i: int) -> str:
     return f"+336{i:08d}"
 
 
-async def send_all(provider: KannelProvider, messages: list[OutgoingSms],
-                   concurrency: int = 4) -> list[SendResult]:
+async def send_all(
+    provider: KannelProvider, messages: list[OutgoingSms], concurrency: int = 4
+) -> list[SendResult]:
     queue = list(reversed(messages))
     results: list[SendResult] = []
     async with httpx.AsyncClient(timeout=10) as client:
+
         async def lane() -> None:
             while queue:
                 results.extend(await provider.send(client, [queue.pop()]))
+
         await asyncio.gather(*(lane() for _ in range(concurrency)))
     return results
 
@@ -142,11 +151,17 @@ async def test_a_thousand_messages_reach_the_smsc_once_and_are_all_delivered(
     kannel: Kannel, receiver: Receiver, provider: KannelProvider
 ) -> None:
     count = 1000
-    messages = [OutgoingSms(i, number(i), f"Exercice d'alerte crue n°{i} : évacuez les quais",
-                            SENDER) for i in range(1, count + 1)]
+    messages = [
+        OutgoingSms(i, number(i), f"Exercice d'alerte crue n°{i} : évacuez les quais", SENDER)
+        for i in range(1, count + 1)
+    ]
     # n° forces UCS-2 for every other message: both codings go through.
-    messages = [m if m.message_id % 2 else OutgoingSms(
-        m.message_id, m.to, m.text.replace("n°", "no"), SENDER) for m in messages]
+    messages = [
+        m
+        if m.message_id % 2
+        else OutgoingSms(m.message_id, m.to, m.text.replace("n°", "no"), SENDER)
+        for m in messages
+    ]
     started = time.monotonic()
     results = await send_all(provider, messages)
     sent_in = time.monotonic() - started
@@ -179,10 +194,12 @@ async def test_a_thousand_messages_reach_the_smsc_once_and_are_all_delivered(
         assert report.state == {"1": "delivered", "8": "submitted"}[kind or ""]
         assert 1 <= (report.message_id or 0) <= count
     assert all(r.query["token"] == TOKEN for r in reports)
-    print(f"\nkannel: {count} sendsms in {sent_in:.1f} s ({count / sent_in:.0f}/s), "
-          f"all at fakesmsc after {at_smsc:.1f} s, all delivery reports after "
-          f"{reported_in:.1f} s ({len(reports)} reports, "
-          f"{sum(delivered.values()) - count} duplicate type-1)")
+    print(
+        f"\nkannel: {count} sendsms in {sent_in:.1f} s ({count / sent_in:.0f}/s), "
+        f"all at fakesmsc after {at_smsc:.1f} s, all delivery reports after "
+        f"{reported_in:.1f} s ({len(reports)} reports, "
+        f"{sum(delivered.values()) - count} duplicate type-1)"
+    )
 
 
 async def test_french_texts_arrive_intact(kannel: Kannel, provider: KannelProvider) -> None:
@@ -191,8 +208,9 @@ async def test_french_texts_arrive_intact(kannel: Kannel, provider: KannelProvid
         2: "Leçon de français à la médiathèque, île de loisirs fermée, cœur du village",
         3: "Crue de la Moselle : évacuez les quais, ouverture du gymnase à 18h, 5 € [repas]",
     }
-    results = await send_all(provider, [OutgoingSms(i, number(i), t, SENDER)
-                                        for i, t in texts.items()])
+    results = await send_all(
+        provider, [OutgoingSms(i, number(i), t, SENDER) for i, t in texts.items()]
+    )
     assert {r.outcome for r in results} == {"submitted"}
     received = {r.to: r for r in kannel.wait_received(len(texts), timeout=10)}
     for i, text in texts.items():
@@ -201,24 +219,26 @@ async def test_french_texts_arrive_intact(kannel: Kannel, provider: KannelProvid
         assert got.coding == ("text" if i == 3 else "ucs-2")  # é, à, € and [ ] are GSM-7
 
 
-async def test_a_three_part_text_is_not_truncated(kannel: Kannel,
-                                                  provider: KannelProvider) -> None:
-    gsm7 = ("Travaux rue de la Gare du lundi 3 au vendredi 21 : circulation alternée, "
-            "stationnement interdit, déviation par l'avenue de la Libération. "
-            * 3).strip()
+async def test_a_three_part_text_is_not_truncated(kannel: Kannel, provider: KannelProvider) -> None:
+    gsm7 = (
+        "Travaux rue de la Gare du lundi 3 au vendredi 21 : circulation alternée, "
+        "stationnement interdit, déviation par l'avenue de la Libération. " * 3
+    ).strip()
     ucs2 = ("Fête du village : la rue du Château sera fermée de 8h à 23h. " * 3).strip()
     assert not needs_ucs2(gsm7) and needs_ucs2(ucs2)
     assert segment_count(gsm7) == 3 and segment_count(ucs2) == 3
-    results = await send_all(provider, [OutgoingSms(1, number(1), gsm7, SENDER),
-                                        OutgoingSms(2, number(2), ucs2, SENDER)])
+    results = await send_all(
+        provider, [OutgoingSms(1, number(1), gsm7, SENDER), OutgoingSms(2, number(2), ucs2, SENDER)]
+    )
     assert {r.outcome for r in results} == {"submitted"}
     received = {r.to: r for r in kannel.wait_received(2, timeout=10)}
     assert (received[number(1)].parts, received[number(1)].body) == (3, gsm7)
     assert (received[number(2)].parts, received[number(2)].body) == (3, ucs2)
 
 
-async def test_a_wrong_password_raises_provider_auth_error(kannel: Kannel,
-                                                           receiver: Receiver) -> None:
+async def test_a_wrong_password_raises_provider_auth_error(
+    kannel: Kannel, receiver: Receiver
+) -> None:
     wrong = provider_for(kannel, receiver, password="not-the-password")
     with pytest.raises(ProviderAuthError, match="Authorization failed for sendsms"):
         await send_all(wrong, [OutgoingSms(1, number(1), "Essai", SENDER)], concurrency=1)
@@ -228,8 +248,9 @@ async def test_a_wrong_password_raises_provider_auth_error(kannel: Kannel,
 
 async def test_smsbox_stopped_means_retry(kannel: Kannel, provider: KannelProvider) -> None:
     kannel.stop_smsbox()
-    (result,) = await send_all(provider, [OutgoingSms(1, number(1), "Essai", SENDER)],
-                               concurrency=1)
+    (result,) = await send_all(
+        provider, [OutgoingSms(1, number(1), "Essai", SENDER)], concurrency=1
+    )
     assert result.outcome == "retry"
     assert result.reason.startswith("kannel unreachable")
 
@@ -240,8 +261,7 @@ def kannel_acking(tmp_path: Path, receiver: Receiver) -> Iterator[Kannel]:
     yield from _kannel(tmp_path, receiver, immediate_sendsms_reply=False)
 
 
-async def test_smsc_offline_is_queued_for_later(kannel_acking: Kannel,
-                                                receiver: Receiver) -> None:
+async def test_smsc_offline_is_queued_for_later(kannel_acking: Kannel, receiver: Receiver) -> None:
     provider = provider_for(kannel_acking, receiver)
     (ok,) = await send_all(provider, [OutgoingSms(1, number(1), "Essai", SENDER)])
     assert (ok.outcome, ok.reason) == ("submitted", "")
@@ -251,8 +271,9 @@ async def test_smsc_offline_is_queued_for_later(kannel_acking: Kannel,
     assert queued.reason.startswith("kannel: 3: Queued for later delivery")
 
 
-async def test_an_mo_stop_reaches_the_get_url(kannel: Kannel, receiver: Receiver,
-                                              provider: KannelProvider) -> None:
+async def test_an_mo_stop_reaches_the_get_url(
+    kannel: Kannel, receiver: Receiver, provider: KannelProvider
+) -> None:
     sent = [("+33698765432", "STOP"), ("+33698765433", "Stop  infos événements, merci Ève")]
     for sender, text in sent:
         kannel.send_mo(sender, SHORT_CODE, text)
@@ -260,7 +281,8 @@ async def test_an_mo_stop_reaches_the_get_url(kannel: Kannel, receiver: Receiver
     inbound = [provider.parse_inbound(r) for r in got]
     # smsbox calls the get-url from several threads: any order.
     assert sorted((i.sender, i.recipient, i.text) for i in inbound if i is not None) == [
-        (sender, SHORT_CODE, text) for sender, text in sent]
+        (sender, SHORT_CODE, text) for sender, text in sent
+    ]
     assert all(i is not None and i.provider_ref for i in inbound)
     assert all(r.query["token"] == TOKEN for r in got)
     # max-messages = 0 in the sms-service: nothing is texted back to the resident.

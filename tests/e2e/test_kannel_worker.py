@@ -18,10 +18,10 @@ import pytest
 from sqlmodel import Session, col, select
 
 from console.cli import main
-from console.contacts import is_suppressed
-from console.providers.kannel import sms_service_get_url
-from console.providers.registry import inbound_url
+from console.contacts.service import is_suppressed
 from console.roles import current_operator
+from console.sending.providers.kannel import sms_service_get_url
+from console.sending.providers.registry import inbound_url
 from storage.engine import make_engine
 from storage.models import ConsentState, Contact, Message
 from tests.conftest import TEST_KEY, make_context
@@ -64,22 +64,47 @@ def test_thousand_residents_through_kannel(tmp_path: Path, db_url: str) -> None:
             f'[provider.kannel]\nurl = "{kannel.sendsms_url}"\n'
             f'username = "{kannel.username}"\n'
             f'[worker]\nlisten_port = {port}\npublic_url = "{public}"\n',
-            encoding="utf-8")
+            encoding="utf-8",
+        )
         csv_path = tmp_path / "habitants.csv"
-        csv_path.write_text("telephone;nom\n" + "".join(
-            f"06 7{i // 100000} {i // 1000 % 100:02d} {i // 10 % 100:02d} {i % 10}0;Hab {i}\n"
-            for i in range(RESIDENTS)), encoding="utf-8")
+        csv_path.write_text(
+            "telephone;nom\n"
+            + "".join(
+                f"06 7{i // 100000} {i // 1000 % 100:02d} {i // 10 % 100:02d} {i % 10}0;Hab {i}\n"
+                for i in range(RESIDENTS)
+            ),
+            encoding="utf-8",
+        )
         assert main(["--config", str(config), "import", "contacts", str(csv_path)]) == 0
-        assert main(["--config", str(config), "send", "--topic", "alertes", "--all",
-                     "--text", "Exercice : crue de la Moselle, évacuez les berges",
-                     "--yes"]) == 0
+        assert (
+            main(
+                [
+                    "--config",
+                    str(config),
+                    "send",
+                    "--topic",
+                    "alertes",
+                    "--all",
+                    "--text",
+                    "Exercice : crue de la Moselle, évacuez les berges",
+                    "--yes",
+                ]
+            )
+            == 0
+        )
         worker = subprocess.Popen(
-            [TOCSIN, "--config", str(config), "worker"], stdout=subprocess.DEVNULL,
+            [TOCSIN, "--config", str(config), "worker"],
+            stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "worker.log").open("w"),
-            env={**os.environ, "TOCSIN_KANNEL_PASSWORD": kannel.password,
-                 "TOCSIN_ENDPOINT_TOKEN": TOKEN})
+            env={
+                **os.environ,
+                "TOCSIN_KANNEL_PASSWORD": kannel.password,
+                "TOCSIN_ENDPOINT_TOKEN": TOKEN,
+            },
+        )
         engine = make_engine(db_url)
         try:
+
             def states() -> Counter[str]:
                 with Session(engine) as session:
                     return Counter(session.exec(select(Message.state)))
@@ -93,17 +118,18 @@ def test_thousand_residents_through_kannel(tmp_path: Path, db_url: str) -> None:
             per_number = Counter(sms.to for sms in received)
             assert len(per_number) == RESIDENTS and set(per_number.values()) == {1}
             assert {sms.body for sms in received} == {
-                "Exercice : crue de la Moselle, évacuez les berges"}
+                "Exercice : crue de la Moselle, évacuez les berges"
+            }
 
             # A resident answers STOP from their handset.
             with Session(engine) as session:
-                resident = session.exec(select(Contact).where(
-                    col(Contact.name) == "Hab 7")).one()
+                resident = session.exec(select(Contact).where(col(Contact.name) == "Hab 7")).one()
             kannel.send_mo(resident.number or "", "MAIRIE", "Stop")
 
             def withdrawn() -> bool:
                 with Session(engine) as session:
                     return session.get(ConsentState, (resident.id, "alertes")) is not None
+
             _wait(withdrawn, timeout=30)
             with Session(engine) as session:
                 state = session.get(ConsentState, (resident.id, "alertes"))

@@ -19,12 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from console.campaigns import Audience, CampaignRequest, create_campaign
 from console.clock import SystemClock
 from console.config import Config, ProviderConfig, TwilioConfig, WorkerConfig
-from console.contacts import ContactInput, add_contact
-from console.providers.twilio import TwilioProvider
-from console.worker_main import serve
+from console.contacts.service import ContactInput, add_contact
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.providers.twilio import TwilioProvider
+from console.sending.worker_main import serve
 from storage.models import Campaign, Message
 from tests.conftest import make_context
 
@@ -56,28 +56,34 @@ class FaultyTwilio:
         if fault == 1 and first:
             return JSONResponse({"code": 20500, "message": "Internal error"}, status_code=500)
         if fault == 2 and first:
-            return JSONResponse({"code": 20429, "message": "Too Many Requests"},
-                                status_code=429, headers={"Retry-After": "1"})
+            return JSONResponse(
+                {"code": 20429, "message": "Too Many Requests"},
+                status_code=429,
+                headers={"Retry-After": "1"},
+            )
         if fault == 3:
-            return JSONResponse({"code": 21211, "message": "Invalid 'To' Phone Number"},
-                                status_code=400)
+            return JSONResponse(
+                {"code": 21211, "message": "Invalid 'To' Phone Number"}, status_code=400
+            )
         if fault == 4:
-            return Response(b'{"sid": "SM-broken', status_code=201,
-                            media_type="application/json")
+            return Response(b'{"sid": "SM-broken', status_code=201, media_type="application/json")
         if fault == 5:
             await asyncio.sleep(TIMEOUT_S * 3)
-        return Response(json.dumps({"sid": f"SM{mid}", "status": "queued"}), status_code=201,
-                        media_type="application/json")
+        return Response(
+            json.dumps({"sid": f"SM{mid}", "status": "queued"}),
+            status_code=201,
+            media_type="application/json",
+        )
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[FaultyTwilio, int]]:
     fake = FaultyTwilio()
     port = _free_port()
-    app = Starlette(routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.create,
-                                  methods=["POST"])])
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                       log_level="critical"))
+    app = Starlette(
+        routes=[Route("/2010-04-01/Accounts/{sid}/Messages.json", fake.create, methods=["POST"])]
+    )
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
     task = asyncio.create_task(uv.serve())
     while not uv.started:
         await asyncio.sleep(0.01)
@@ -88,10 +94,12 @@ async def server() -> AsyncIterator[tuple[FaultyTwilio, int]]:
 
 def _config(api_port: int) -> Config:
     return Config(
-        provider=ProviderConfig(name="twilio", rate=200.0, twilio=TwilioConfig(
-            account_sid="AC0123456789", api_url=f"http://127.0.0.1:{api_port}")),
-        worker=WorkerConfig(provider_timeout_seconds=TIMEOUT_S, max_attempts=3,
-                            lease_seconds=30),
+        provider=ProviderConfig(
+            name="twilio",
+            rate=200.0,
+            twilio=TwilioConfig(account_sid="AC0123456789", api_url=f"http://127.0.0.1:{api_port}"),
+        ),
+        worker=WorkerConfig(provider_timeout_seconds=TIMEOUT_S, max_attempts=3, lease_seconds=30),
     )
 
 
@@ -99,9 +107,12 @@ async def _run(engine: Engine, config: Config, count: int, until_settled: float)
     ctx = make_context(engine, config, SystemClock())  # type: ignore[arg-type]
     for i in range(count):
         add_contact(ctx, ContactInput(number=f"06 90 00 00 {i:02d}"))
-    campaign_id = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Essai", sender_id="MAIRIE",
-        audience=Audience(everyone=True))).campaign_id
+    campaign_id = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes", text="Essai", sender_id="MAIRIE", audience=Audience(everyone=True)
+        ),
+    ).campaign_id
     provider = TwilioProvider(config.provider.twilio, "token", "http://127.0.0.1:1/cb")
     stop = asyncio.Event()
     task = asyncio.create_task(serve(ctx, provider, "t", stop=stop, listen=False))
@@ -109,16 +120,21 @@ async def _run(engine: Engine, config: Config, count: int, until_settled: float)
     while asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.2)
         with Session(engine) as session:
-            if session.exec(select(Message).where(
-                    Message.state.in_(("queued", "sending")))).first() is None:  # type: ignore[attr-defined]
+            if (
+                session.exec(
+                    select(Message).where(Message.state.in_(("queued", "sending")))
+                ).first()
+                is None
+            ):  # type: ignore[attr-defined]
                 break
     stop.set()
     await task
     return campaign_id
 
 
-async def test_every_fault_ends_where_it_should(engine: Engine,
-                                                server: tuple[FaultyTwilio, int]) -> None:
+async def test_every_fault_ends_where_it_should(
+    engine: Engine, server: tuple[FaultyTwilio, int]
+) -> None:
     fake, port = server
     await _run(engine, _config(port), 12, until_settled=30)
     with Session(engine) as session:
@@ -142,8 +158,9 @@ async def test_refused_connections_end_in_failed_with_the_reason(engine: Engine)
     assert all(m.reason.startswith("gave up after 3 attempts") for m in messages)
 
 
-async def test_wrong_credentials_pause_the_campaign(engine: Engine,
-                                                    server: tuple[FaultyTwilio, int]) -> None:
+async def test_wrong_credentials_pause_the_campaign(
+    engine: Engine, server: tuple[FaultyTwilio, int]
+) -> None:
     fake, port = server
     fake.auth_ok = False
     campaign_id = await _run(engine, _config(port), 3, until_settled=3)

@@ -27,8 +27,7 @@ class Tmux:
         self.session = session
 
     def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", *args], check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
     def keys(self, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
@@ -49,8 +48,12 @@ class Tmux:
         raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
 
     def alive(self) -> bool:
-        return subprocess.run(["tmux", "has-session", "-t", self.session],
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                ["tmux", "has-session", "-t", self.session], capture_output=True
+            ).returncode
+            == 0
+        )
 
 
 @pytest.fixture
@@ -64,7 +67,8 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     command = f"{TOCSIN} demo --dir {town} --residents 300; echo EXITED-$?; sleep 30"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command],
-        check=True, env={**os.environ, "TERM": "xterm-256color", "LANG": "C.UTF-8"},
+        check=True,
+        env={**os.environ, "TERM": "xterm-256color", "LANG": "C.UTF-8"},
     )
     yield Tmux(session)
     subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

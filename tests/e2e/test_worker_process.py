@@ -38,18 +38,22 @@ def _config(tmp_path: Path, db_url: str, port: int, name: str = "config.toml") -
         f'[database]\nurl = "{db_url}"\n'
         f'[privacy]\nhash_key_file = "{tmp_path / "key"}"\n'
         f'[roles]\nadmin = ["{current_operator()}"]\n'
-        f'[provider]\nrate = 500.0\n'
-        f'[provider.simulated]\nlatency_ms = 5\nfailure_rate = 0.0\nundelivered_rate = 0.0\n'
+        f"[provider]\nrate = 500.0\n"
+        f"[provider.simulated]\nlatency_ms = 5\nfailure_rate = 0.0\nundelivered_rate = 0.0\n"
         f'[worker]\nlisten_port = {port}\npublic_url = "http://127.0.0.1:{port}"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return path
 
 
 def _start(config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [TOCSIN, "--config", str(config), "worker"], stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TOCSIN_ENDPOINT_TOKEN": TOKEN})
+        [TOCSIN, "--config", str(config), "worker"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TOCSIN_ENDPOINT_TOKEN": TOKEN},
+    )
 
 
 def _status(config: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
@@ -67,7 +71,8 @@ def _wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-
 
 
 def test_worker_sends_serves_stop_and_exits_cleanly(
-        tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = _free_port()
     config = _config(tmp_path, db_url, port)
     for i in range(30):
@@ -75,23 +80,46 @@ def test_worker_sends_serves_stop_and_exits_cleanly(
     worker = _start(config)
     try:
         _wait(lambda: _status(config, capsys)["worker_alive"] is True)
-        assert main(["--config", str(config), "send", "--topic", "alertes", "--all",
-                     "--text", "Exercice d'alerte", "--yes"]) == 0
+        assert (
+            main(
+                [
+                    "--config",
+                    str(config),
+                    "send",
+                    "--topic",
+                    "alertes",
+                    "--all",
+                    "--text",
+                    "Exercice d'alerte",
+                    "--yes",
+                ]
+            )
+            == 0
+        )
         _wait(lambda: _status(config, capsys)["messages"]["delivered"] == 30)  # type: ignore[index]
 
-        answer = httpx.post(f"http://127.0.0.1:{port}/inbound/simulated",
-                            params={"token": TOKEN},
-                            json={"from": "+33680000001", "to": "MAIRIE", "text": "Stop"})
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/inbound/simulated",
+            params={"token": TOKEN},
+            json={"from": "+33680000001", "to": "MAIRIE", "text": "Stop"},
+        )
         assert answer.status_code == 200
         engine = make_engine(db_url)
         with Session(engine) as session:
-            withdrawn = session.exec(select(ConsentState).where(
-                col(ConsentState.granted).is_(False))).all()
+            withdrawn = session.exec(
+                select(ConsentState).where(col(ConsentState.granted).is_(False))
+            ).all()
         engine.dispose()
-        assert {s.topic for s in withdrawn} == {"alertes", "evenements", "travaux",
-                                                 "elections", "infos"}
-        forbidden = httpx.get(f"http://127.0.0.1:{port}/reports/simulated",
-                              params={"token": "nope"})
+        assert {s.topic for s in withdrawn} == {
+            "alertes",
+            "evenements",
+            "travaux",
+            "elections",
+            "infos",
+        }
+        forbidden = httpx.get(
+            f"http://127.0.0.1:{port}/reports/simulated", params={"token": "nope"}
+        )
         assert forbidden.status_code == 403
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -103,16 +131,35 @@ def test_worker_sends_serves_stop_and_exits_cleanly(
 
 
 def test_two_workers_on_postgresql_never_send_twice(
-        tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     engine = make_engine(db_url)
     sqlite = engine.dialect.name == "sqlite"
     first = _config(tmp_path, db_url, _free_port(), "one.toml")
     second = _config(tmp_path, db_url, _free_port(), "two.toml")
     for i in range(200):
-        assert main(["--config", str(first), "contact", "add",
-                     f"06 81 00 {i // 100:02d} {i % 100:02d}"]) == 0
-    assert main(["--config", str(first), "send", "--topic", "alertes", "--all",
-                 "--text", "Deux workers", "--yes"]) == 0
+        assert (
+            main(
+                ["--config", str(first), "contact", "add", f"06 81 00 {i // 100:02d} {i % 100:02d}"]
+            )
+            == 0
+        )
+    assert (
+        main(
+            [
+                "--config",
+                str(first),
+                "send",
+                "--topic",
+                "alertes",
+                "--all",
+                "--text",
+                "Deux workers",
+                "--yes",
+            ]
+        )
+        == 0
+    )
     workers = [_start(first)]
     time.sleep(1.0)
     workers.append(_start(second))
@@ -128,8 +175,13 @@ def test_two_workers_on_postgresql_never_send_twice(
                 worker.send_signal(signal.SIGTERM)
                 worker.communicate(timeout=30)
     with Session(engine) as session:
-        sends = Counter(session.exec(select(DeliveryEvent.message_id).where(
-            col(DeliveryEvent.source) == "send", col(DeliveryEvent.state) == "submitted")))
+        sends = Counter(
+            session.exec(
+                select(DeliveryEvent.message_id).where(
+                    col(DeliveryEvent.source) == "send", col(DeliveryEvent.state) == "submitted"
+                )
+            )
+        )
         messages = session.exec(select(Message.id)).all()
     engine.dispose()
     assert len(messages) == 200

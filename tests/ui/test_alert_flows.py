@@ -12,11 +12,11 @@ from sqlmodel import Session, col, select
 from textual.pilot import Pilot
 from textual.widgets import Static, TextArea
 
-from console.app import TocsinApp
 from console.context import Context
-from console.demo_worker import DemoWorker
 from console.roles import Role
-from console.worker_launch import Launched
+from console.sending.demo_worker import DemoWorker
+from console.sending.worker_launch import Launched
+from screens.app import TocsinApp
 from screens.confirm_action import ConfirmActionScreen
 from screens.contacts import ContactsScreen
 from screens.emergency_audience import AudienceStep
@@ -82,8 +82,9 @@ async def _to_confirmation(pilot: Pilot[None], zone_downs: int = 1) -> int:
     return await _expected_count(pilot)
 
 
-async def test_alert_from_contacts_to_delivered(make_app: AppFactory, town: Context,
-                                                worker: DemoWorker) -> None:
+async def test_alert_from_contacts_to_delivered(
+    make_app: AppFactory, town: Context, worker: DemoWorker
+) -> None:
     app = make_app(start_mode="contacts")
     async with app.run_test(size=(120, 40)) as pilot:
         assert isinstance(app.screen, ContactsScreen)
@@ -111,8 +112,11 @@ async def test_alert_from_contacts_to_delivered(make_app: AppFactory, town: Cont
         detail = _plain(screen.query_one("#detail", Static))
         assert f"délivrés {progress.counts['delivered']}" in detail
     with Session(town.engine) as session:
-        queued = session.exec(select(Message).where(
-            col(Message.campaign_id) == campaign.id, col(Message.state) == "queued")).all()
+        queued = session.exec(
+            select(Message).where(
+                col(Message.campaign_id) == campaign.id, col(Message.state) == "queued"
+            )
+        ).all()
         actions = session.exec(select(AuditEntry.action)).all()
     assert queued == [] and "campaign.create" in actions and "campaign.enqueued" in actions
 
@@ -127,8 +131,7 @@ async def test_a_placeholder_must_be_filled(make_app: AppFactory, town: Context)
         await pilot.press("enter")  # everyone
         await _wait_for(pilot, ComposeStep)
         await pilot.press("ctrl+n")
-        assert "Complétez d'abord : {lieu}" in _plain(app.screen.query_one("#form-error",
-                                                                           Static))
+        assert "Complétez d'abord : {lieu}" in _plain(app.screen.query_one("#form-error", Static))
         assert isinstance(app.screen, ComposeStep)
         # {lieu} is selected: typing replaces it.
         await pilot.press(*"RD 12")
@@ -148,8 +151,7 @@ async def test_a_wrong_count_sends_nothing(make_app: AppFactory, town: Context) 
         await pilot.press("shift+tab", *str(expected + 1), "enter")
         await _settle(pilot)
         assert isinstance(app.screen, ConfirmStep)
-        assert "tapez " + str(expected) in _plain(app.screen.query_one("#form-error",
-                                                                        Static))
+        assert "tapez " + str(expected) in _plain(app.screen.query_one("#form-error", Static))
         assert _campaigns(town) == []
 
 
@@ -164,8 +166,9 @@ async def test_esc_backs_out_one_step_at_a_time(make_app: AppFactory, town: Cont
 
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.OPERATOR])
-async def test_only_alerters_get_past_composing(make_app: AppFactory, town: Context,
-                                                role: Role) -> None:
+async def test_only_alerters_get_past_composing(
+    make_app: AppFactory, town: Context, role: Role
+) -> None:
     app = make_app(role=role)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("exclamation_mark")
@@ -183,7 +186,8 @@ async def test_only_alerters_get_past_composing(make_app: AppFactory, town: Cont
 
 
 async def test_no_worker_is_said_at_once_and_one_can_be_started(
-        make_app: AppFactory, town: Context, tmp_path: Path) -> None:
+    make_app: AppFactory, town: Context, tmp_path: Path
+) -> None:
     started: list[bool] = []
 
     def launcher() -> Launched:

@@ -40,14 +40,25 @@ async def test_add_contact_from_the_keyboard(make_app: AppFactory, engine) -> No
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("a")
         assert isinstance(app.screen, ContactFormScreen)
-        await pilot.press(*"06.98.76.54.32", "tab", *"Léon Carré", "tab", *"Les Prés",
-                          "tab", *"seniors, Parents", "enter")
+        await pilot.press(
+            *"06.98.76.54.32",
+            "tab",
+            *"Léon Carré",
+            "tab",
+            *"Les Prés",
+            "tab",
+            *"seniors, Parents",
+            "enter",
+        )
         await pilot.pause()
         assert isinstance(app.screen, ContactsScreen)
         contact = _contact(engine, number="+33698765432")
         assert contact is not None
         assert (contact.name, contact.zone, contact.groups) == (
-            "Léon Carré", "Les Prés", "parents,seniors")
+            "Léon Carré",
+            "Les Prés",
+            "parents,seniors",
+        )
         # The table shows the new contact, under the cursor.
         table = _table(app)
         assert table.get_row_at(table.cursor_row)[0].plain == "Léon Carré"
@@ -296,8 +307,7 @@ async def test_english_console(make_app: AppFactory) -> None:
 
 async def test_import_from_the_console(make_app: AppFactory, engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
     csv_path = tmp_path / "nouveaux.csv"
-    csv_path.write_bytes("Nom;Portable\r\nRené Coty;06 98 00 00 01\r\nX;06 12\r\n"
-                         .encode("cp1252"))
+    csv_path.write_bytes("Nom;Portable\r\nRené Coty;06 98 00 00 01\r\nX;06 12\r\n".encode("cp1252"))
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("i")

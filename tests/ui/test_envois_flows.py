@@ -7,14 +7,14 @@ from sqlmodel import Session, col, select
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from console.app import TocsinApp
-from console.campaign_ops import get_campaign
-from console.campaigns import Audience, CampaignRequest, create_campaign
 from console.context import Context
-from console.providers.base import SendResult
-from console.queue import claim_batch, record_results
 from console.roles import Role
-from console.workers import beat
+from console.sending.campaign_ops import get_campaign
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.providers.base import SendResult
+from console.sending.queue import claim_batch, record_results
+from console.sending.workers import beat
+from screens.app import TocsinApp
 from screens.campaign import CampaignScreen
 from screens.confirm_action import ConfirmActionScreen
 from screens.envois import EnvoisScreen
@@ -23,21 +23,38 @@ from tests.ui.conftest import AppFactory
 
 
 def _campaign(town: Context, kind: str = "planned") -> int:
-    return create_campaign(town, CampaignRequest(
-        topic="alertes", text="Coupure d'eau rue [b]Haute[/b] demain 8h-12h",
-        sender_id="MAIRIE", audience=Audience(everyone=True),
-        kind=kind)).campaign_id  # type: ignore[arg-type]
+    return create_campaign(
+        town,
+        CampaignRequest(
+            topic="alertes",
+            text="Coupure d'eau rue [b]Haute[/b] demain 8h-12h",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+            kind=kind,
+        ),
+    ).campaign_id  # type: ignore[arg-type]
 
 
 def _answer(town: Context, count: int, outcome: str, reason: str = "") -> None:
     claimed = claim_batch(town.engine, "w1", town.clock.now(), 60, count)
-    record_results(town.engine, "w1", claimed,
-                   [SendResult(c.message_id, outcome, reason=reason)  # type: ignore[arg-type]
-                    for c in claimed], town.clock.now(), 5)
+    record_results(
+        town.engine,
+        "w1",
+        claimed,
+        [
+            SendResult(c.message_id, outcome, reason=reason)  # type: ignore[arg-type]
+            for c in claimed
+        ],
+        town.clock.now(),
+        5,
+    )
 
 
-async def polled(pilot: Pilot[None], screen_type: type = EnvoisScreen, at_least: int = 1,
-                 ) -> None:
+async def polled(
+    pilot: Pilot[None],
+    screen_type: type = EnvoisScreen,
+    at_least: int = 1,
+) -> None:
     """Wait until the screen has read the database (its poll runs in a thread)."""
     app = pilot.app
     start = getattr(app.screen, "polls", 0)
@@ -55,8 +72,9 @@ def _detail(app: TocsinApp) -> str:
     return renderable.plain if isinstance(renderable, Text) else str(renderable)
 
 
-async def test_queue_shows_counts_and_follows_the_database(make_app: AppFactory,
-                                                          town: Context) -> None:
+async def test_queue_shows_counts_and_follows_the_database(
+    make_app: AppFactory, town: Context
+) -> None:
     campaign_id = _campaign(town)
     _answer(town, 10, "submitted")
     app = make_app(start_mode="envois")
@@ -71,8 +89,7 @@ async def test_queue_shows_counts_and_follows_the_database(make_app: AppFactory,
         assert "échecs 5" in _detail(app) and "transmis 10" in _detail(app)
         # Residents' text is shown as typed, never as markup.
         assert "[b]Haute[/b]" in _detail(app)
-        assert "Aucun worker actif" in str(
-            app.screen.query_one("#worker-line", Static).render())
+        assert "Aucun worker actif" in str(app.screen.query_one("#worker-line", Static).render())
         beat(town.engine, "w1", "simulated", town.clock.now(), 15)
         await polled(pilot, at_least=2)
         assert "Worker actif" in str(app.screen.query_one("#worker-line", Static).render())
@@ -135,8 +152,9 @@ async def test_pause_resume_and_cancel_ask_first(make_app: AppFactory, town: Con
         await pilot.pause()
         assert get_campaign(town, campaign_id).status == "cancelled"
     with Session(town.engine) as session:
-        states = set(session.exec(select(Message.state).where(
-            col(Message.campaign_id) == campaign_id)))
+        states = set(
+            session.exec(select(Message.state).where(col(Message.campaign_id) == campaign_id))
+        )
     assert states == {"skipped"}
 
 
@@ -151,12 +169,10 @@ async def test_a_viewer_may_watch_but_not_act(make_app: AppFactory, town: Contex
         assert get_campaign(town, campaign_id).status == "queued"
 
 
-async def test_two_consoles_see_the_same_campaign(make_app: AppFactory,
-                                                  town: Context) -> None:
+async def test_two_consoles_see_the_same_campaign(make_app: AppFactory, town: Context) -> None:
     campaign_id = _campaign(town)
     first, second = make_app(start_mode="envois"), make_app(start_mode="envois")
-    async with first.run_test(size=(120, 40)) as one, \
-            second.run_test(size=(120, 40)) as two:
+    async with first.run_test(size=(120, 40)) as one, second.run_test(size=(120, 40)) as two:
         await polled(one)
         await polled(two)
         await one.press("p", "tab", "enter")
@@ -167,7 +183,8 @@ async def test_two_consoles_see_the_same_campaign(make_app: AppFactory,
 
 
 async def test_a_console_reopened_mid_send_finds_it_where_it_is(
-        make_app: AppFactory, town: Context) -> None:
+    make_app: AppFactory, town: Context
+) -> None:
     _campaign(town, kind="emergency")
     _answer(town, 4, "submitted")
     first = make_app(start_mode="envois")
@@ -184,8 +201,9 @@ async def test_a_console_reopened_mid_send_finds_it_where_it_is(
 
 
 async def test_a_long_campaign_pages_and_refreshes_around_the_cursor(
-        make_app: AppFactory, town: Context) -> None:
-    from console.contacts import ContactInput, add_contact
+    make_app: AppFactory, town: Context
+) -> None:
+    from console.contacts.service import ContactInput, add_contact
 
     for i in range(230):
         add_contact(town, ContactInput(number=f"06 40 00 {i // 100:02d} {i % 100:02d}"))

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
-from console.campaigns import Audience, CampaignRequest, create_campaign
 from console.clock import FrozenClock
 from console.context import Context
-from console.providers.base import SendResult
-from console.queue import claim_batch, finish_campaigns, record_results
 from console.roles import Role
-from console.workers import beat
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.providers.base import SendResult
+from console.sending.queue import claim_batch, finish_campaigns, record_results
+from console.sending.workers import beat
 from screens.campaign import CampaignScreen
 from tests.ui.conftest import AppFactory
 from tests.ui.test_envois_flows import polled
@@ -49,8 +49,7 @@ def test_contacts_search(snap_compare, make_app: AppFactory, size: tuple[int, in
 
 @pytest.mark.parametrize("size", SIZES)
 def test_help(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(), press=["question_mark"], terminal_size=size,
-                        run_before=_settle)
+    assert snap_compare(make_app(), press=["question_mark"], terminal_size=size, run_before=_settle)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -83,8 +82,9 @@ def test_import_screen(snap_compare, make_app: AppFactory, size: tuple[int, int]
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_import_preview(snap_compare, make_app: AppFactory, size: tuple[int, int],
-                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_preview(
+    snap_compare, make_app: AppFactory, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A relative path, so the screen is the same wherever the repository is cloned.
     monkeypatch.chdir(REPO)
 
@@ -103,21 +103,42 @@ def _busy_town(town: Context) -> int:
     clock = town.clock
     assert isinstance(clock, FrozenClock)
     clock.advance(timedelta(hours=-1))
-    planned = create_campaign(town, CampaignRequest(
-        topic="evenements", text="Fête du village samedi 15h, place de la mairie",
-        sender_id="MAIRIE", audience=Audience(everyone=True))).campaign_id
+    planned = create_campaign(
+        town,
+        CampaignRequest(
+            topic="evenements",
+            text="Fête du village samedi 15h, place de la mairie",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+        ),
+    ).campaign_id
     claimed = claim_batch(town.engine, "w1", clock.now(), 60, 100)
-    record_results(town.engine, "w1", claimed,
-                   [SendResult(c.message_id, "submitted") for c in claimed], clock.now(), 5)
+    record_results(
+        town.engine,
+        "w1",
+        claimed,
+        [SendResult(c.message_id, "submitted") for c in claimed],
+        clock.now(),
+        5,
+    )
     finish_campaigns(town.engine)
     clock.advance(timedelta(minutes=59))
-    emergency = create_campaign(town, CampaignRequest(
-        topic="alertes", text="Crue de la Sèvre : évacuez les berges [vite]",
-        sender_id="MAIRIE", audience=Audience(everyone=True), kind="emergency")).campaign_id
+    emergency = create_campaign(
+        town,
+        CampaignRequest(
+            topic="alertes",
+            text="Crue de la Sèvre : évacuez les berges [vite]",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+            kind="emergency",
+        ),
+    ).campaign_id
     claimed = claim_batch(town.engine, "w1", clock.now(), 60, 25)
     results = [SendResult(c.message_id, "submitted") for c in claimed[:20]]
-    results += [SendResult(c.message_id, "failed", reason="21211: Invalid 'To' Phone Number")
-                for c in claimed[20:22]]
+    results += [
+        SendResult(c.message_id, "failed", reason="21211: Invalid 'To' Phone Number")
+        for c in claimed[20:22]
+    ]
     results += [SendResult(c.message_id, "unknown", reason="timeout") for c in claimed[22:]]
     record_results(town.engine, "w1", claimed, results, clock.now(), 5)
     clock.advance(timedelta(minutes=1))
@@ -133,21 +154,21 @@ async def _polled(pilot: Pilot[None]) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_envois_empty(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(start_mode="envois"), terminal_size=size,
-                        run_before=_polled)
+    assert snap_compare(make_app(start_mode="envois"), terminal_size=size, run_before=_polled)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_envois_live(snap_compare, make_app: AppFactory, town: Context,
-                     size: tuple[int, int]) -> None:
+def test_envois_live(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
     _busy_town(town)
-    assert snap_compare(make_app(start_mode="envois"), terminal_size=size,
-                        run_before=_polled)
+    assert snap_compare(make_app(start_mode="envois"), terminal_size=size, run_before=_polled)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_campaign_view(snap_compare, make_app: AppFactory, town: Context,
-                       size: tuple[int, int]) -> None:
+def test_campaign_view(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
     _busy_town(town)
 
     async def drill(pilot: Pilot[None]) -> None:
@@ -160,8 +181,9 @@ def test_campaign_view(snap_compare, make_app: AppFactory, town: Context,
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_cancel_confirmation(snap_compare, make_app: AppFactory, town: Context,
-                             size: tuple[int, int]) -> None:
+def test_cancel_confirmation(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
     _busy_town(town)
 
     async def cancel(pilot: Pilot[None]) -> None:
@@ -212,8 +234,7 @@ def test_alert_composer(snap_compare, make_app: AppFactory, size: tuple[int, int
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_alert_confirmation(snap_compare, make_app: AppFactory,
-                            size: tuple[int, int]) -> None:
+def test_alert_confirmation(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
     async def run(pilot: Pilot[None]) -> None:
         await _alert_steps(pilot, ["enter", "down", "space", "enter", "ctrl+n"])
 
@@ -221,8 +242,9 @@ def test_alert_confirmation(snap_compare, make_app: AppFactory,
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_alert_refused_to_a_viewer(snap_compare, make_app: AppFactory,
-                                   size: tuple[int, int]) -> None:
+def test_alert_refused_to_a_viewer(
+    snap_compare, make_app: AppFactory, size: tuple[int, int]
+) -> None:
     async def run(pilot: Pilot[None]) -> None:
         await _alert_steps(pilot, ["enter", "enter", "ctrl+n"])
 

@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from console.alerts import (
+from console.config import Config, TopicConfig
+from console.contacts.service import ContactInput, add_contact
+from console.context import Context
+from console.i18n import Translator
+from console.sending.alerts import (
     EVERYWHERE,
     AlertDraft,
     final_text,
@@ -21,12 +25,8 @@ from console.alerts import (
     templates,
     zone_counts,
 )
-from console.config import Config, TopicConfig
-from console.contacts import ContactInput, add_contact
-from console.context import Context
-from console.figures import bar, count, duration, percent, rate
-from console.i18n import Translator
-from console.worker_launch import start_detached, worker_command
+from console.sending.figures import bar, count, duration, percent, rate
+from console.sending.worker_launch import start_detached, worker_command
 from tests.conftest import make_context
 
 
@@ -38,8 +38,7 @@ def _town(ctx: Context) -> None:
 def test_templates_are_prefilled_in_the_towns_time(ctx: Context) -> None:
     assert set(templates(ctx)) >= {"Inondation", "Accident de la route", "Confinement"}
     # 09:00 UTC on 14 March is 10h00 in Paris (winter time).
-    text = prefill(ctx, AlertDraft(template="Inondation", everyone=False,
-                                   zones=("La Rive",)))
+    text = prefill(ctx, AlertDraft(template="Inondation", everyone=False, zones=("La Rive",)))
     assert "Commune de démonstration" in text and "(La Rive)" in text
     assert "14/03/2026" in text and "10h00" in text
     everyone = prefill(ctx, AlertDraft(template="Inondation"))
@@ -50,8 +49,7 @@ def test_templates_are_prefilled_in_the_towns_time(ctx: Context) -> None:
 
 
 def test_overseas_town_uses_its_own_clock(engine, clock) -> None:  # type: ignore[no-untyped-def]
-    config = Config.model_validate({"town": {"name": "Saint-Pierre",
-                                             "timezone": "Indian/Reunion"}})
+    config = Config.model_validate({"town": {"name": "Saint-Pierre", "timezone": "Indian/Reunion"}})
     ctx = make_context(engine, config, clock)
     assert "13h00" in prefill(ctx, AlertDraft(template="Inondation"))
 
@@ -63,20 +61,23 @@ def test_zones_counts_and_preview(ctx: Context) -> None:
     assert preview(ctx, AlertDraft()).recipients == 4
 
 
-def test_send_alert_reports_the_campaign_once_the_first_recipients_are_in(
-        ctx: Context) -> None:
+def test_send_alert_reports_the_campaign_once_the_first_recipients_are_in(ctx: Context) -> None:
     _town(ctx)
     started: list[int] = []
-    result = send_alert(ctx, AlertDraft(text="Crue : montez à l'étage", sender_id="MAIRIE"),
-                        on_started=started.append)
+    result = send_alert(
+        ctx,
+        AlertDraft(text="Crue : montez à l'étage", sender_id="MAIRIE"),
+        on_started=started.append,
+    )
     assert started == [result.campaign_id]
     assert result.counts["queued"] == 4
 
 
 def test_final_text_adds_the_alert_topics_stop_mention(engine, clock) -> None:  # type: ignore[no-untyped-def]
     topics = dict(Config().topics)
-    topics["alertes"] = TopicConfig(label="Alertes", legal_basis="public_safety",
-                                    stop_mention="STOP au 36180")
+    topics["alertes"] = TopicConfig(
+        label="Alertes", legal_basis="public_safety", stop_mention="STOP au 36180"
+    )
     ctx = make_context(engine, Config(topics=topics), clock)
     assert final_text(ctx, "Crue") == "Crue\nSTOP au 36180"
     assert final_text(ctx, "Crue\nSTOP au 36180") == "Crue\nSTOP au 36180"
@@ -85,8 +86,13 @@ def test_final_text_adds_the_alert_topics_stop_mention(engine, clock) -> None:  
 def test_detached_worker_outlives_its_session(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "worker.log"
     launched = start_detached(
-        [sys.executable, "-c", "import os, time; print('sid', os.getsid(0), flush=True); "
-         "time.sleep(30)"], log)
+        [
+            sys.executable,
+            "-c",
+            "import os, time; print('sid', os.getsid(0), flush=True); time.sleep(30)",
+        ],
+        log,
+    )
     try:
         # Its own session: the SSH session's hang-up does not reach it.
         assert os.getsid(launched.pid) == launched.pid != os.getsid(0)
@@ -103,11 +109,16 @@ def test_detached_worker_outlives_its_session(tmp_path: Path) -> None:
 def test_worker_command_runs_this_interpreter() -> None:
     assert worker_command(None) == [sys.executable, "-m", "console", "worker"]
     assert worker_command("/etc/tocsin/config.toml")[-3:] == [
-        "--config", "/etc/tocsin/config.toml", "worker"]
+        "--config",
+        "/etc/tocsin/config.toml",
+        "worker",
+    ]
 
 
-@pytest.mark.parametrize(("fraction", "shown"), [(0, "░░░░░░░░░░"), (0.999, "█████████░"),
-                                                 (1, "██████████"), (0.5, "█████░░░░░")])
+@pytest.mark.parametrize(
+    ("fraction", "shown"),
+    [(0, "░░░░░░░░░░"), (0.999, "█████████░"), (1, "██████████"), (0.5, "█████░░░░░")],
+)
 def test_bar_is_full_only_when_done(fraction: float, shown: str) -> None:
     assert bar(fraction, 10) == shown
 

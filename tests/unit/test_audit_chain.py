@@ -12,8 +12,8 @@ from sqlmodel import Session, col, select
 
 from console.audit import append_audit, audit_fields, consent_fields, verify_chains
 from console.clock import FrozenClock
-from console.consent import ConsentRequest, record_consent
-from console.contacts import ContactInput, add_contact
+from console.consent.ledger import ConsentRequest, record_consent
+from console.contacts.service import ContactInput, add_contact
 from console.context import Context
 from storage.chain import GENESIS, ChainProblem, link_hash
 from storage.engine import write_session

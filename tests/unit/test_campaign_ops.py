@@ -6,27 +6,30 @@ from datetime import timedelta
 
 import pytest
 
-from console.campaign_ops import (
+from console.contacts.service import ContactInput, add_contact
+from console.context import Context
+from console.sending.campaign_ops import (
     change_campaign,
     get_campaign,
     list_campaigns,
     queue_status,
     resolve_uncertain,
 )
-from console.campaigns import Audience, CampaignError, CampaignRequest, create_campaign
-from console.contacts import ContactInput, add_contact
-from console.context import Context
-from console.providers.base import SendResult
-from console.queue import claim_batch, record_results
-from console.workers import beat
+from console.sending.campaigns import Audience, CampaignError, CampaignRequest, create_campaign
+from console.sending.providers.base import SendResult
+from console.sending.queue import claim_batch, record_results
+from console.sending.workers import beat
 
 
 def _campaign(ctx: Context, count: int) -> int:
     for i in range(count):
         add_contact(ctx, ContactInput(number=f"06 60 00 00 {i:02d}"))
-    return create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Essai", sender_id="MAIRIE",
-        audience=Audience(everyone=True))).campaign_id
+    return create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes", text="Essai", sender_id="MAIRIE", audience=Audience(everyone=True)
+        ),
+    ).campaign_id
 
 
 def test_pause_stops_claims_and_resume_restarts(ctx: Context) -> None:
@@ -44,8 +47,14 @@ def test_cancel_skips_what_is_still_queued_and_keeps_what_is_in_flight(ctx: Cont
     assert view.status == "cancelled"
     assert view.counts["skipped"] == 3 and view.counts["sending"] == 1
     # The call in flight still finishes and is recorded.
-    record_results(ctx.engine, "w", claimed, [SendResult(claimed[0].message_id, "submitted")],
-                   ctx.clock.now(), 5)
+    record_results(
+        ctx.engine,
+        "w",
+        claimed,
+        [SendResult(claimed[0].message_id, "submitted")],
+        ctx.clock.now(),
+        5,
+    )
     assert get_campaign(ctx, cid).counts["submitted"] == 1
     with pytest.raises(CampaignError) as raised:
         change_campaign(ctx, cid, "resume")
@@ -55,9 +64,14 @@ def test_cancel_skips_what_is_still_queued_and_keeps_what_is_in_flight(ctx: Cont
 def test_resolve_uncertain(ctx: Context) -> None:
     cid = _campaign(ctx, 2)
     claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 2)
-    record_results(ctx.engine, "w", claimed,
-                   [SendResult(c.message_id, "unknown", reason="timeout") for c in claimed],
-                   ctx.clock.now(), 5)
+    record_results(
+        ctx.engine,
+        "w",
+        claimed,
+        [SendResult(c.message_id, "unknown", reason="timeout") for c in claimed],
+        ctx.clock.now(),
+        5,
+    )
     assert get_campaign(ctx, cid).counts["uncertain"] == 2
     assert resolve_uncertain(ctx, cid, "mark-sent") == 2
     assert get_campaign(ctx, cid).counts["submitted"] == 2
@@ -74,8 +88,14 @@ def test_list_and_status_json(ctx: Context) -> None:
     status = queue_status(ctx)
     assert status["messages"]["queued"] == 2 and status["worker_alive"] is False
     claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 1)
-    record_results(ctx.engine, "w", claimed, [SendResult(claimed[0].message_id, "submitted")],
-                   ctx.clock.now(), 5)
+    record_results(
+        ctx.engine,
+        "w",
+        claimed,
+        [SendResult(claimed[0].message_id, "submitted")],
+        ctx.clock.now(),
+        5,
+    )
     assert queue_status(ctx)["no_report"] == 0
     ctx.clock.advance(timedelta(minutes=61))  # type: ignore[attr-defined]
     assert queue_status(ctx)["no_report"] == 1

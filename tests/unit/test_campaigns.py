@@ -7,8 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from console import campaigns
-from console.campaigns import (
+from console.consent.ledger import ConsentRequest, record_consent
+from console.contacts.service import ContactInput, add_contact, erase_contact
+from console.context import Context
+from console.roles import PermissionDenied, Role
+from console.sending import campaigns
+from console.sending.campaigns import (
     Audience,
     CampaignError,
     CampaignRequest,
@@ -18,13 +22,9 @@ from console.campaigns import (
     create_campaign,
     incomplete_campaigns,
 )
-from console.consent import ConsentRequest, record_consent
-from console.contacts import ContactInput, add_contact, erase_contact
-from console.context import Context
-from console.ledger import FINAL, STATES, can_move, is_final
-from console.queue import claim_batch
-from console.roles import PermissionDenied, Role
-from console.workers import beat
+from console.sending.queue import claim_batch
+from console.sending.states import FINAL, STATES, can_move, is_final
+from console.sending.workers import beat
 from storage.engine import is_sqlite
 from storage.models import AuditEntry, Campaign, Message
 from tests.conftest import make_context
@@ -40,16 +40,23 @@ def _town(ctx: Context) -> dict[str, int]:
         ("landline", "01 42 76 40 40", "Centre", ()),
         ("stopped", "06 10 00 00 05", "La Gare", ()),
     ):
-        contact = add_contact(ctx, ContactInput(number=number, name=key, zone=zone,
-                                                groups=groups))
+        contact = add_contact(ctx, ContactInput(number=number, name=key, zone=zone, groups=groups))
         assert contact.id is not None
         ids[key] = contact.id
     for key in ("ana", "cid", "landline", "stopped"):
-        record_consent(ctx, ConsentRequest(contact_id=ids[key], topic="evenements",
-                                           action="grant", source="paper_form"))
+        record_consent(
+            ctx,
+            ConsentRequest(
+                contact_id=ids[key], topic="evenements", action="grant", source="paper_form"
+            ),
+        )
     # "stopped" withdrew and was erased: its number stays on the suppression list.
-    record_consent(ctx, ConsentRequest(contact_id=ids["stopped"], topic="alertes",
-                                       action="withdraw", source="sms_keyword"))
+    record_consent(
+        ctx,
+        ConsentRequest(
+            contact_id=ids["stopped"], topic="alertes", action="withdraw", source="sms_keyword"
+        ),
+    )
     erase_contact(ctx, ids["stopped"])
     return ids
 
@@ -62,9 +69,15 @@ def _messages(ctx: Context, campaign_id: int) -> dict[str, tuple[str, str]]:
 
 def test_consent_topic_skips_without_opt_in_and_counts_add_up(ctx: Context) -> None:
     _town(ctx)
-    result = create_campaign(ctx, CampaignRequest(
-        topic="evenements", text="Fête du village samedi", sender_id="MAIRIE",
-        audience=Audience(everyone=True)))
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="evenements",
+            text="Fête du village samedi",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+        ),
+    )
     assert result.counts["queued"] == 2 and result.counts["skipped"] == 2
     assert sum(result.counts.values()) == 4  # the erased resident is not in the audience
     assert set(result.counts) == set(STATES)
@@ -79,54 +92,82 @@ def test_consent_topic_skips_without_opt_in_and_counts_add_up(ctx: Context) -> N
 
 def test_public_safety_reaches_everyone_who_did_not_opt_out(ctx: Context) -> None:
     _town(ctx)
-    result = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Crue : évacuez les berges", sender_id="MAIRIE",
-        audience=Audience(everyone=True, numbers=("06 10 00 00 05", "06 99 99 99 99")),
-        kind="emergency"))
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Crue : évacuez les berges",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True, numbers=("06 10 00 00 05", "06 99 99 99 99")),
+            kind="emergency",
+        ),
+    )
     messages = _messages(ctx, result.campaign_id)
     assert messages["+33610000002"] == ("queued", "")  # no opt-in needed for alerts
     # Typed again by hand after erasure: still suppressed, never sent.
     assert messages["+33610000005"] == ("skipped", "suppressed")
     assert messages["+33699999999"] == ("queued", "")
     with Session(ctx.engine) as session:
-        priorities = set(session.exec(select(Message.priority).where(
-            col(Message.campaign_id) == result.campaign_id)))
+        priorities = set(
+            session.exec(
+                select(Message.priority).where(col(Message.campaign_id) == result.campaign_id)
+            )
+        )
     assert priorities == {100}
 
 
 def test_zones_and_groups_are_a_union(ctx: Context) -> None:
     _town(ctx)
-    result = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Coupure d'eau", sender_id="MAIRIE",
-        audience=Audience(zones=("La Gare",), groups=("seniors",))))
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Coupure d'eau",
+            sender_id="MAIRIE",
+            audience=Audience(zones=("La Gare",), groups=("seniors",)),
+        ),
+    )
     assert set(_messages(ctx, result.campaign_id)) == {"+33610000001", "+33610000003"}
 
 
 def test_enqueue_twice_never_doubles_a_message(ctx: Context) -> None:
     _town(ctx)
-    result = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Test", sender_id="MAIRIE", audience=Audience(everyone=True)))
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes", text="Test", sender_id="MAIRIE", audience=Audience(everyone=True)
+        ),
+    )
     with Session(ctx.engine) as session:
-        rows = session.exec(select(Message).where(
-            col(Message.campaign_id) == result.campaign_id)).all()
+        rows = session.exec(
+            select(Message).where(col(Message.campaign_id) == result.campaign_id)
+        ).all()
         again = [m.model_dump(exclude={"id"}) for m in rows]
     with Session(ctx.engine) as session:
         _insert_ignoring_duplicates(session.connection(), again)
         session.commit()
     assert sum(1 for _ in _messages(ctx, result.campaign_id)) == len(rows)
     with Session(ctx.engine) as session:
-        count = len(session.exec(select(Message.id).where(
-            col(Message.campaign_id) == result.campaign_id)).all())
+        count = len(
+            session.exec(
+                select(Message.id).where(col(Message.campaign_id) == result.campaign_id)
+            ).all()
+        )
     assert count == len(rows)
 
 
 def test_campaign_is_audited(ctx: Context) -> None:
     _town(ctx)
-    result = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Test", sender_id="MAIRIE", audience=Audience(everyone=True)))
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes", text="Test", sender_id="MAIRIE", audience=Audience(everyone=True)
+        ),
+    )
     with Session(ctx.engine) as session:
-        entry = session.exec(select(AuditEntry).where(
-            col(AuditEntry.action) == "campaign.create")).one()
+        entry = session.exec(
+            select(AuditEntry).where(col(AuditEntry.action) == "campaign.create")
+        ).one()
     assert entry.target == f"campaign:{result.campaign_id}"
     assert entry.operator == "secretariat"
 
@@ -145,14 +186,28 @@ def test_bad_sender_ids(sender: str) -> None:
 
 def test_request_validation(ctx: Context) -> None:
     for request, code in (
-        (CampaignRequest(topic="x", text="t", sender_id="MAIRIE",
-                         audience=Audience(everyone=True)), "consent_topic"),
-        (CampaignRequest(topic="alertes", text="  ", sender_id="MAIRIE",
-                         audience=Audience(everyone=True)), "campaign_empty"),
-        (CampaignRequest(topic="alertes", text="t", sender_id="MAIRIE",
-                         audience=Audience()), "campaign_audience"),
-        (CampaignRequest(topic="alertes", text="t", sender_id="MAIRIE",
-                         audience=Audience(numbers=("06 12",))), "contact_number"),
+        (
+            CampaignRequest(
+                topic="x", text="t", sender_id="MAIRIE", audience=Audience(everyone=True)
+            ),
+            "consent_topic",
+        ),
+        (
+            CampaignRequest(
+                topic="alertes", text="  ", sender_id="MAIRIE", audience=Audience(everyone=True)
+            ),
+            "campaign_empty",
+        ),
+        (
+            CampaignRequest(topic="alertes", text="t", sender_id="MAIRIE", audience=Audience()),
+            "campaign_audience",
+        ),
+        (
+            CampaignRequest(
+                topic="alertes", text="t", sender_id="MAIRIE", audience=Audience(numbers=("06 12",))
+            ),
+            "contact_number",
+        ),
     ):
         with pytest.raises(CampaignError) as raised:
             create_campaign(ctx, request)
@@ -162,12 +217,18 @@ def test_request_validation(ctx: Context) -> None:
 def test_only_alerters_send_emergencies(ctx: Context, engine, config, clock) -> None:  # type: ignore[no-untyped-def]
     operator = make_context(engine, config, clock, role=Role.OPERATOR)
     add_contact(ctx, ContactInput(number="06 10 00 00 01"))
-    request = CampaignRequest(topic="alertes", text="Alerte", sender_id="MAIRIE",
-                              audience=Audience(everyone=True), kind="emergency")
+    request = CampaignRequest(
+        topic="alertes",
+        text="Alerte",
+        sender_id="MAIRIE",
+        audience=Audience(everyone=True),
+        kind="emergency",
+    )
     with pytest.raises(PermissionDenied):
         create_campaign(operator, request)
-    planned = CampaignRequest(topic="alertes", text="Info", sender_id="MAIRIE",
-                              audience=Audience(everyone=True))
+    planned = CampaignRequest(
+        topic="alertes", text="Info", sender_id="MAIRIE", audience=Audience(everyone=True)
+    )
     assert create_campaign(operator, planned).counts["queued"] == 1
 
 
@@ -194,19 +255,31 @@ def test_ledger_moves_forward_only() -> None:
 
 def _many(ctx: Context, count: int) -> None:
     for i in range(count):
-        add_contact(ctx, ContactInput(number=f"06 20 00 {i // 100:02d} {i % 100:02d}",
-                                      name=f"r{i}", zone="Centre"))
+        add_contact(
+            ctx,
+            ContactInput(
+                number=f"06 20 00 {i // 100:02d} {i % 100:02d}", name=f"r{i}", zone="Centre"
+            ),
+        )
 
 
 def test_emergency_enqueues_in_chunks_with_exact_counts(
-        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(campaigns, "FIRST_CHUNK", 7)
     monkeypatch.setattr(campaigns, "CHUNK", 10)
     _town(ctx)
     _many(ctx, 45)
-    result = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Crue", sender_id="MAIRIE", kind="emergency",
-        audience=Audience(everyone=True, numbers=("06 99 99 99 99", "06 20 00 00 03"))))
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Crue",
+            sender_id="MAIRIE",
+            kind="emergency",
+            audience=Audience(everyone=True, numbers=("06 99 99 99 99", "06 20 00 00 03")),
+        ),
+    )
     messages = _messages(ctx, result.campaign_id)
     # 4 residents of the town (one was erased), 45 more, one typed number with no contact.
     assert len(messages) == sum(result.counts.values()) == 50
@@ -220,7 +293,8 @@ def test_emergency_enqueues_in_chunks_with_exact_counts(
 
 
 def test_an_enqueue_cut_short_is_completed_once(
-        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(campaigns, "FIRST_CHUNK", 5)
     monkeypatch.setattr(campaigns, "CHUNK", 10)
     _many(ctx, 32)
@@ -236,9 +310,16 @@ def test_an_enqueue_cut_short_is_completed_once(
 
     monkeypatch.setattr(campaigns, "_enqueue_chunk", dies_on_the_third_chunk)
     with pytest.raises(KeyboardInterrupt):
-        create_campaign(ctx, CampaignRequest(
-            topic="alertes", text="Crue", sender_id="MAIRIE", kind="emergency",
-            audience=Audience(everyone=True)))
+        create_campaign(
+            ctx,
+            CampaignRequest(
+                topic="alertes",
+                text="Crue",
+                sender_id="MAIRIE",
+                kind="emergency",
+                audience=Audience(everyone=True),
+            ),
+        )
     monkeypatch.setattr(campaigns, "_enqueue_chunk", real_chunk)
     with Session(ctx.engine) as session:
         campaign = session.exec(select(Campaign)).one()
@@ -256,14 +337,26 @@ def test_an_enqueue_cut_short_is_completed_once(
 def test_text_gets_the_stop_mention_and_no_placeholder_left(ctx: Context) -> None:
     _town(ctx)
     with pytest.raises(CampaignError) as raised:
-        create_campaign(ctx, CampaignRequest(
-            topic="alertes", text="Accident {lieu}", sender_id="MAIRIE",
-            audience=Audience(everyone=True)))
+        create_campaign(
+            ctx,
+            CampaignRequest(
+                topic="alertes",
+                text="Accident {lieu}",
+                sender_id="MAIRIE",
+                audience=Audience(everyone=True),
+            ),
+        )
     assert raised.value.code == "campaign_unfilled"
     assert raised.value.params == {"placeholders": "{lieu}"}
-    result = create_campaign(ctx, CampaignRequest(
-        topic="evenements", text="Fête du village samedi", sender_id="MAIRIE",
-        audience=Audience(everyone=True)))
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="evenements",
+            text="Fête du village samedi",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+        ),
+    )
     with Session(ctx.engine) as session:
         campaign = session.get(Campaign, result.campaign_id)
         assert campaign is not None
@@ -271,7 +364,8 @@ def test_text_gets_the_stop_mention_and_no_placeholder_left(ctx: Context) -> Non
 
 
 def test_on_sqlite_an_emergency_lets_a_live_worker_claim_first(
-        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """One writer: the enqueue waits (briefly) for the worker's first claim, so the
     first SMS leaves before the whole audience is written. PostgreSQL claims committed
     rows while the rest are inserted: no pause there."""
@@ -282,14 +376,21 @@ def test_on_sqlite_an_emergency_lets_a_live_worker_claim_first(
     claimed_when_started: list[int] = []
 
     def worker_claims(campaign_id: int) -> None:
-        claimed_when_started.append(
-            len(claim_batch(ctx.engine, "w1", ctx.clock.now(), 60, 10)))
+        claimed_when_started.append(len(claim_batch(ctx.engine, "w1", ctx.clock.now(), 60, 10)))
 
     waits: list[float] = []
     monkeypatch.setattr(campaigns.time, "sleep", waits.append)
-    result = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Crue", sender_id="MAIRIE", kind="emergency",
-        audience=Audience(everyone=True)), on_started=worker_claims)
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Crue",
+            sender_id="MAIRIE",
+            kind="emergency",
+            audience=Audience(everyone=True),
+        ),
+        on_started=worker_claims,
+    )
     # The worker had the first chunk at once; the rest came after, with pauses.
     assert claimed_when_started == [3]
     assert waits == ([campaigns.CHUNK_PAUSE_S] if is_sqlite(ctx.engine) else [])
@@ -297,7 +398,7 @@ def test_on_sqlite_an_emergency_lets_a_live_worker_claim_first(
 
 
 def test_the_bulk_hasher_matches_number_hash() -> None:
-    from console.privacy import number_hash, number_hasher
+    from console.consent.suppression import number_hash, number_hasher
 
     digest = number_hasher(b"k" * 32)
     for number in ("+33612345678", "+262692000000", ""):

@@ -48,8 +48,22 @@ def test_missing_config_file_is_usage_error(tmp_path: Path, capsys) -> None:  # 
 
 
 def test_contact_add_edit_consent_erase(config_file: Path, db_url: str, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert run(config_file, "contact", "add", "06 12 34 56 78", "--name", "Élodie Garçon",
-               "--zone", "Les Prés", "--groups", "seniors, Parents", "--json") == 0
+    assert (
+        run(
+            config_file,
+            "contact",
+            "add",
+            "06 12 34 56 78",
+            "--name",
+            "Élodie Garçon",
+            "--zone",
+            "Les Prés",
+            "--groups",
+            "seniors, Parents",
+            "--json",
+        )
+        == 0
+    )
     added = json.loads(capsys.readouterr().out)
     assert added["number"] == "+33612345678" and added["groups"] == ["parents", "seniors"]
     contact_id = added["id"]
@@ -60,14 +74,50 @@ def test_contact_add_edit_consent_erase(config_file: Path, db_url: str, capsys) 
 
     assert run(config_file, "contact", "edit", str(contact_id), "--zone", "La Gare") == 0
     capsys.readouterr()
-    assert run(config_file, "consent", "grant", "0612345678", "--topic", "evenements",
-               "--source", "paper_form", "--proof", "F-1", "--json") == 0
+    assert (
+        run(
+            config_file,
+            "consent",
+            "grant",
+            "0612345678",
+            "--topic",
+            "evenements",
+            "--source",
+            "paper_form",
+            "--proof",
+            "F-1",
+            "--json",
+        )
+        == 0
+    )
     granted = json.loads(capsys.readouterr().out)
     assert granted["contact_id"] == contact_id and granted["action"] == "grant"
-    assert run(config_file, "consent", "withdraw", str(contact_id), "--topic", "evenements",
-               "--source", "phone_call") == 0
-    assert run(config_file, "consent", "grant", str(contact_id), "--topic", "nope",
-               "--source", "paper_form") == 2
+    assert (
+        run(
+            config_file,
+            "consent",
+            "withdraw",
+            str(contact_id),
+            "--topic",
+            "evenements",
+            "--source",
+            "phone_call",
+        )
+        == 0
+    )
+    assert (
+        run(
+            config_file,
+            "consent",
+            "grant",
+            str(contact_id),
+            "--topic",
+            "nope",
+            "--source",
+            "paper_form",
+        )
+        == 2
+    )
 
     engine = make_engine(db_url)
     with Session(engine) as session:
@@ -78,16 +128,22 @@ def test_contact_add_edit_consent_erase(config_file: Path, db_url: str, capsys) 
 
     assert run(config_file, "contact", "erase", str(contact_id), "--yes", "--json") == 0
     out = capsys.readouterr().out
-    assert json.loads(out[out.index("{"):]) == {
-        "id": contact_id, "erased": True, "suppressed": True}
+    assert json.loads(out[out.index("{") :]) == {
+        "id": contact_id,
+        "erased": True,
+        "suppressed": True,
+    }
     with Session(engine) as session:
         erased = session.get(Contact, contact_id)
         assert erased is not None and erased.number is None and erased.name == ""
     engine.dispose()
 
 
-def test_erase_without_yes_needs_the_typed_count(config_file: Path, monkeypatch,  # type: ignore[no-untyped-def]
-                                                 capsys) -> None:
+def test_erase_without_yes_needs_the_typed_count(
+    config_file: Path,
+    monkeypatch,  # type: ignore[no-untyped-def]
+    capsys,
+) -> None:
     assert run(config_file, "contact", "add", "0698765432", "--json") == 0
     contact_id = json.loads(capsys.readouterr().out)["id"]
     monkeypatch.setattr("sys.stdin", io.StringIO("2\n"))
@@ -107,14 +163,25 @@ def test_import_json_report_and_rejects(config_file: Path, tmp_path: Path, capsy
         "Mairie;01 42 76 40 40;Centre\r\n".encode("cp1252")
     )
     rejects = tmp_path / "rejets.csv"
-    assert run(config_file, "import", "contacts", str(csv_path), "--json",
-               "--rejects", str(rejects)) == 0
+    assert (
+        run(config_file, "import", "contacts", str(csv_path), "--json", "--rejects", str(rejects))
+        == 0
+    )
     report = json.loads(capsys.readouterr().out)
     assert report["encoding"] == "cp1252" and report["delimiter"] == ";"
-    assert report["counts"] == {"rows": 4, "imported": 2, "updated": 0, "unchanged": 0,
-                                "flagged": 1, "rejected": 2, "consents_recorded": 0}
+    assert report["counts"] == {
+        "rows": 4,
+        "imported": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "flagged": 1,
+        "rejected": 2,
+        "consents_recorded": 0,
+    }
     assert [(r["line"], r["code"]) for r in report["rejected"]] == [
-        (3, "invalid_number"), (4, "duplicate")]
+        (3, "invalid_number"),
+        (4, "duplicate"),
+    ]
     assert "line 2" in report["rejected"][1]["reason"]
     assert rejects.read_text(encoding="utf-8").count("\n") == 3  # header + 2 rows
 
@@ -160,12 +227,12 @@ def test_db_upgrade(config_file: Path, capsys) -> None:  # type: ignore[no-untyp
     from storage.migrate import head_revision
 
     assert f"database at schema {head_revision()} (head {head_revision()})" in (
-        capsys.readouterr().out)
+        capsys.readouterr().out
+    )
 
 
 def test_demo_no_tui_builds_a_town(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["demo", "--dir", str(tmp_path / "town"), "--residents", "200",
-                 "--no-tui"]) == 0
+    assert main(["demo", "--dir", str(tmp_path / "town"), "--residents", "200", "--no-tui"]) == 0
     url = capsys.readouterr().out.strip()
     engine = make_engine(url)
     with Session(engine) as session:
@@ -179,6 +246,7 @@ def test_demo_no_tui_builds_a_town(tmp_path: Path, capsys) -> None:  # type: ign
 
 
 # ---- tocsin message check ----------------------------------------------------------
+
 
 @pytest.fixture
 def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -214,27 +282,39 @@ def test_message_check_human(no_config: Path, capsys) -> None:  # type: ignore[n
 
 
 def test_message_check_json_with_topic(no_config: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["message", "check", "Fête samedi 14h", "--topic", "evenements",
-                 "--json"]) == 0
+    assert main(["message", "check", "Fête samedi 14h", "--topic", "evenements", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data == {
-        "text": "Fête samedi 14h\nDésinscription : répondez STOP", "characters": 46,
-        "encoding": "UCS-2", "units": 46, "segments": 1, "per_segment": 70,
-        "remaining": 24, "ucs2_characters": ["ê"], "ucs2_code_points": ["U+00EA"],
+        "text": "Fête samedi 14h\nDésinscription : répondez STOP",
+        "characters": 46,
+        "encoding": "UCS-2",
+        "units": 46,
+        "segments": 1,
+        "per_segment": 70,
+        "remaining": 24,
+        "ucs2_characters": ["ê"],
+        "ucs2_code_points": ["U+00EA"],
         "gsm7_suggestion": "Fete samedi 14h\nDésinscription : répondez STOP",
-        "suggestion_segments": 1, "suggestion_units": 46, "topic": "evenements",
+        "suggestion_segments": 1,
+        "suggestion_units": 46,
+        "topic": "evenements",
     }
     assert not no_config.exists()
     assert main(["message", "check", "Fête samedi 14h", "--topic", "evenements"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        "Thème Événements : mention ajoutée « Désinscription : répondez STOP »")
+        "Thème Événements : mention ajoutée « Désinscription : répondez STOP »"
+    )
 
 
-def test_message_check_reads_stdin_in_english(tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
-                                              capsys) -> None:
+def test_message_check_reads_stdin_in_english(
+    tmp_path: Path,
+    monkeypatch,  # type: ignore[no-untyped-def]
+    capsys,
+) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[console]\nlanguage = "en"\n[provider]\nprice_per_segment = 0.06\n',
-                    encoding="utf-8")
+    path.write_text(
+        '[console]\nlanguage = "en"\n[provider]\nprice_per_segment = 0.06\n', encoding="utf-8"
+    )
     monkeypatch.setattr("sys.stdin", io.StringIO("Crue : évacuez les berges " * 7 + "\n"))
     assert main(["--config", str(path), "message", "check", "-", "--topic", "alertes"]) == 0
     assert capsys.readouterr().out.splitlines() == [
@@ -253,6 +333,7 @@ def test_message_check_unknown_topic(no_config: Path, capsys) -> None:  # type: 
 
 # ---- tocsin send: STOP mention and placeholders ------------------------------------
 
+
 def _campaign_texts(db_url: str) -> list[str]:
     from storage.models import Campaign
 
@@ -263,22 +344,73 @@ def _campaign_texts(db_url: str) -> list[str]:
     return texts
 
 
-def test_send_appends_the_topic_stop_mention(config_file: Path, db_url: str,  # type: ignore[no-untyped-def]
-                                             capsys) -> None:
+def test_send_appends_the_topic_stop_mention(
+    config_file: Path,
+    db_url: str,  # type: ignore[no-untyped-def]
+    capsys,
+) -> None:
     assert run(config_file, "contact", "add", "0611223344") == 0
-    assert run(config_file, "consent", "grant", "0611223344", "--topic", "evenements",
-                "--source", "paper_form") == 0
+    assert (
+        run(
+            config_file,
+            "consent",
+            "grant",
+            "0611223344",
+            "--topic",
+            "evenements",
+            "--source",
+            "paper_form",
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert run(config_file, "send", "--topic", "evenements", "--to", "0611223344",
-               "--text", "Fête du village samedi", "--yes", "--json") == 0
+    assert (
+        run(
+            config_file,
+            "send",
+            "--topic",
+            "evenements",
+            "--to",
+            "0611223344",
+            "--text",
+            "Fête du village samedi",
+            "--yes",
+            "--json",
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"campaign_id", "counts", "skipped"}
     assert result["counts"]["queued"] == 1
     # Typed with the mention already (any case): not added twice. Alerts have none.
-    assert run(config_file, "send", "--topic", "evenements", "--to", "0611223344",
-               "--text", "Brocante\ndésinscription : RÉPONDEZ STOP", "--yes") == 0
-    assert run(config_file, "send", "--topic", "alertes", "--to", "0611223344",
-               "--text", "Crue : évacuez les berges", "--yes") == 0
+    assert (
+        run(
+            config_file,
+            "send",
+            "--topic",
+            "evenements",
+            "--to",
+            "0611223344",
+            "--text",
+            "Brocante\ndésinscription : RÉPONDEZ STOP",
+            "--yes",
+        )
+        == 0
+    )
+    assert (
+        run(
+            config_file,
+            "send",
+            "--topic",
+            "alertes",
+            "--to",
+            "0611223344",
+            "--text",
+            "Crue : évacuez les berges",
+            "--yes",
+        )
+        == 0
+    )
     assert _campaign_texts(db_url) == [
         "Fête du village samedi\nDésinscription : répondez STOP",
         "Brocante\ndésinscription : RÉPONDEZ STOP",
@@ -286,8 +418,11 @@ def test_send_appends_the_topic_stop_mention(config_file: Path, db_url: str,  # 
     ]
 
 
-def test_send_preview_tells_the_sms_count(config_file: Path, monkeypatch,  # type: ignore[no-untyped-def]
-                                          capsys) -> None:
+def test_send_preview_tells_the_sms_count(
+    config_file: Path,
+    monkeypatch,  # type: ignore[no-untyped-def]
+    capsys,
+) -> None:
     assert run(config_file, "contact", "add", "0611223344") == 0
     capsys.readouterr()
     monkeypatch.setattr("sys.stdin", io.StringIO("1\n"))
@@ -295,31 +430,72 @@ def test_send_preview_tells_the_sms_count(config_file: Path, monkeypatch,  # typ
     assert "1 SMS (GSM-7) each, estimated cost 0.05" in capsys.readouterr().err
 
 
-def test_send_refuses_unfilled_placeholders(config_file: Path, db_url: str,  # type: ignore[no-untyped-def]
-                                            capsys) -> None:
+def test_send_refuses_unfilled_placeholders(
+    config_file: Path,
+    db_url: str,  # type: ignore[no-untyped-def]
+    capsys,
+) -> None:
     assert run(config_file, "contact", "add", "0611223344") == 0
     capsys.readouterr()
-    assert run(config_file, "send", "--topic", "alertes", "--all", "--text",
-               "Val-Tocsin : accident {lieu} ({zone}), évitez le secteur", "--yes") == 2
+    assert (
+        run(
+            config_file,
+            "send",
+            "--topic",
+            "alertes",
+            "--all",
+            "--text",
+            "Val-Tocsin : accident {lieu} ({zone}), évitez le secteur",
+            "--yes",
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err == "tocsin: the message still has placeholders to fill in: {lieu}, {zone}"
     assert _campaign_texts(db_url) == []
     # Braces that are not placeholders are text.
-    assert run(config_file, "send", "--topic", "alertes", "--all", "--text",
-               "Code porte {1234} ou {prenom}", "--yes") == 0
+    assert (
+        run(
+            config_file,
+            "send",
+            "--topic",
+            "alertes",
+            "--all",
+            "--text",
+            "Code porte {1234} ou {prenom}",
+            "--yes",
+        )
+        == 0
+    )
 
 
-def test_emergency_send_then_retry_failed(config_file: Path, db_url: str,  # type: ignore[no-untyped-def]
-                                          capsys) -> None:
-    from console.providers.base import SendResult
-    from console.queue import claim_batch, record_results
+def test_emergency_send_then_retry_failed(
+    config_file: Path,
+    db_url: str,  # type: ignore[no-untyped-def]
+    capsys,
+) -> None:
+    from console.sending.providers.base import SendResult
+    from console.sending.queue import claim_batch, record_results
     from storage.models import Campaign
 
     for number in ("0611223344", "0611223355"):
         assert run(config_file, "contact", "add", number) == 0
     capsys.readouterr()
-    assert run(config_file, "send", "--topic", "alertes", "--all", "--emergency",
-               "--text", "Crue : montez à l'étage", "--yes", "--json") == 0
+    assert (
+        run(
+            config_file,
+            "send",
+            "--topic",
+            "alertes",
+            "--all",
+            "--emergency",
+            "--text",
+            "Crue : montez à l'étage",
+            "--yes",
+            "--json",
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     campaign_id = json.loads(out)["campaign_id"]
     assert "warning: no worker is alive" in err
@@ -330,9 +506,14 @@ def test_emergency_send_then_retry_failed(config_file: Path, db_url: str,  # typ
         assert (campaign.kind, campaign.priority, campaign.enqueued) == ("emergency", 100, True)
         now = campaign.created_at
     claimed = claim_batch(engine, "w1", now, 60, 10)
-    record_results(engine, "w1", claimed, [
-        SendResult(c.message_id, "failed", reason="30007: Carrier violation")
-        for c in claimed], now, 5)
+    record_results(
+        engine,
+        "w1",
+        claimed,
+        [SendResult(c.message_id, "failed", reason="30007: Carrier violation") for c in claimed],
+        now,
+        5,
+    )
     engine.dispose()
     assert run(config_file, "campaign", "retry", str(campaign_id), "--json") == 0
     retried = json.loads(capsys.readouterr().out)

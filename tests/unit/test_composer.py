@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.composer import (
+from console.composing.composer import (
     PLACEHOLDERS,
     analyse,
     describe_character,
@@ -21,7 +21,7 @@ from console.composer import (
     unfilled_placeholders,
     with_stop_mention,
 )
-from console.gsm import GSM7_BASIC, GSM7_EXTENSION, char_units, needs_ucs2, segment_count
+from console.composing.gsm import GSM7_BASIC, GSM7_EXTENSION, char_units, needs_ucs2, segment_count
 
 # A GSM-7 sentence a mairie would send, cut to exact lengths below.
 _GSM7_LONG = (
@@ -73,25 +73,36 @@ CASES: list[tuple[str, str, int, int, int, list[str]]] = [
 
 
 @pytest.mark.parametrize(("text", "encoding", "units", "segments", "remaining", "ucs2"), CASES)
-def test_real_french_texts(text: str, encoding: str, units: int, segments: int,
-                           remaining: int, ucs2: list[str]) -> None:
+def test_real_french_texts(
+    text: str, encoding: str, units: int, segments: int, remaining: int, ucs2: list[str]
+) -> None:
     analysis = analyse(text)
     assert (analysis.encoding, analysis.units, analysis.segments, analysis.remaining) == (
-        encoding, units, segments, remaining)
+        encoding,
+        units,
+        segments,
+        remaining,
+    )
     assert analysis.ucs2_characters == ucs2
     assert analysis.characters == len(text)
     single = units <= (160 if encoding == "GSM-7" else 70)
-    assert analysis.per_segment == {("GSM-7", True): 160, ("GSM-7", False): 153,
-                                    ("UCS-2", True): 70, ("UCS-2", False): 67}[
-                                        (encoding, single)]
+    assert (
+        analysis.per_segment
+        == {("GSM-7", True): 160, ("GSM-7", False): 153, ("UCS-2", True): 70, ("UCS-2", False): 67}[
+            (encoding, single)
+        ]
+    )
     assert segment_count(text) == max(1, segments)  # what the Kannel provider checks
 
 
 @pytest.mark.parametrize(
     ("text", "suggestion", "segments"),
     [
-        ("Fête de la musique ce soir place de l'Église",
-         "Fete de la musique ce soir place de l'Église", 1),
+        (
+            "Fête de la musique ce soir place de l'Église",
+            "Fete de la musique ce soir place de l'Église",
+            1,
+        ),
         ("Réunion « Bien vieillir » à 15h", 'Réunion "Bien vieillir" à 15h', 1),
         ("Réunion «\u00a0Bien vieillir\u00a0» à 15h", 'Réunion "Bien vieillir" à 15h', 1),
         ("Attention\u00a0: route barrée\u00a0!", "Attention : route barrée !", 1),
@@ -126,7 +137,8 @@ def test_gsm7_characters_stay_as_they_are() -> None:
     every = "".join(sorted(GSM7_BASIC | GSM7_EXTENSION))
     assert to_gsm7(every) == every
     assert to_gsm7("é è ù à ì ò Ç É ä ö ñ ü Ä Ö Ñ Ü Å å Æ æ ß Ø ø £ ¥ § ¿ ¡") == (
-        "é è ù à ì ò Ç É ä ö ñ ü Ä Ö Ñ Ü Å å Æ æ ß Ø ø £ ¥ § ¿ ¡")
+        "é è ù à ì ò Ç É ä ö ñ ü Ä Ö Ñ Ü Å å Æ æ ß Ø ø £ ¥ § ¿ ¡"
+    )
 
 
 def test_lone_surrogates_from_a_mangled_argument() -> None:
@@ -139,10 +151,18 @@ def test_lone_surrogates_from_a_mangled_argument() -> None:
 def test_to_json_has_stable_keys_and_integer_counts() -> None:
     data = analyse("Fête\u00a0!").to_json()
     assert data == {
-        "text": "Fête\u00a0!", "characters": 6, "encoding": "UCS-2", "units": 6,
-        "segments": 1, "per_segment": 70, "remaining": 64,
-        "ucs2_characters": ["ê", "\u00a0"], "ucs2_code_points": ["U+00EA", "U+00A0"],
-        "gsm7_suggestion": "Fete !", "suggestion_segments": 1, "suggestion_units": 6,
+        "text": "Fête\u00a0!",
+        "characters": 6,
+        "encoding": "UCS-2",
+        "units": 6,
+        "segments": 1,
+        "per_segment": 70,
+        "remaining": 64,
+        "ucs2_characters": ["ê", "\u00a0"],
+        "ucs2_code_points": ["U+00EA", "U+00A0"],
+        "gsm7_suggestion": "Fete !",
+        "suggestion_segments": 1,
+        "suggestion_units": 6,
     }
     plain = analyse("Bonjour").to_json()
     assert plain["gsm7_suggestion"] is None and plain["suggestion_segments"] is None
@@ -151,11 +171,17 @@ def test_to_json_has_stable_keys_and_integer_counts() -> None:
 
 @pytest.mark.parametrize(
     ("segments", "recipients", "price", "cost"),
-    [(1, 1, 0.045, 0.05), (1, 2, 0.045, 0.09), (2, 1000, 0.045, 90.0),
-     (3, 4321, 0.0375, 486.11), (0, 1000, 0.045, 0.0), (1, 0, 0.045, 0.0), (1, 7, 0.0, 0.0)],
+    [
+        (1, 1, 0.045, 0.05),
+        (1, 2, 0.045, 0.09),
+        (2, 1000, 0.045, 90.0),
+        (3, 4321, 0.0375, 486.11),
+        (0, 1000, 0.045, 0.0),
+        (1, 0, 0.045, 0.0),
+        (1, 7, 0.0, 0.0),
+    ],
 )
-def test_estimate_cost_in_cents(segments: int, recipients: int, price: float,
-                                cost: float) -> None:
+def test_estimate_cost_in_cents(segments: int, recipients: int, price: float, cost: float) -> None:
     assert estimate_cost(segments, recipients, price) == cost
 
 
@@ -166,20 +192,35 @@ def test_estimate_cost_refuses_negatives() -> None:
 
 # ---- templates and the STOP mention ------------------------------------------------
 
+
 def test_fill_template_leaves_what_it_does_not_know() -> None:
     template = "{commune} : coupure d'eau le {date} à {heure}, {lieu} ({zone})."
     values = {"commune": "Val-Tocsin", "date": "14/03/2026", "heure": "21h05"}
     filled = fill_template(template, values)
     assert filled == "Val-Tocsin : coupure d'eau le 14/03/2026 à 21h05, {lieu} ({zone})."
     assert unfilled_placeholders(filled) == ["lieu", "zone"]
-    assert unfilled_placeholders(fill_template(filled, {"lieu": "rue Haute",
-                                                        "zone": "Centre"})) == []
+    assert (
+        unfilled_placeholders(fill_template(filled, {"lieu": "rue Haute", "zone": "Centre"})) == []
+    )
 
 
 @pytest.mark.parametrize(
     "text",
-    ["{", "}", "{}", "{{lieu}}", "{0}", "{commune!r}", "{commune:>10}", "{ lieu }",
-     "{lieu", "a {b} c", "{__class__}", "%(commune)s", "{commune.__class__}"],
+    [
+        "{",
+        "}",
+        "{}",
+        "{{lieu}}",
+        "{0}",
+        "{commune!r}",
+        "{commune:>10}",
+        "{ lieu }",
+        "{lieu",
+        "a {b} c",
+        "{__class__}",
+        "%(commune)s",
+        "{commune.__class__}",
+    ],
 )
 def test_braces_are_text(text: str) -> None:
     # str.format would raise or reach into objects on most of these.
@@ -188,12 +229,12 @@ def test_braces_are_text(text: str) -> None:
 
 def test_a_value_is_not_filled_again() -> None:
     assert fill_template("{lieu} / {commune}", {"lieu": "{commune}", "commune": "Brest"}) == (
-        "{commune} / Brest")
+        "{commune} / Brest"
+    )
 
 
 def test_unknown_placeholders_are_not_reported_as_unfilled() -> None:
-    assert unfilled_placeholders("Bonjour {prenom}, RDV {lieu} {lieu} {date}") == [
-        "lieu", "date"]
+    assert unfilled_placeholders("Bonjour {prenom}, RDV {lieu} {lieu} {date}") == ["lieu", "date"]
 
 
 def test_stop_mention_is_appended_once() -> None:
@@ -203,7 +244,8 @@ def test_stop_mention_is_appended_once() -> None:
     assert with_stop_mention(once, mention) == once
     # Already there in another case, or in its GSM-7 spelling: not added again.
     assert with_stop_mention("Infos. DESINSCRIPTION : REPONDEZ STOP", mention) == (
-        "Infos. DESINSCRIPTION : REPONDEZ STOP")
+        "Infos. DESINSCRIPTION : REPONDEZ STOP"
+    )
     assert with_stop_mention("Texte", "") == "Texte"
     assert with_stop_mention("Texte", "  ") == "Texte"
     assert with_stop_mention("   ", mention) == "   "  # still refused as empty
@@ -211,8 +253,12 @@ def test_stop_mention_is_appended_once() -> None:
 
 def test_template_values_in_french_style() -> None:
     values = template_values("Val-Tocsin", datetime(2026, 3, 4, 9, 5), ["Les Prés", "La Gare"])
-    assert values == {"commune": "Val-Tocsin", "date": "04/03/2026", "heure": "09h05",
-                      "zone": "Les Prés, La Gare"}
+    assert values == {
+        "commune": "Val-Tocsin",
+        "date": "04/03/2026",
+        "heure": "09h05",
+        "zone": "Les Prés, La Gare",
+    }
     assert "zone" not in template_values("X", datetime(2026, 3, 4, 21, 5), [])
     assert template_values("X", datetime(2026, 3, 4, 21, 5), [])["heure"] == "21h05"
     assert set(values) <= set(PLACEHOLDERS)
@@ -222,7 +268,8 @@ def test_template_values_in_french_style() -> None:
 
 _GSM7_ALPHABET = sorted(GSM7_BASIC | GSM7_EXTENSION)
 _FRENCH = st.sampled_from(
-    _GSM7_ALPHABET + list("êâîôûëïçœŒÊÂÎÔÛÀÈ«»“”’…–—°\u00a0\u202f") + ["🎉", "👍🏽"])
+    _GSM7_ALPHABET + list("êâîôûëïçœŒÊÂÎÔÛÀÈ«»“”’…–—°\u00a0\u202f") + ["🎉", "👍🏽"]
+)
 _texts = st.one_of(st.text(), st.lists(_FRENCH, max_size=300).map("".join))
 
 
@@ -257,15 +304,16 @@ def test_units_are_the_sum_of_each_character(text: str) -> None:
     assert 0 <= analysis.remaining <= analysis.per_segment
     # Only a two-unit character at a part's edge costs a part more than the formula.
     single, part = (70, 67) if ucs2 else (160, 153)
-    formula = 0 if not text else 1 if analysis.units <= single else math.ceil(
-        analysis.units / part)
+    formula = 0 if not text else 1 if analysis.units <= single else math.ceil(analysis.units / part)
     assert formula <= analysis.segments
     if all(char_units(c, ucs2) == 1 for c in text):
         assert analysis.segments == formula
 
 
-@given(st.text(alphabet=st.sampled_from("{}ab:!0 _" + "".join(PLACEHOLDERS)), max_size=60),
-       st.dictionaries(st.sampled_from([*PLACEHOLDERS, "x", "0", ""]), st.text(max_size=10)))
+@given(
+    st.text(alphabet=st.sampled_from("{}ab:!0 _" + "".join(PLACEHOLDERS)), max_size=60),
+    st.dictionaries(st.sampled_from([*PLACEHOLDERS, "x", "0", ""]), st.text(max_size=10)),
+)
 def test_fill_template_never_raises(template: str, values: dict[str, str]) -> None:
     filled = fill_template(template, values)
     for name in unfilled_placeholders(filled):

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 import console.config as config_module
-from console.composer import analyse, fill_template, unfilled_placeholders
+from console.composing.composer import analyse, fill_template, unfilled_placeholders
 from console.config import (
     DEFAULT_STOP_MENTION,
     Config,
@@ -271,8 +271,9 @@ def test_overseas_town() -> None:
 
 def test_topics_replace_the_default_list() -> None:
     # Without the default topics, alert.topic must name the one emergencies use.
-    config = parse_config('[topics.marche]\nlabel = "Marché"\n[alert]\ntopic = "marche"\n',
-                          "x.toml")
+    config = parse_config(
+        '[topics.marche]\nlabel = "Marché"\n[alert]\ntopic = "marche"\n', "x.toml"
+    )
     assert config.topics == {"marche": TopicConfig(label="Marché")}
     assert config.topics["marche"].legal_basis == "consent"
     assert config.topics["marche"].consent_text_version == "v1"
@@ -323,10 +324,11 @@ def test_example_file_mentions_every_key() -> None:
             walk(getattr(config, section), section)
     for topic, settings in config.topics.items():
         assert f"[topics.{topic}]" in text
-        block = text[text.index(f"[topics.{topic}]"):]
+        block = text[text.index(f"[topics.{topic}]") :]
         for key in type(settings).model_fields:
             assert f"\n{key} = " in block or f"[topics.{topic}.{key}]" in block, (
-                f"topics.{topic}.{key} missing from the example")
+                f"topics.{topic}.{key} missing from the example"
+            )
 
 
 def test_default_templates_and_stop_mentions() -> None:
@@ -334,8 +336,13 @@ def test_default_templates_and_stop_mentions() -> None:
     assert Config().alert.topic == "alertes"
     assert topics["alertes"].stop_mention == ""
     assert list(topics["alertes"].templates) == [
-        "Inondation", "Accident de la route", "Intempéries", "Grève scolaire",
-        "Coupure d'eau", "Confinement"]
+        "Inondation",
+        "Accident de la route",
+        "Intempéries",
+        "Grève scolaire",
+        "Coupure d'eau",
+        "Confinement",
+    ]
     for name in ("evenements", "travaux", "elections", "infos"):
         assert topics[name].templates == {}
         assert topics[name].stop_mention == DEFAULT_STOP_MENTION
@@ -346,12 +353,21 @@ def test_default_templates_and_stop_mentions() -> None:
 @pytest.mark.parametrize(
     "values",
     [
-        {"commune": "Val-Tocsin", "date": "14/03/2026", "heure": "21h05",
-         "lieu": "rue de la Gare", "zone": "Centre"},
+        {
+            "commune": "Val-Tocsin",
+            "date": "14/03/2026",
+            "heure": "21h05",
+            "lieu": "rue de la Gare",
+            "zone": "Centre",
+        },
         # Long but ordinary: a hyphenated commune, two quartiers, a full street name.
-        {"commune": "Saint-Martin-de-la-Vallée-Haute", "date": "28/11/2026",
-         "heure": "06h45", "lieu": "avenue du Maréchal-Leclerc",
-         "zone": "Les Prés, La Gare, Centre-bourg"},
+        {
+            "commune": "Saint-Martin-de-la-Vallée-Haute",
+            "date": "28/11/2026",
+            "heure": "06h45",
+            "lieu": "avenue du Maréchal-Leclerc",
+            "zone": "Les Prés, La Gare, Centre-bourg",
+        },
     ],
 )
 def test_default_templates_fill_to_two_gsm7_sms(label: str, values: dict[str, str]) -> None:
@@ -374,7 +390,11 @@ def test_stop_mention_defaults_by_legal_basis() -> None:
         "x.toml",
     )
     assert {name: t.stop_mention for name, t in config.topics.items()} == {
-        "urgence": "", "marche": DEFAULT_STOP_MENTION, "fete": "", "foire": "STOP au 36180"}
+        "urgence": "",
+        "marche": DEFAULT_STOP_MENTION,
+        "fete": "",
+        "foire": "STOP au 36180",
+    }
     assert config.alert.topic == "urgence"
 
 

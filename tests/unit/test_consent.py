@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 from console.audit import verify_chains
 from console.clock import FrozenClock
 from console.config import Config
-from console.consent import (
+from console.consent.ledger import (
     SOURCES,
     ConsentError,
     ConsentRequest,
@@ -22,7 +22,7 @@ from console.consent import (
     may_receive,
     record_consent,
 )
-from console.contacts import ContactInput, add_contact, erase_contact
+from console.contacts.service import ContactInput, add_contact, erase_contact
 from console.context import Context
 from console.roles import PermissionDenied, Role
 from storage.models import AuditEntry, ConsentEvent, ConsentState
@@ -304,8 +304,10 @@ def test_operator_may_record(
 
 def test_text_version_comes_from_the_topic(engine: Engine, clock: FrozenClock) -> None:
     config = Config.model_validate(
-        {"topics": {"infos": {"label": "Infos", "consent_text_version": "2026-03"}},
-         "alert": {"topic": "infos"}}
+        {
+            "topics": {"infos": {"label": "Infos", "consent_text_version": "2026-03"}},
+            "alert": {"topic": "infos"},
+        }
     )
     ctx = make_context(engine, config, clock)
     cid = _contact(ctx)

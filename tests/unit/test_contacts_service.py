@@ -13,8 +13,9 @@ from sqlmodel import Session, col, select
 
 from console.clock import FrozenClock
 from console.config import Config
-from console.consent import ConsentRequest, record_consent
-from console.contacts import (
+from console.consent.ledger import ConsentRequest, record_consent
+from console.consent.suppression import number_hash
+from console.contacts.service import (
     ContactError,
     ContactInput,
     add_contact,
@@ -28,7 +29,6 @@ from console.contacts import (
     update_contact,
 )
 from console.context import Context
-from console.privacy import number_hash
 from console.roles import PermissionDenied, Role
 from storage.engine import read_session
 from storage.models import (

@@ -11,18 +11,18 @@ import pytest
 import uvicorn
 from sqlmodel import Session, select
 
-from console.campaigns import Audience, CampaignRequest, create_campaign
-from console.contacts import ContactInput, add_contact, is_suppressed
+from console.contacts.service import ContactInput, add_contact, is_suppressed
 from console.context import Context
-from console.endpoint import build_app
-from console.providers.base import (
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.endpoint import build_app
+from console.sending.providers.base import (
     DeliveryReport,
     HttpRequest,
     InboundSms,
     OutgoingSms,
     SendResult,
 )
-from console.queue import claim_batch, record_results
+from console.sending.queue import claim_batch, record_results
 from storage.models import Message
 
 TOKEN = "s3cret-token"
@@ -34,18 +34,24 @@ class QueryProvider:
     name = "kannel"
     max_batch = 1
 
-    async def send(self, client: httpx.AsyncClient,
-                   batch: Sequence[OutgoingSms]) -> list[SendResult]:
+    async def send(
+        self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
+    ) -> list[SendResult]:
         return []
 
     def parse_report(self, request: HttpRequest) -> list[DeliveryReport]:
         states = {"1": "delivered", "2": "undelivered", "8": "submitted"}
-        return [DeliveryReport(int(request.query["mid"]), "", states[request.query["type"]],  # type: ignore[arg-type]
-                               request.query.get("reply", ""))]
+        return [
+            DeliveryReport(
+                int(request.query["mid"]),
+                "",
+                states[request.query["type"]],  # type: ignore[arg-type]
+                request.query.get("reply", ""),
+            )
+        ]
 
     def parse_inbound(self, request: HttpRequest) -> InboundSms | None:
-        return InboundSms(request.query["from"], request.query.get("to", ""),
-                          request.query["text"])
+        return InboundSms(request.query["from"], request.query.get("to", ""), request.query["text"])
 
 
 def _free_port() -> int:
@@ -57,8 +63,11 @@ def _free_port() -> int:
 @pytest.fixture
 async def served(ctx: Context) -> AsyncIterator[str]:
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(ctx, QueryProvider(), TOKEN),
-                                           host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(ctx, QueryProvider(), TOKEN), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -69,16 +78,20 @@ async def served(ctx: Context) -> AsyncIterator[str]:
 
 async def test_reports_move_messages_forward_only(ctx: Context, served: str) -> None:
     add_contact(ctx, ContactInput(number="06 50 00 00 01"))
-    create_campaign(ctx, CampaignRequest(topic="alertes", text="x", sender_id="MAIRIE",
-                                         audience=Audience(everyone=True)))
+    create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes", text="x", sender_id="MAIRIE", audience=Audience(everyone=True)
+        ),
+    )
     claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 1)
     mid = claimed[0].message_id
-    record_results(ctx.engine, "w", claimed, [SendResult(mid, "submitted")],
-                   ctx.clock.now(), 5)
+    record_results(ctx.engine, "w", claimed, [SendResult(mid, "submitted")], ctx.clock.now(), 5)
     async with httpx.AsyncClient(base_url=served) as client:
         for kind in ("1", "8", "1"):  # delivered, then a late SMSC ack, then again
-            answer = await client.get("/reports/kannel",
-                                      params={"mid": mid, "type": kind, "token": TOKEN})
+            answer = await client.get(
+                "/reports/kannel", params={"mid": mid, "type": kind, "token": TOKEN}
+            )
             assert answer.status_code == 200
     with Session(ctx.engine) as session:
         assert session.exec(select(Message.state)).one() == "delivered"
@@ -86,19 +99,22 @@ async def test_reports_move_messages_forward_only(ctx: Context, served: str) -> 
 
 async def test_stop_through_the_endpoint(ctx: Context, served: str) -> None:
     async with httpx.AsyncClient(base_url=served) as client:
-        answer = await client.get("/inbound/kannel", params={
-            "from": "+33650000002", "text": "Stop", "token": TOKEN})
+        answer = await client.get(
+            "/inbound/kannel", params={"from": "+33650000002", "text": "Stop", "token": TOKEN}
+        )
     assert answer.status_code == 200
     with Session(ctx.engine) as session:
         assert is_suppressed(session, ctx, "+33650000002")
 
 
 @pytest.mark.parametrize("params", [{}, {"token": "wrong"}, {"token": ""}])
-async def test_anything_without_the_token_is_forbidden(ctx: Context, served: str,
-                                                       params: dict[str, str]) -> None:
+async def test_anything_without_the_token_is_forbidden(
+    ctx: Context, served: str, params: dict[str, str]
+) -> None:
     async with httpx.AsyncClient(base_url=served) as client:
-        answer = await client.get("/inbound/kannel",
-                                  params={"from": "+33650000003", "text": "STOP", **params})
+        answer = await client.get(
+            "/inbound/kannel", params={"from": "+33650000003", "text": "STOP", **params}
+        )
     assert answer.status_code == 403
     with Session(ctx.engine) as session:
         assert not is_suppressed(session, ctx, "+33650000003")
@@ -113,17 +129,24 @@ async def test_wrong_provider_and_health(served: str) -> None:
 async def test_form_encoded_callbacks_are_read(ctx: Context) -> None:
     from starlette.requests import Request
 
-    from console.endpoint import to_http_request
+    from console.sending.endpoint import to_http_request
 
     body = b"MessageSid=SM1&MessageStatus=delivered&Body=Caf%C3%A9+STOP"
 
     async def receive() -> dict[str, object]:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    request = Request({"type": "http", "method": "POST", "path": "/reports/twilio",
-                       "query_string": b"", "headers": [
-                           (b"content-type", b"application/x-www-form-urlencoded")],
-                       "server": ("127.0.0.1", 8765), "scheme": "http"}, receive)
+    request = Request(
+        {
+            "type": "http",
+            "method": "POST",
+            "path": "/reports/twilio",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+            "server": ("127.0.0.1", 8765),
+            "scheme": "http",
+        },
+        receive,
+    )
     http = await to_http_request(request)
-    assert http.form == {"MessageSid": "SM1", "MessageStatus": "delivered",
-                         "Body": "Café STOP"}
+    assert http.form == {"MessageSid": "SM1", "MessageStatus": "delivered", "Body": "Café STOP"}

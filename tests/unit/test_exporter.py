@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlmodel import col
 
-import console.exporter as exporter
-import console.importer as importer
+import console.contacts.exporter as exporter
+import console.contacts.importer as importer
 from console.clock import FrozenClock
 from console.config import Config, TownConfig
-from console.consent import ConsentRequest, record_consent
-from console.contacts import ContactInput, add_contact, erase_contact
+from console.consent.ledger import ConsentRequest, record_consent
+from console.contacts.exporter import HEADER, export_contacts, export_file, guard
+from console.contacts.importer import ImportOptions, import_contacts
+from console.contacts.service import ContactInput, add_contact, erase_contact
 from console.context import Context
-from console.exporter import HEADER, export_contacts, export_file, guard
-from console.importer import ImportOptions, import_contacts
 from console.roles import PermissionDenied, Role
 from storage import queries
 from storage.engine import read_session

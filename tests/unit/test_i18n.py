@@ -31,7 +31,7 @@ def test_unknown_language_is_refused() -> None:
 
 
 def test_errors_are_said_in_the_operator_language(ctx) -> None:  # type: ignore[no-untyped-def]
-    from console.contacts import ContactError, ContactInput, check
+    from console.contacts.service import ContactError, ContactInput, check
     from console.roles import PermissionDenied, Role
 
     with pytest.raises(ContactError) as raised:
@@ -49,14 +49,22 @@ def test_every_error_code_raised_has_both_translations() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "console"
-    source = "\n".join(p.read_text(encoding="utf-8") for p in root.glob("*.py"))
-    codes = set(re.findall(
-        r'raise (?:Contact|Consent|Campaign)Error\(.{0,300}?'
-        r'"((?:contact|consent|campaign)_[a-z_]+|no_contact)"',
-        source, re.DOTALL))
+    source = "\n".join(p.read_text(encoding="utf-8") for p in root.rglob("*.py"))
+    codes = set(
+        re.findall(
+            r"raise (?:Contact|Consent|Campaign)Error\(.{0,300}?"
+            r'"((?:contact|consent|campaign)_[a-z_]+|no_contact)"',
+            source,
+            re.DOTALL,
+        )
+    )
     assert len(codes) >= 10
-    codes |= {f"number_{c}" for c in re.findall(r'": "([a-z_]+)",\n', source.split(
-        "_REASON_CODES = {")[1].split("}")[0])} | {"number_scientific", "permission"}
+    codes |= {
+        f"number_{c}"
+        for c in re.findall(
+            r'": "([a-z_]+)",\n', source.split("_REASON_CODES = {")[1].split("}")[0]
+        )
+    } | {"number_scientific", "permission"}
     for code in codes:
         assert f"error.{code}" in CATALOGS["fr"], code
         assert f"error.{code}" in CATALOGS["en"], code

@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from sqlmodel import col
 
-import console.importer as importer
+import console.contacts.importer as importer
 from console.audit import verify_chains
 from console.clock import FrozenClock
 from console.config import Config, TownConfig
-from console.consent import ConsentRequest, record_consent
-from console.contacts import (
+from console.consent.ledger import ConsentRequest, record_consent
+from console.consent.suppression import number_hash
+from console.contacts.importer import ImportFailed, ImportOptions, contact_values, import_contacts
+from console.contacts.service import (
     ContactError,
     ContactInput,
     add_contact,
@@ -26,8 +28,6 @@ from console.contacts import (
     erase_contact,
 )
 from console.context import Context
-from console.importer import ImportFailed, ImportOptions, contact_values, import_contacts
-from console.privacy import number_hash
 from console.roles import PermissionDenied, Role
 from console.text import fold
 from storage.engine import read_session, write_session
@@ -809,7 +809,7 @@ def test_viewer_may_not_import(
     assert contacts(viewer) == {}
 
 
-# --- consistency with console.contacts ---------------------------------------------
+# --- consistency with console.contacts.service ---------------------------------------------
 
 
 def test_exporter_guard_is_undone(ctx: Context, tmp_path: Path) -> None:

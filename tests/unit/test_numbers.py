@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from console.config import FRENCH_REGIONS
-from console.numbers import (
+from console.contacts.numbers import (
     _SEPARATORS,
     _TRUNK_IN_PARENS,
     InvalidNumber,

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-import console.providers.credentials as credentials_module
+import console.sending.providers.credentials as credentials_module
 from console.config import ProviderConfig
-from console.providers.credentials import Credentials, CredentialsError, load_credentials
-from console.providers.octopush import OctopushProvider
-from console.providers.registry import callback_urls, make_provider, report_url
-from console.providers.simulated import SimulatedProvider
-from console.providers.smsfactor import SmsFactorProvider
-from console.providers.twilio import TwilioProvider
+from console.sending.providers.credentials import Credentials, CredentialsError, load_credentials
+from console.sending.providers.octopush import OctopushProvider
+from console.sending.providers.registry import callback_urls, make_provider, report_url
+from console.sending.providers.simulated import SimulatedProvider
+from console.sending.providers.smsfactor import SmsFactorProvider
+from console.sending.providers.twilio import TwilioProvider
 
 SECRETS = """\
 [twilio]
@@ -50,8 +50,9 @@ def refusal(config: ProviderConfig, environ: dict[str, str] | None = None) -> st
 
 
 def test_the_environment_alone_is_enough() -> None:
-    creds = load_credentials(ProviderConfig(), {"TOCSIN_TWILIO_AUTH_TOKEN": "env-token",
-                                                "TOCSIN_ENDPOINT_TOKEN": "e"})
+    creds = load_credentials(
+        ProviderConfig(), {"TOCSIN_TWILIO_AUTH_TOKEN": "env-token", "TOCSIN_ENDPOINT_TOKEN": "e"}
+    )
     assert creds.get("twilio", "auth_token") == "env-token"
     assert creds.get("endpoint", "token") == "e"
     assert creds.source == ""
@@ -62,18 +63,21 @@ def test_a_missing_secret_names_both_places_to_put_it(tmp_path: Path) -> None:
         load_credentials(ProviderConfig(), {}).get("smsfactor", "token")
     assert str(caught.value) == (
         "missing credential: smsfactor.token (set TOCSIN_SMSFACTOR_TOKEN or add it to "
-        "the file named by provider.credentials_file)")
+        "the file named by provider.credentials_file)"
+    )
     path = write(tmp_path)
     with pytest.raises(CredentialsError) as caught:
         load_credentials(with_file(path), {}).get("kannel", "password")
     assert str(caught.value) == (
-        f"missing credential: kannel.password (set TOCSIN_KANNEL_PASSWORD or add it to {path})")
+        f"missing credential: kannel.password (set TOCSIN_KANNEL_PASSWORD or add it to {path})"
+    )
 
 
 def test_the_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     path = write(tmp_path)
-    creds = load_credentials(with_file(path), {"TOCSIN_OCTOPUSH_API_KEY": "env-key",
-                                               "TOCSIN_TWILIO_AUTH_TOKEN": ""})
+    creds = load_credentials(
+        with_file(path), {"TOCSIN_OCTOPUSH_API_KEY": "env-key", "TOCSIN_TWILIO_AUTH_TOKEN": ""}
+    )
     assert creds.get("octopush", "api_key") == "env-key"
     # An empty variable (a blank line of an EnvironmentFile) does not hide the file.
     assert creds.get("twilio", "auth_token") == "file-twilio-token"
@@ -83,13 +87,24 @@ def test_the_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
 
 
 def test_every_documented_variable_is_read() -> None:
-    environ = {"TOCSIN_KANNEL_PASSWORD": "a", "TOCSIN_TWILIO_AUTH_TOKEN": "b",
-               "TOCSIN_OCTOPUSH_API_KEY": "c", "TOCSIN_SMSFACTOR_TOKEN": "d",
-               "TOCSIN_ENDPOINT_TOKEN": "e"}
+    environ = {
+        "TOCSIN_KANNEL_PASSWORD": "a",
+        "TOCSIN_TWILIO_AUTH_TOKEN": "b",
+        "TOCSIN_OCTOPUSH_API_KEY": "c",
+        "TOCSIN_SMSFACTOR_TOKEN": "d",
+        "TOCSIN_ENDPOINT_TOKEN": "e",
+    }
     creds = load_credentials(ProviderConfig(), environ)
-    assert [creds.get(*name) for name in [("kannel", "password"), ("twilio", "auth_token"),
-                                          ("octopush", "api_key"), ("smsfactor", "token"),
-                                          ("endpoint", "token")]] == list("abcde")
+    assert [
+        creds.get(*name)
+        for name in [
+            ("kannel", "password"),
+            ("twilio", "auth_token"),
+            ("octopush", "api_key"),
+            ("smsfactor", "token"),
+            ("endpoint", "token"),
+        ]
+    ] == list("abcde")
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o660])
@@ -115,8 +130,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
     assert "not a regular file" in refusal(with_file(tmp_path))
 
 
-def test_an_unreadable_file_is_refused(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreadable_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path)
 
     def denied(*args: object) -> int:
@@ -124,7 +138,8 @@ def test_an_unreadable_file_is_refused(tmp_path: Path,
 
     monkeypatch.setattr(credentials_module.os, "open", denied)
     assert refusal(with_file(path)) == (
-        f"{path}: cannot read the credentials file: Permission denied")
+        f"{path}: cannot read the credentials file: Permission denied"
+    )
 
 
 def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
@@ -140,12 +155,15 @@ def test_invalid_toml_is_refused_without_quoting_the_secret(tmp_path: Path) -> N
     assert "very-secret-value" not in message
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ('[twilio]\nauthtoken = "x"\n', "unknown key 'twilio.authtoken'"),
-    ('[twillio]\nauth_token = "x"\n', "unknown key 'twillio.auth_token'"),
-    ("[twilio]\nauth_token = 12345\n", "key 'twilio.auth_token': expected a string"),
-    ('token = "x"\n', "'token' should be a table"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('[twilio]\nauthtoken = "x"\n', "unknown key 'twilio.authtoken'"),
+        ('[twillio]\nauth_token = "x"\n', "unknown key 'twillio.auth_token'"),
+        ("[twilio]\nauth_token = 12345\n", "key 'twilio.auth_token': expected a string"),
+        ('token = "x"\n', "'token' should be a table"),
+    ],
+)
 def test_typos_are_caught_when_the_file_is_read(tmp_path: Path, text: str, words: str) -> None:
     assert words in refusal(with_file(write(tmp_path, text)))
 
@@ -160,18 +178,31 @@ def test_secrets_never_show_in_repr_or_pickles(tmp_path: Path) -> None:
 
 
 def test_the_registry_builds_the_configured_provider() -> None:
-    creds = Credentials({("twilio", "auth_token"): "t", ("octopush", "api_key"): "k",
-                         ("smsfactor", "token"): "s", ("endpoint", "token"): "e"})
+    creds = Credentials(
+        {
+            ("twilio", "auth_token"): "t",
+            ("octopush", "api_key"): "k",
+            ("smsfactor", "token"): "s",
+            ("endpoint", "token"): "e",
+        }
+    )
     public = "https://mairie.example/tocsin/"
     assert isinstance(make_provider(ProviderConfig(), creds, public), SimulatedProvider)
-    twilio = make_provider(ProviderConfig.model_validate(
-        {"name": "twilio", "twilio": {"account_sid": "AC1"}}), creds, public)
+    twilio = make_provider(
+        ProviderConfig.model_validate({"name": "twilio", "twilio": {"account_sid": "AC1"}}),
+        creds,
+        public,
+    )
     assert isinstance(twilio, TwilioProvider)
     # Twilio proves itself by signature: no token in its callback.
-    assert twilio.status_callback_for(5) == (
-        "https://mairie.example/tocsin/reports/twilio?mid=5")
-    octopush = make_provider(ProviderConfig.model_validate(
-        {"name": "octopush", "octopush": {"api_login": "m@example.fr"}}), creds, public)
+    assert twilio.status_callback_for(5) == ("https://mairie.example/tocsin/reports/twilio?mid=5")
+    octopush = make_provider(
+        ProviderConfig.model_validate(
+            {"name": "octopush", "octopush": {"api_login": "m@example.fr"}}
+        ),
+        creds,
+        public,
+    )
     assert isinstance(octopush, OctopushProvider)
     smsfactor = make_provider(ProviderConfig(name="smsfactor"), creds, public)
     assert isinstance(smsfactor, SmsFactorProvider)
@@ -194,14 +225,17 @@ def test_kannel_needs_an_endpoint_token_that_needs_no_escaping() -> None:
 def test_callback_urls_carry_the_url_safe_endpoint_token() -> None:
     creds = Credentials({("endpoint", "token"): "a b&c"})
     assert report_url("http://127.0.0.1:8765/", "kannel", "a b&c") == (
-        "http://127.0.0.1:8765/reports/kannel?token=a+b%26c")
+        "http://127.0.0.1:8765/reports/kannel?token=a+b%26c"
+    )
     urls = callback_urls(ProviderConfig(name="smsfactor"), creds, "https://m.example")
     assert urls == {
         "reports": "https://m.example/reports/smsfactor?token=a+b%26c",
         "inbound": "https://m.example/inbound/smsfactor?token=a+b%26c",
         "stop": "https://m.example/inbound/smsfactor?token=a+b%26c&kind=stop",
     }
-    assert callback_urls(ProviderConfig.model_validate(
-        {"name": "twilio", "twilio": {"account_sid": "AC1"}}), creds, "https://m.example") == {
-        "inbound": "https://m.example/inbound/twilio"}
+    assert callback_urls(
+        ProviderConfig.model_validate({"name": "twilio", "twilio": {"account_sid": "AC1"}}),
+        creds,
+        "https://m.example",
+    ) == {"inbound": "https://m.example/inbound/twilio"}
     assert callback_urls(ProviderConfig(), creds, "https://m.example") == {}

@@ -9,16 +9,16 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from console.composing.gsm import needs_ucs2, segment_count, ucs2_characters
 from console.config import KannelConfig
-from console.gsm import needs_ucs2, segment_count, ucs2_characters
-from console.providers.base import (
+from console.sending.providers.base import (
     HttpRequest,
     OutgoingSms,
     Provider,
     ProviderAuthError,
     SendResult,
 )
-from console.providers.kannel import (
+from console.sending.providers.kannel import (
     TIMEOUT_REASON,
     KannelProvider,
     report_url,
@@ -30,36 +30,46 @@ DLR_BASE = "http://127.0.0.1:8765/kannel/dlr?token=s3cr3t-Tok_en"
 
 
 def provider(**kwargs: int) -> KannelProvider:
-    return KannelProvider(KannelConfig(url=URL, username="tocsin"), "pa ss+wörd", DLR_BASE,
-                          **kwargs)
+    return KannelProvider(
+        KannelConfig(url=URL, username="tocsin"), "pa ss+wörd", DLR_BASE, **kwargs
+    )
 
 
-def sms(text: str = "Crue de la Moselle : évacuez les quais", to: str = "+33612345678",
-        message_id: int = 42) -> OutgoingSms:
+def sms(
+    text: str = "Crue de la Moselle : évacuez les quais",
+    to: str = "+33612345678",
+    message_id: int = 42,
+) -> OutgoingSms:
     return OutgoingSms(message_id=message_id, to=to, text=text, sender_id="MAIRIE")
 
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-async def send(handler: Handler, *messages: OutgoingSms,
-               kannel: KannelProvider | None = None) -> list[SendResult]:
+async def send(
+    handler: Handler, *messages: OutgoingSms, kannel: KannelProvider | None = None
+) -> list[SendResult]:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         return list(await (kannel or provider()).send(client, list(messages)))
 
 
-def recorder(status: int = 202, body: str = "0: Accepted for delivery",
-             seen: list[httpx.Request] | None = None) -> Handler:
+def recorder(
+    status: int = 202,
+    body: str = "0: Accepted for delivery",
+    seen: list[httpx.Request] | None = None,
+) -> Handler:
     def handle(request: httpx.Request) -> httpx.Response:
         if seen is not None:
             seen.append(request)
         return httpx.Response(status, text=body)
+
     return handle
 
 
 def query_of(request: httpx.Request) -> list[tuple[str, str]]:
-    return urllib.parse.parse_qsl(request.url.query.decode("ascii"), keep_blank_values=True,
-                                  strict_parsing=True)
+    return urllib.parse.parse_qsl(
+        request.url.query.decode("ascii"), keep_blank_values=True, strict_parsing=True
+    )
 
 
 def test_it_is_a_provider() -> None:
@@ -68,6 +78,7 @@ def test_it_is_a_provider() -> None:
 
 
 # ---- GSM-7 or UCS-2 -------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "ucs2"),
@@ -98,14 +109,26 @@ def test_ucs2_characters_named_in_order() -> None:
 
 @pytest.mark.parametrize(
     ("text", "parts"),
-    [("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3), ("€" * 80, 1),
-     ("€" * 81, 2), ("ê" * 70, 1), ("ê" * 71, 2), ("ê" * 134, 2), ("ê" * 135, 3), ("", 1)],
+    [
+        ("a" * 160, 1),
+        ("a" * 161, 2),
+        ("a" * 306, 2),
+        ("a" * 307, 3),
+        ("€" * 80, 1),
+        ("€" * 81, 2),
+        ("ê" * 70, 1),
+        ("ê" * 71, 2),
+        ("ê" * 134, 2),
+        ("ê" * 135, 3),
+        ("", 1),
+    ],
 )
 def test_segment_count(text: str, parts: int) -> None:
     assert segment_count(text) == parts
 
 
 # ---- the sendsms request --------------------------------------------------------
+
 
 async def test_gsm7_text_is_sent_utf8_without_coding() -> None:
     seen: list[httpx.Request] = []
@@ -158,26 +181,42 @@ def test_callback_urls_keep_the_token_and_add_kannel_escapes() -> None:
 
 # ---- answers --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("status", "body", "outcome", "reason"),
     [
         (202, "0: Accepted for delivery", "submitted", ""),
         (202, "Sent.", "submitted", ""),  # immediate-sendsms-reply = true
         (202, "Sent. Message splits: 3", "submitted", ""),
-        (202, "3: Queued for later delivery", "submitted",
-         "kannel: 3: Queued for later delivery (the SMSC is off line: bearerbox holds it)"),
-        (400, "Number(s) has/have been denied by white- and/or black-lists.", "rejected",
-         "kannel: Number(s) has/have been denied by white- and/or black-lists."),
-        (400, "Sender missing and no global set, rejected", "rejected",
-         "kannel: Sender missing and no global set, rejected"),
-        (503, "Temporal failure, try again later.", "retry",
-         "kannel: HTTP 503: Temporal failure, try again later."),
+        (
+            202,
+            "3: Queued for later delivery",
+            "submitted",
+            "kannel: 3: Queued for later delivery (the SMSC is off line: bearerbox holds it)",
+        ),
+        (
+            400,
+            "Number(s) has/have been denied by white- and/or black-lists.",
+            "rejected",
+            "kannel: Number(s) has/have been denied by white- and/or black-lists.",
+        ),
+        (
+            400,
+            "Sender missing and no global set, rejected",
+            "rejected",
+            "kannel: Sender missing and no global set, rejected",
+        ),
+        (
+            503,
+            "Temporal failure, try again later.",
+            "retry",
+            "kannel: HTTP 503: Temporal failure, try again later.",
+        ),
         (500, "", "retry", "kannel: HTTP 500"),
         (502, "Bad gateway", "retry", "kannel: HTTP 502: Bad gateway"),
     ],
 )
-async def test_answers_map_to_outcomes(status: int, body: str, outcome: str,
-                                       reason: str) -> None:
+async def test_answers_map_to_outcomes(status: int, body: str, outcome: str, reason: str) -> None:
     (result,) = await send(recorder(status, body), sms())
     assert result.outcome == outcome
     assert result.reason == reason
@@ -187,6 +226,7 @@ async def test_answers_map_to_outcomes(status: int, body: str, outcome: str,
 async def test_retry_after_is_honoured_on_503() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         return httpx.Response(503, text="busy", headers={"Retry-After": "7"})
+
     (result,) = await send(handle, sms())
     assert (result.outcome, result.retry_after) == ("retry", 7.0)
 
@@ -202,6 +242,7 @@ async def test_403_stops_with_provider_auth_error() -> None:
 async def test_refused_connection_is_retried() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
     (result,) = await send(handle, sms())
     assert result.outcome == "retry"
     assert result.reason.startswith("kannel unreachable")
@@ -210,22 +251,26 @@ async def test_refused_connection_is_retried() -> None:
 async def test_connect_timeout_is_retried() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectTimeout("timed out", request=request)
+
     (result,) = await send(handle, sms())
     assert result.outcome == "retry"
 
 
-@pytest.mark.parametrize("error", [httpx.ReadTimeout, httpx.WriteTimeout,
-                                   httpx.RemoteProtocolError, httpx.ReadError])
+@pytest.mark.parametrize(
+    "error", [httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError]
+)
 async def test_timeout_after_sending_may_have_been_sent(error: type[httpx.HTTPError]) -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         raise error("boom", request=request)  # type: ignore[call-arg]
+
     (result,) = await send(handle, sms())
     assert result.outcome == "unknown"
     assert result.reason.startswith(TIMEOUT_REASON)
 
 
-@pytest.mark.parametrize("to", ["+33 6 12 34 56 78", "0612345678", "+33612345678 +33698",
-                                "", "+33-6-12"])
+@pytest.mark.parametrize(
+    "to", ["+33 6 12 34 56 78", "0612345678", "+33612345678 +33698", "", "+33-6-12"]
+)
 async def test_numbers_kannel_would_split_or_misroute_are_rejected_unsent(to: str) -> None:
     seen: list[httpx.Request] = []
     (result,) = await send(recorder(seen=seen), sms(to=to))
@@ -237,8 +282,12 @@ async def test_numbers_kannel_would_split_or_misroute_are_rejected_unsent(to: st
 async def test_text_longer_than_smsbox_max_messages_is_rejected_not_truncated() -> None:
     seen: list[httpx.Request] = []
     kannel = provider(max_parts=3)
-    ok, too_long = await send(recorder(seen=seen), sms("x" * 459, message_id=1),
-                              sms("x" * 460, message_id=2), kannel=kannel)
+    ok, too_long = await send(
+        recorder(seen=seen),
+        sms("x" * 459, message_id=1),
+        sms("x" * 460, message_id=2),
+        kannel=kannel,
+    )
     assert ok.outcome == "submitted"
     assert too_long.outcome == "rejected"
     assert "needs 4 SMS" in too_long.reason
@@ -247,14 +296,20 @@ async def test_text_longer_than_smsbox_max_messages_is_rejected_not_truncated() 
 
 # ---- delivery reports -----------------------------------------------------------
 
+
 def dlr(**query: str) -> HttpRequest:
     return HttpRequest(method="GET", path="/kannel/dlr", query={"token": "t", **query})
 
 
 @pytest.mark.parametrize(
     ("kind", "state"),
-    [("1", "delivered"), ("2", "undelivered"), ("4", "submitted"), ("8", "submitted"),
-     ("16", "rejected")],
+    [
+        ("1", "delivered"),
+        ("2", "undelivered"),
+        ("4", "submitted"),
+        ("8", "submitted"),
+        ("16", "rejected"),
+    ],
 )
 def test_report_types(kind: str, state: str) -> None:
     (report,) = provider().parse_report(dlr(mid="42", type=kind, smsc_reply="ACK/", ref="ab-1"))
@@ -267,13 +322,23 @@ def test_report_types(kind: str, state: str) -> None:
 def test_report_without_reply_text() -> None:
     (report,) = provider().parse_report(dlr(mid="7", type="1", smsc_reply="", ref=""))
     assert (report.state, report.provider_status, report.provider_ref) == (
-        "delivered", "type 1", "")
+        "delivered",
+        "type 1",
+        "",
+    )
 
 
 @pytest.mark.parametrize(
     "query",
-    [{}, {"mid": "42"}, {"type": "1"}, {"mid": "x", "type": "1"}, {"mid": "42", "type": "%d"},
-     {"mid": "42", "type": "3"}, {"mid": "42", "type": "32"}],
+    [
+        {},
+        {"mid": "42"},
+        {"type": "1"},
+        {"mid": "x", "type": "1"},
+        {"mid": "42", "type": "%d"},
+        {"mid": "42", "type": "3"},
+        {"mid": "42", "type": "32"},
+    ],
 )
 def test_not_a_report(query: dict[str, str]) -> None:
     assert provider().parse_report(dlr(**query)) == []
@@ -281,40 +346,76 @@ def test_not_a_report(query: dict[str, str]) -> None:
 
 # ---- inbound SMS ----------------------------------------------------------------
 
+
 def mo(**query: str) -> HttpRequest:
     return HttpRequest(method="GET", path="/kannel/mo", query={"token": "t", **query})
 
 
 def test_inbound_stop() -> None:
-    inbound = provider().parse_inbound(mo(**{"from": "+33698765432", "to": "38100",
-                                             "text": "STOP", "coding": "0",
-                                             "charset": "UTF-8", "id": "5543-uuid"}))
+    inbound = provider().parse_inbound(
+        mo(
+            **{
+                "from": "+33698765432",
+                "to": "38100",
+                "text": "STOP",
+                "coding": "0",
+                "charset": "UTF-8",
+                "id": "5543-uuid",
+            }
+        )
+    )
     assert inbound is not None
     assert (inbound.sender, inbound.recipient, inbound.text, inbound.provider_ref) == (
-        "+33698765432", "38100", "STOP", "5543-uuid")
+        "+33698765432",
+        "38100",
+        "STOP",
+        "5543-uuid",
+    )
 
 
 def test_inbound_keeps_the_exact_body() -> None:
-    inbound = provider().parse_inbound(mo(**{"from": "+33698765432", "to": "38100",
-                                             "text": "Stop  événements ça", "coding": "0",
-                                             "charset": "UTF-8"}))
+    inbound = provider().parse_inbound(
+        mo(
+            **{
+                "from": "+33698765432",
+                "to": "38100",
+                "text": "Stop  événements ça",
+                "coding": "0",
+                "charset": "UTF-8",
+            }
+        )
+    )
     assert inbound is not None and inbound.text == "Stop  événements ça"
 
 
 def test_inbound_ucs2_without_mo_recode_is_decoded_from_the_raw_url() -> None:
     # A smsbox without mo-recode sends UCS-2 bodies as UTF-16BE bytes.
     raw = urllib.parse.quote_from_bytes("Stop infos ê".encode("utf-16-be"))
-    url = f"http://127.0.0.1:8765/kannel/mo?token=t&from=%2B33698765432&to=38100&text={raw}" \
-          "&coding=2&charset=UTF-16BE&id=u"
+    url = (
+        f"http://127.0.0.1:8765/kannel/mo?token=t&from=%2B33698765432&to=38100&text={raw}"
+        "&coding=2&charset=UTF-16BE&id=u"
+    )
     garbled = urllib.parse.unquote(raw, errors="replace")
-    inbound = provider().parse_inbound(HttpRequest(
-        method="GET", path="/kannel/mo", url=url,
-        query={"from": "+33698765432", "to": "38100", "text": garbled, "coding": "2",
-               "charset": "UTF-16BE", "id": "u"}))
+    inbound = provider().parse_inbound(
+        HttpRequest(
+            method="GET",
+            path="/kannel/mo",
+            url=url,
+            query={
+                "from": "+33698765432",
+                "to": "38100",
+                "text": garbled,
+                "coding": "2",
+                "charset": "UTF-16BE",
+                "id": "u",
+            },
+        )
+    )
     assert inbound is not None and inbound.text == "Stop infos ê"
 
 
-@pytest.mark.parametrize("query", [{}, {"from": "+33698765432"}, {"text": "STOP"},
-                                   {"from": "", "text": "STOP"}])
+@pytest.mark.parametrize(
+    "query", [{}, {"from": "+33698765432"}, {"text": "STOP"}, {"from": "", "text": "STOP"}]
+)
 def test_not_an_inbound(query: dict[str, str]) -> None:
     assert provider().parse_inbound(mo(**query)) is None

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from console.config import OctopushConfig
-from console.providers.base import HttpRequest, ProviderAuthError
-from console.providers.http import split_requests
-from console.providers.octopush import OctopushProvider, request_id_for
+from console.sending.providers.base import HttpRequest, ProviderAuthError
+from console.sending.providers.http import split_requests
+from console.sending.providers.octopush import OctopushProvider, request_id_for
 from tests.provider_doubles import Handler, body_of, client, raising, sequence, sms
 
 LOGIN = "mairie@example.fr"
@@ -30,15 +30,22 @@ def provider() -> OctopushProvider:
 
 def accepted(request: httpx.Request) -> httpx.Response:
     count = len(body_of(request)["recipients"])
-    return httpx.Response(201, json={
-        "sms_ticket": TICKET, "number_of_contacts": count, "total_cost": 0.0333 * count,
-        "number_of_sms_needed": count, "residual_credit": 99.5})
+    return httpx.Response(
+        201,
+        json={
+            "sms_ticket": TICKET,
+            "number_of_contacts": count,
+            "total_cost": 0.0333 * count,
+            "number_of_sms_needed": count,
+            "residual_credit": 99.5,
+        },
+    )
 
 
-def answer(status: int, code: int, message: str,
-           headers: dict[str, str] | None = None) -> Handler:
+def answer(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, headers=headers, json={"code": code, "message": message})
+
     return handler
 
 
@@ -55,8 +62,11 @@ async def test_a_batch_is_one_documented_request() -> None:
     assert request.headers["api-key"] == KEY
     assert request.headers["Content-Type"] == "application/json"
     assert body_of(request) == {
-        "recipients": [{"phone_number": "+33600000001"}, {"phone_number": "+33600000002"},
-                       {"phone_number": "+33600000003"}],
+        "recipients": [
+            {"phone_number": "+33600000001"},
+            {"phone_number": "+33600000002"},
+            {"phone_number": "+33600000003"},
+        ],
         "text": "Alerte crue : évacuez la rue basse",
         "type": "sms_premium",
         "purpose": "alert",
@@ -93,8 +103,12 @@ async def test_a_resent_batch_reuses_its_request_id_across_instances() -> None:
 
 async def test_different_texts_and_repeated_numbers_go_in_separate_requests() -> None:
     handler, seen = sequence(accepted, accepted, accepted)
-    batch = [sms(1, "+33611111111"), sms(2, "+33611111111"),
-             sms(3, "+33622222222", text="Fête du village samedi"), sms(4, "+33633333333")]
+    batch = [
+        sms(1, "+33611111111"),
+        sms(2, "+33611111111"),
+        sms(3, "+33622222222", text="Fête du village samedi"),
+        sms(4, "+33633333333"),
+    ]
     async with client(handler) as http:
         results = await provider().send(http, batch)
     sent = [[r["phone_number"] for r in body_of(request)["recipients"]] for request in seen]
@@ -117,17 +131,18 @@ async def test_a_batch_larger_than_500_is_the_callers_mistake() -> None:
     assert seen == []
 
 
-@pytest.mark.parametrize(("code", "message"), [
-    (117, "Your recipient list contains no correct numbers."),
-    (106, "You have entered the Sender incorrectly."),
-    (121, "STOP mention ([STOP au 30101]) is missing from your text."),
-])
-async def test_refused_messages_are_rejected_with_octopushs_words(code: int,
-                                                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (117, "Your recipient list contains no correct numbers."),
+        (106, "You have entered the Sender incorrectly."),
+        (121, "STOP mention ([STOP au 30101]) is missing from your text."),
+    ],
+)
+async def test_refused_messages_are_rejected_with_octopushs_words(code: int, message: str) -> None:
     async with client(answer(400, code, message)) as http:
         results = await provider().send(http, [sms(1), sms(2)])
-    assert {(r.outcome, r.reason) for r in results} == {
-        ("rejected", f"octopush {code}: {message}")}
+    assert {(r.outcome, r.reason) for r in results} == {("rejected", f"octopush {code}: {message}")}
 
 
 async def test_a_malformed_request_fails() -> None:
@@ -150,8 +165,10 @@ async def test_a_refusal_after_an_accepted_request_keeps_the_accepted_answers() 
         results = await provider().send(http, batch)
     by_id = {r.message_id: r for r in results}
     assert by_id[1].outcome == "submitted"
-    assert (by_id[2].outcome, by_id[2].reason) == ("retry",
-                                                   "octopush 101: Incorrect login details.")
+    assert (by_id[2].outcome, by_id[2].reason) == (
+        "retry",
+        "octopush 101: Incorrect login details.",
+    )
 
 
 async def test_120_means_our_earlier_attempt_was_accepted() -> None:
@@ -198,17 +215,21 @@ async def test_a_lost_answer_is_reposted_under_the_same_request_id() -> None:
 
 
 async def test_a_lost_answer_then_120_is_submitted() -> None:
-    handler, _ = sequence(raising(httpx.RemoteProtocolError),
-                          answer(400, 120, "already sent"))
+    handler, _ = sequence(raising(httpx.RemoteProtocolError), answer(400, 120, "already sent"))
     async with client(handler) as http:
         [result] = await provider().send(http, [sms(1)])
     assert result.outcome == "submitted"
 
 
-@pytest.mark.parametrize("then", [
-    raising(httpx.ReadTimeout), raising(httpx.ConnectError),
-    answer(500, 0, "Internal error"), answer(429, 0, "slow down"),
-])
+@pytest.mark.parametrize(
+    "then",
+    [
+        raising(httpx.ReadTimeout),
+        raising(httpx.ConnectError),
+        answer(500, 0, "Internal error"),
+        answer(429, 0, "slow down"),
+    ],
+)
 async def test_a_lost_answer_without_octopushs_word_is_unknown(then: Handler) -> None:
     handler, seen = sequence(raising(httpx.ReadTimeout), then)
     async with client(handler) as http:
@@ -245,28 +266,51 @@ async def test_an_unreadable_400_fails_saying_so() -> None:
 
 
 def report(**fields: str) -> HttpRequest:
-    payload = {"channel": "sms", "message_id": TICKET, "number": "+33600000001",
-               "delivery_date": "2020-11-04 11:11:45", **fields}
-    return HttpRequest("POST", "/reports/octopush", query={"token": "t"},
-                       body=json.dumps(payload).encode(),
-                       headers={"content-type": "application/json"})
+    payload = {
+        "channel": "sms",
+        "message_id": TICKET,
+        "number": "+33600000001",
+        "delivery_date": "2020-11-04 11:11:45",
+        **fields,
+    }
+    return HttpRequest(
+        "POST",
+        "/reports/octopush",
+        query={"token": "t"},
+        body=json.dumps(payload).encode(),
+        headers={"content-type": "application/json"},
+    )
 
 
-@pytest.mark.parametrize(("status", "state"), [
-    ("ACK", "submitted"), ("DELIVERED", "delivered"), ("NOT_DELIVERED", "undelivered"),
-    ("NOT_ALLOWED", "rejected"), ("UNKNOWN_DELIVERY", "submitted"),
-    ("BAD_DESTINATION", "rejected"), ("BLACKLISTED_NUMBER", "rejected"),
-    ("UNDEFINED", "submitted"),
-])
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("ACK", "submitted"),
+        ("DELIVERED", "delivered"),
+        ("NOT_DELIVERED", "undelivered"),
+        ("NOT_ALLOWED", "rejected"),
+        ("UNKNOWN_DELIVERY", "submitted"),
+        ("BAD_DESTINATION", "rejected"),
+        ("BLACKLISTED_NUMBER", "rejected"),
+        ("UNDEFINED", "submitted"),
+    ],
+)
 def test_every_report_status_maps_to_the_ledger(status: str, state: str) -> None:
     [found] = provider().parse_report(report(status=status))
     assert (found.message_id, found.provider_ref, found.state, found.provider_status) == (
-        None, f"{TICKET}:+33600000001", state, status)
+        None,
+        f"{TICKET}:+33600000001",
+        state,
+        status,
+    )
 
 
 def test_a_form_encoded_report_is_read_too() -> None:
-    request = HttpRequest("POST", "/reports/octopush", form={
-        "message_id": TICKET, "number": "+33600000001", "status": "DELIVERED"})
+    request = HttpRequest(
+        "POST",
+        "/reports/octopush",
+        form={"message_id": TICKET, "number": "+33600000001", "status": "DELIVERED"},
+    )
     [found] = provider().parse_report(request)
     assert found.state == "delivered"
 
@@ -279,24 +323,40 @@ def test_other_channels_and_new_statuses_are_ignored_garbage_refused() -> None:
 
 
 def test_an_inbound_reply_is_read() -> None:
-    payload = {"message_id": TICKET, "number": "+33600000001", "text": "Stop infos",
-               "sim_card_number": "36180", "reception_date": "2020-11-04 11:11:45"}
-    found = provider().parse_inbound(HttpRequest("POST", "/inbound/octopush",
-                                                 body=json.dumps(payload).encode()))
+    payload = {
+        "message_id": TICKET,
+        "number": "+33600000001",
+        "text": "Stop infos",
+        "sim_card_number": "36180",
+        "reception_date": "2020-11-04 11:11:45",
+    }
+    found = provider().parse_inbound(
+        HttpRequest("POST", "/inbound/octopush", body=json.dumps(payload).encode())
+    )
     assert found is not None
-    assert (found.sender, found.recipient, found.text) == ("+33600000001", "36180",
-                                                           "Stop infos")
+    assert (found.sender, found.recipient, found.text) == ("+33600000001", "36180", "Stop infos")
     assert found.provider_ref == f"{TICKET}:+33600000001:2020-11-04 11:11:45"
 
 
-@pytest.mark.parametrize(("text", "read_as"), [
-    ("stop", "stop"), ("STOP travaux", "STOP travaux"), ("arrêtez", "STOP"), ("", "STOP"),
-])
+@pytest.mark.parametrize(
+    ("text", "read_as"),
+    [
+        ("stop", "stop"),
+        ("STOP travaux", "STOP travaux"),
+        ("arrêtez", "STOP"),
+        ("", "STOP"),
+    ],
+)
 def test_an_opt_out_callback_always_reads_as_a_stop(text: str, read_as: str) -> None:
-    payload = {"message_id": TICKET, "number": "+33600000001", "text": text,
-               "stop_date": "2020-11-04 11:11:45"}
-    found = provider().parse_inbound(HttpRequest("POST", "/inbound/octopush",
-                                                 body=json.dumps(payload).encode()))
+    payload = {
+        "message_id": TICKET,
+        "number": "+33600000001",
+        "text": text,
+        "stop_date": "2020-11-04 11:11:45",
+    }
+    found = provider().parse_inbound(
+        HttpRequest("POST", "/inbound/octopush", body=json.dumps(payload).encode())
+    )
     assert found is not None and found.text == read_as
 
 

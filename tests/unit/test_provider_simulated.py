@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-import console.providers.simulated as simulated_module
+import console.sending.providers.simulated as simulated_module
 from console.config import SimulatedConfig
-from console.providers.base import HttpRequest, OutgoingSms, SendResult
-from console.providers.simulated import REFUSED_REASON, SimulatedProvider, fate
+from console.sending.providers.base import HttpRequest, OutgoingSms, SendResult
+from console.sending.providers.simulated import REFUSED_REASON, SimulatedProvider, fate
 
 
 class FakeClock:
@@ -26,6 +26,7 @@ class FakeClock:
 def no_network() -> httpx.AsyncClient:
     def handler(request: httpx.Request) -> httpx.Response:
         raise AssertionError("the simulated provider must not use the network")
+
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))
 
 
@@ -34,17 +35,23 @@ def batch(ids: list[int]) -> list[OutgoingSms]:
 
 
 def config(**overrides: Any) -> SimulatedConfig:
-    values: dict[str, Any] = {"seed": 1789, "latency_ms": 0, "failure_rate": 0.1,
-                              "undelivered_rate": 0.2, **overrides}
+    values: dict[str, Any] = {
+        "seed": 1789,
+        "latency_ms": 0,
+        "failure_rate": 0.1,
+        "undelivered_rate": 0.2,
+        **overrides,
+    }
     return SimulatedConfig(**values)
 
 
-async def send_all(provider: SimulatedProvider, ids: list[int],
-                   size: int = 100) -> dict[int, SendResult]:
+async def send_all(
+    provider: SimulatedProvider, ids: list[int], size: int = 100
+) -> dict[int, SendResult]:
     results: dict[int, SendResult] = {}
     async with no_network() as http:
         for start in range(0, len(ids), size):
-            for result in await provider.send(http, batch(ids[start:start + size])):
+            for result in await provider.send(http, batch(ids[start : start + size])):
                 results[result.message_id] = result
     return results
 
@@ -155,36 +162,52 @@ async def test_a_batch_larger_than_max_batch_is_refused() -> None:
 
 
 def posted(payload: Any) -> HttpRequest:
-    return HttpRequest("POST", "/reports/simulated", body=json.dumps(payload).encode(),
-                       headers={"content-type": "application/json"})
+    return HttpRequest(
+        "POST",
+        "/reports/simulated",
+        body=json.dumps(payload).encode(),
+        headers={"content-type": "application/json"},
+    )
 
 
-@pytest.mark.parametrize("state", ["submitted", "delivered", "undelivered", "expired",
-                                   "rejected", "failed"])
+@pytest.mark.parametrize(
+    "state", ["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
+)
 def test_a_posted_report_is_read(state: str) -> None:
-    [report] = SimulatedProvider(config()).parse_report(posted({"message_id": 9,
-                                                                "state": state}))
+    [report] = SimulatedProvider(config()).parse_report(posted({"message_id": 9, "state": state}))
     assert (report.message_id, report.provider_ref, report.state) == (9, "sim-9", state)
 
 
 def test_a_list_of_reports_is_read() -> None:
-    found = SimulatedProvider(config()).parse_report(posted([
-        {"message_id": 1, "state": "delivered"}, {"message_id": "2", "state": "expired"}]))
+    found = SimulatedProvider(config()).parse_report(
+        posted([{"message_id": 1, "state": "delivered"}, {"message_id": "2", "state": "expired"}])
+    )
     assert [(r.message_id, r.state) for r in found] == [(1, "delivered"), (2, "expired")]
 
 
-@pytest.mark.parametrize("body", [b"not json", b'{"message_id": 1}',
-                                  b'{"message_id": 1, "state": "lost"}',
-                                  b'{"message_id": "x", "state": "delivered"}', b"[1]"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'{"message_id": 1}',
+        b'{"message_id": 1, "state": "lost"}',
+        b'{"message_id": "x", "state": "delivered"}',
+        b"[1]",
+    ],
+)
 def test_an_unreadable_report_is_refused(body: bytes) -> None:
     with pytest.raises(ValueError):
         SimulatedProvider(config()).parse_report(HttpRequest("POST", "/", body=body))
 
 
 def test_a_posted_inbound_sms_is_read() -> None:
-    sms = SimulatedProvider(config()).parse_inbound(HttpRequest(
-        "POST", "/inbound/simulated",
-        body=json.dumps({"from": "+33612345678", "to": "MAIRIE", "text": "STOP"}).encode()))
+    sms = SimulatedProvider(config()).parse_inbound(
+        HttpRequest(
+            "POST",
+            "/inbound/simulated",
+            body=json.dumps({"from": "+33612345678", "to": "MAIRIE", "text": "STOP"}).encode(),
+        )
+    )
     assert sms is not None
     assert (sms.sender, sms.recipient, sms.text) == ("+33612345678", "MAIRIE", "STOP")
     with pytest.raises(ValueError):

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from console.config import SmsFactorConfig
-from console.providers.base import HttpRequest, OutgoingSms, ProviderAuthError
-from console.providers.smsfactor import SmsFactorProvider
+from console.sending.providers.base import HttpRequest, OutgoingSms, ProviderAuthError
+from console.sending.providers.smsfactor import SmsFactorProvider
 from tests import provider_doubles as doubles
 from tests.provider_doubles import Handler, body_of, client, raising, sequence
 
@@ -25,17 +25,34 @@ def provider() -> SmsFactorProvider:
     return SmsFactorProvider(SmsFactorConfig(), TOKEN)
 
 
-def sms(message_id: int, to: str = "", text: str = "Travaux rue Haute lundi 8h",
-        sender: str = "MAIRIE") -> OutgoingSms:
+def sms(
+    message_id: int, to: str = "", text: str = "Travaux rue Haute lundi 8h", sender: str = "MAIRIE"
+) -> OutgoingSms:
     return doubles.sms(message_id, to, text, sender)
 
 
 def result_format(count: int, **overrides: int) -> dict[str, Any]:
-    counts = {"blacklisted": 0, "duplicated": 0, "invalid": 0, "npai": 0, "not_allowed": 0,
-              "flood": 0, "country_limit": 0, **overrides}
+    counts = {
+        "blacklisted": 0,
+        "duplicated": 0,
+        "invalid": 0,
+        "npai": 0,
+        "not_allowed": 0,
+        "flood": 0,
+        "country_limit": 0,
+        **overrides,
+    }
     filtered = sum(counts.values())
-    return {"status": 1, "message": "OK", "ticket": "14672468", "cost": count - filtered,
-            "credits": 642, "total": count, "sent": count - filtered, **counts}
+    return {
+        "status": 1,
+        "message": "OK",
+        "ticket": "14672468",
+        "cost": count - filtered,
+        "credits": 642,
+        "total": count,
+        "sent": count - filtered,
+        **counts,
+    }
 
 
 def accepted(request: httpx.Request) -> httpx.Response:
@@ -43,10 +60,12 @@ def accepted(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json=result_format(count))
 
 
-def answer(payload: dict[str, Any], status: int = 200,
-           headers: dict[str, str] | None = None) -> Handler:
+def answer(
+    payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(status, json=payload, headers=headers)
+
     return handler
 
 
@@ -60,14 +79,26 @@ async def test_a_batch_is_one_documented_request() -> None:
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert request.headers["Accept"] == "application/json"
     assert request.headers["Content-Type"] == "application/json"
-    assert body_of(request) == {"sms": {
-        "message": {"text": "Travaux rue Haute lundi 8h", "pushtype": "alert",
-                    "sender": "MAIRIE", "unicode": 0},
-        "recipients": {"gsm": [{"gsmsmsid": "1", "value": "33600000001"},
-                               {"gsmsmsid": "2", "value": "33600000002"}]},
-    }}
+    assert body_of(request) == {
+        "sms": {
+            "message": {
+                "text": "Travaux rue Haute lundi 8h",
+                "pushtype": "alert",
+                "sender": "MAIRIE",
+                "unicode": 0,
+            },
+            "recipients": {
+                "gsm": [
+                    {"gsmsmsid": "1", "value": "33600000001"},
+                    {"gsmsmsid": "2", "value": "33600000002"},
+                ]
+            },
+        }
+    }
     assert sorted((r.message_id, r.outcome, r.provider_ref, r.reason) for r in results) == [
-        (1, "submitted", "14672468:1", ""), (2, "submitted", "14672468:2", "")]
+        (1, "submitted", "14672468:1", ""),
+        (2, "submitted", "14672468:2", ""),
+    ]
 
 
 async def test_a_text_outside_gsm7_asks_for_unicode() -> None:
@@ -79,8 +110,7 @@ async def test_a_text_outside_gsm7_asks_for_unicode() -> None:
 
 async def test_different_texts_and_repeated_numbers_go_in_separate_requests() -> None:
     handler, seen = sequence(accepted, accepted, accepted)
-    batch = [sms(1, "+33611111111"), sms(2, "+33611111111"),
-             sms(3, text="Autre message"), sms(4)]
+    batch = [sms(1, "+33611111111"), sms(2, "+33611111111"), sms(3, text="Autre message"), sms(4)]
     async with client(handler) as http:
         results = await provider().send(http, batch)
     ids = [[g["gsmsmsid"] for g in body_of(r)["sms"]["recipients"]["gsm"]] for r in seen]
@@ -102,15 +132,17 @@ async def test_filtered_numbers_are_counted_in_every_reason() -> None:
         results = await provider().send(http, [sms(1), sms(2), sms(3)])
     assert {r.outcome for r in results} == {"submitted"}
     assert {r.reason for r in results} == {
-        "smsfactor: 2 of 3 filtered at submission (invalid 1, blacklisted 1); "
-        "reports tell which"}
+        "smsfactor: 2 of 3 filtered at submission (invalid 1, blacklisted 1); reports tell which"
+    }
 
 
 async def test_a_filtered_single_message_is_rejected() -> None:
     async with client(answer(result_format(1, blacklisted=1))) as http:
         [result] = await provider().send(http, [sms(1)])
     assert (result.outcome, result.reason) == (
-        "rejected", "smsfactor: filtered at submission (blacklisted 1)")
+        "rejected",
+        "smsfactor: filtered at submission (blacklisted 1)",
+    )
 
 
 async def test_a_data_error_rejects_the_messages_with_smsfactors_words() -> None:
@@ -118,7 +150,8 @@ async def test_a_data_error_rejects_the_messages_with_smsfactors_words() -> None
     async with client(answer(payload, status=400)) as http:
         results = await provider().send(http, [sms(1), sms(2)])
     assert {(r.outcome, r.reason) for r in results} == {
-        ("rejected", "smsfactor -7: Invalid sender")}
+        ("rejected", "smsfactor -7: Invalid sender")
+    }
 
 
 @pytest.mark.parametrize("status", [-2, -6])
@@ -128,14 +161,18 @@ async def test_a_malformed_request_fails(status: int) -> None:
     assert (result.outcome, result.reason) == ("failed", f"smsfactor {status}: JSON error")
 
 
-@pytest.mark.parametrize(("payload", "http_status"), [
-    ({"status": -1, "message": "Authentication error", "details": "Bad token"}, 200),
-    ({"status": -1, "message": "Authentication error"}, 401),
-    ({"message": "Unauthenticated."}, 401),
-    ({"status": -3, "message": "Insufficient credits"}, 200),
-])
-async def test_refused_credentials_or_credit_stop_the_campaign(payload: dict[str, Any],
-                                                              http_status: int) -> None:
+@pytest.mark.parametrize(
+    ("payload", "http_status"),
+    [
+        ({"status": -1, "message": "Authentication error", "details": "Bad token"}, 200),
+        ({"status": -1, "message": "Authentication error"}, 401),
+        ({"message": "Unauthenticated."}, 401),
+        ({"status": -3, "message": "Insufficient credits"}, 200),
+    ],
+)
+async def test_refused_credentials_or_credit_stop_the_campaign(
+    payload: dict[str, Any], http_status: int
+) -> None:
     async with client(answer(payload, status=http_status)) as http:
         with pytest.raises(ProviderAuthError, match="smsfactor"):
             await provider().send(http, [sms(1)])
@@ -160,7 +197,10 @@ async def test_429_is_retried_after_the_delay_asked() -> None:
     async with client(handler) as http:
         [result] = await provider().send(http, [sms(1)])
     assert (result.outcome, result.retry_after, result.reason) == (
-        "retry", 3.0, "smsfactor HTTP 429: Too Many Attempts.")
+        "retry",
+        3.0,
+        "smsfactor HTTP 429: Too Many Attempts.",
+    )
 
 
 async def test_server_errors_are_retried() -> None:
@@ -210,24 +250,43 @@ async def test_an_unreadable_400_fails() -> None:
 
 
 def dlr(status: int | str, message_id: str = "42") -> HttpRequest:
-    payload = {"date": "2024-07-25T06:23:06+02:00", "status": status,
-               "destination": "33612345678", "message_id": message_id,
-               "campaign_id": "15948909", "country_code": "FR"}
-    return HttpRequest("POST", "/reports/smsfactor", query={"token": "t"},
-                       body=json.dumps(payload).encode())
+    payload = {
+        "date": "2024-07-25T06:23:06+02:00",
+        "status": status,
+        "destination": "33612345678",
+        "message_id": message_id,
+        "campaign_id": "15948909",
+        "country_code": "FR",
+    }
+    return HttpRequest(
+        "POST", "/reports/smsfactor", query={"token": "t"}, body=json.dumps(payload).encode()
+    )
 
 
-@pytest.mark.parametrize(("status", "state", "name"), [
-    (0, "submitted", "NOT_SENT"), (1, "submitted", "SENT"), (2, "undelivered", "NOT_DELIVERED"),
-    (3, "delivered", "DELIVERED"), (4, "rejected", "NOT_ALLOWED"),
-    (5, "rejected", "INVALID_DESTINATION"), (6, "rejected", "INVALID_SENDER"),
-    (7, "undelivered", "ROUTE_NOT_AVAILABLE"), (9, "rejected", "REJECTED"),
-    (11, "undelivered", "NETWORK_ERROR"), (12, "expired", "EXPIRED"),
-])
+@pytest.mark.parametrize(
+    ("status", "state", "name"),
+    [
+        (0, "submitted", "NOT_SENT"),
+        (1, "submitted", "SENT"),
+        (2, "undelivered", "NOT_DELIVERED"),
+        (3, "delivered", "DELIVERED"),
+        (4, "rejected", "NOT_ALLOWED"),
+        (5, "rejected", "INVALID_DESTINATION"),
+        (6, "rejected", "INVALID_SENDER"),
+        (7, "undelivered", "ROUTE_NOT_AVAILABLE"),
+        (9, "rejected", "REJECTED"),
+        (11, "undelivered", "NETWORK_ERROR"),
+        (12, "expired", "EXPIRED"),
+    ],
+)
 def test_every_report_status_maps_to_the_ledger(status: int, state: str, name: str) -> None:
     [found] = provider().parse_report(dlr(status))
     assert (found.message_id, found.provider_ref, found.state, found.provider_status) == (
-        42, "15948909:42", state, f"{status} {name}")
+        42,
+        "15948909:42",
+        state,
+        f"{status} {name}",
+    )
 
 
 def test_a_status_sent_as_text_and_unknown_statuses() -> None:
@@ -239,10 +298,16 @@ def test_a_status_sent_as_text_and_unknown_statuses() -> None:
 
 
 def test_a_reply_is_read_with_its_plus_put_back() -> None:
-    payload = {"date": "2017-08-07T13:01:29+02:00", "message": "Stop infos",
-               "from": "33612345678", "account_id": "1234", "last_message_id": "42"}
-    found = provider().parse_inbound(HttpRequest("POST", "/inbound/smsfactor",
-                                                 body=json.dumps(payload).encode()))
+    payload = {
+        "date": "2017-08-07T13:01:29+02:00",
+        "message": "Stop infos",
+        "from": "33612345678",
+        "account_id": "1234",
+        "last_message_id": "42",
+    }
+    found = provider().parse_inbound(
+        HttpRequest("POST", "/inbound/smsfactor", body=json.dumps(payload).encode())
+    )
     assert found is not None
     assert (found.sender, found.text) == ("+33612345678", "Stop infos")
     assert found.provider_ref == "33612345678:2017-08-07T13:01:29+02:00"
@@ -250,10 +315,19 @@ def test_a_reply_is_read_with_its_plus_put_back() -> None:
 
 @pytest.mark.parametrize(("text", "read_as"), [("Stop SMS", "Stop SMS"), ("Arrêt", "STOP")])
 def test_the_stop_webhook_always_reads_as_a_stop(text: str, read_as: str) -> None:
-    payload = {"date": "2017-08-07T13:01:29+02:00", "message": text, "from": "33612345678",
-               "account_id": "1234", "last_message_id": "42"}
-    request = HttpRequest("POST", "/inbound/smsfactor", query={"token": "t", "kind": "stop"},
-                          body=json.dumps(payload).encode())
+    payload = {
+        "date": "2017-08-07T13:01:29+02:00",
+        "message": text,
+        "from": "33612345678",
+        "account_id": "1234",
+        "last_message_id": "42",
+    }
+    request = HttpRequest(
+        "POST",
+        "/inbound/smsfactor",
+        query={"token": "t", "kind": "stop"},
+        body=json.dumps(payload).encode(),
+    )
     found = provider().parse_inbound(request)
     assert found is not None and found.text == read_as
 

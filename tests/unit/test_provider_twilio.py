@@ -14,14 +14,15 @@ import httpx
 import pytest
 
 from console.config import TwilioConfig
-from console.providers.base import HttpRequest, OutgoingSms, ProviderAuthError
-from console.providers.twilio import TwilioProvider, signature
+from console.sending.providers.base import HttpRequest, OutgoingSms, ProviderAuthError
+from console.sending.providers.twilio import TwilioProvider, signature
 
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "twilio-secret-token"
 CALLBACK = "https://mairie.example/tocsin/reports/twilio"
-SMS = OutgoingSms(message_id=42, to="+33612345678", text="Coupure d'eau demain 9h-12h",
-                  sender_id="MAIRIE")
+SMS = OutgoingSms(
+    message_id=42, to="+33612345678", text="Coupure d'eau demain 9h-12h", sender_id="MAIRIE"
+)
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -40,20 +41,35 @@ def form_of(request: httpx.Request) -> dict[str, str]:
 
 def created(request: httpx.Request) -> httpx.Response:
     form = form_of(request)
-    return httpx.Response(201, json={
-        "account_sid": SID, "api_version": "2010-04-01", "body": form["Body"],
-        "direction": "outbound-api", "error_code": None, "from": form.get("From"),
-        "sid": "SM0123456789abcdef0123456789abcdef", "status": "queued", "to": form["To"],
-    })
+    return httpx.Response(
+        201,
+        json={
+            "account_sid": SID,
+            "api_version": "2010-04-01",
+            "body": form["Body"],
+            "direction": "outbound-api",
+            "error_code": None,
+            "from": form.get("From"),
+            "sid": "SM0123456789abcdef0123456789abcdef",
+            "status": "queued",
+            "to": form["To"],
+        },
+    )
 
 
-def error(status: int, code: int, message: str,
-          headers: dict[str, str] | None = None) -> Handler:
+def error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(status, headers=headers, json={
-            "code": code, "message": message, "status": status,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        })
+        return httpx.Response(
+            status,
+            headers=headers,
+            json={
+                "code": code,
+                "message": message,
+                "status": status,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            },
+        )
+
     return handler
 
 
@@ -69,8 +85,7 @@ async def test_a_send_posts_the_documented_form_with_basic_auth() -> None:
 
     request = seen[0]
     assert request.method == "POST"
-    assert str(request.url) == (
-        f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json")
+    assert str(request.url) == (f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json")
     expected_auth = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
     assert request.headers["Authorization"] == f"Basic {expected_auth}"
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
@@ -81,7 +96,8 @@ async def test_a_send_posts_the_documented_form_with_basic_auth() -> None:
         "StatusCallback": f"{CALLBACK}?mid=42",
     }
     assert [(r.message_id, r.outcome, r.provider_ref) for r in results] == [
-        (42, "submitted", "SM0123456789abcdef0123456789abcdef")]
+        (42, "submitted", "SM0123456789abcdef0123456789abcdef")
+    ]
 
 
 async def test_a_messaging_service_replaces_the_sender_id() -> None:
@@ -109,11 +125,14 @@ async def test_the_api_url_comes_from_the_config() -> None:
     assert urls == [f"http://127.0.0.1:9/2010-04-01/Accounts/{SID}/Messages.json"]
 
 
-@pytest.mark.parametrize(("code", "message"), [
-    (21211, "The 'To' number +33612345678 is not a valid phone number."),
-    (21614, "'To' number is not a valid mobile number"),
-    (21610, "Attempt to send to unsubscribed recipient"),
-])
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (21211, "The 'To' number +33612345678 is not a valid phone number."),
+        (21614, "'To' number is not a valid mobile number"),
+        (21610, "Attempt to send to unsubscribed recipient"),
+    ],
+)
 async def test_a_refused_number_is_rejected_with_twilios_words(code: int, message: str) -> None:
     async with client(error(400, code, message)) as http:
         [result] = await provider().send(http, [SMS])
@@ -178,8 +197,9 @@ async def test_a_refused_connection_is_retried() -> None:
     assert "not reached" in result.reason
 
 
-@pytest.mark.parametrize("exc", [httpx.ReadTimeout, httpx.WriteTimeout,
-                                 httpx.RemoteProtocolError, httpx.ReadError])
+@pytest.mark.parametrize(
+    "exc", [httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError]
+)
 async def test_an_answer_lost_after_sending_is_unknown(exc: type[httpx.TransportError]) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc("lost", request=request)
@@ -202,8 +222,9 @@ async def test_a_connect_timeout_never_reached_twilio() -> None:
 
 async def test_an_unreadable_201_is_still_submitted() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(201, text='{"sid": "SM01', headers={
-            "Content-Type": "application/json"})
+        return httpx.Response(
+            201, text='{"sid": "SM01', headers={"Content-Type": "application/json"}
+        )
 
     async with client(handler) as http:
         [result] = await provider().send(http, [SMS])
@@ -244,17 +265,33 @@ async def test_batches_hold_one_message_and_more_is_the_callers_mistake() -> Non
 
 
 def callback(status: str, **extra: str) -> HttpRequest:
-    form = {"MessageSid": "SM0123", "MessageStatus": status, "AccountSid": SID,
-            "From": "MAIRIE", "To": "+33612345678", "ApiVersion": "2010-04-01", **extra}
+    form = {
+        "MessageSid": "SM0123",
+        "MessageStatus": status,
+        "AccountSid": SID,
+        "From": "MAIRIE",
+        "To": "+33612345678",
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
     return HttpRequest("POST", "/reports/twilio", query={"mid": "42"}, form=form)
 
 
-@pytest.mark.parametrize(("status", "state"), [
-    ("accepted", "submitted"), ("scheduled", "submitted"), ("queued", "submitted"),
-    ("sending", "submitted"), ("sent", "submitted"), ("delivered", "delivered"),
-    ("read", "delivered"), ("undelivered", "undelivered"), ("failed", "failed"),
-    ("canceled", "failed"),
-])
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("accepted", "submitted"),
+        ("scheduled", "submitted"),
+        ("queued", "submitted"),
+        ("sending", "submitted"),
+        ("sent", "submitted"),
+        ("delivered", "delivered"),
+        ("read", "delivered"),
+        ("undelivered", "undelivered"),
+        ("failed", "failed"),
+        ("canceled", "failed"),
+    ],
+)
 def test_every_status_callback_maps_to_the_ledger(status: str, state: str) -> None:
     [report] = provider().parse_report(callback(status))
     assert (report.message_id, report.provider_ref, report.state) == (42, "SM0123", state)
@@ -279,13 +316,27 @@ def test_unknown_statuses_are_ignored_and_garbage_is_refused() -> None:
 
 
 def test_an_inbound_sms_is_read_from_twilios_form() -> None:
-    request = HttpRequest("POST", "/inbound/twilio", form={
-        "MessageSid": "SM9", "SmsSid": "SM9", "AccountSid": SID, "From": "+33612345678",
-        "To": "+33757000000", "Body": "STOP infos", "NumMedia": "0"})
+    request = HttpRequest(
+        "POST",
+        "/inbound/twilio",
+        form={
+            "MessageSid": "SM9",
+            "SmsSid": "SM9",
+            "AccountSid": SID,
+            "From": "+33612345678",
+            "To": "+33757000000",
+            "Body": "STOP infos",
+            "NumMedia": "0",
+        },
+    )
     sms = provider().parse_inbound(request)
     assert sms is not None
     assert (sms.sender, sms.recipient, sms.text, sms.provider_ref) == (
-        "+33612345678", "+33757000000", "STOP infos", "SM9")
+        "+33612345678",
+        "+33757000000",
+        "STOP infos",
+        "SM9",
+    )
     with pytest.raises(ValueError):
         provider().parse_inbound(HttpRequest("POST", "/inbound/twilio", form={"To": "x"}))
 
@@ -293,8 +344,13 @@ def test_an_inbound_sms_is_read_from_twilios_form() -> None:
 # Twilio's published example (docs on validating its requests, and the test vector of
 # its own helper libraries).
 DOC_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
-DOC_PARAMS = {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675309", "Digits": "1234",
-              "From": "+14158675309", "To": "+18005551212"}
+DOC_PARAMS = {
+    "CallSid": "CA1234567890ABCDE",
+    "Caller": "+14158675309",
+    "Digits": "1234",
+    "From": "+14158675309",
+    "To": "+18005551212",
+}
 DOC_SIGNATURE = "RSOYDt4T1cUTdK1PDd93/VVr8B8="
 
 
@@ -312,12 +368,18 @@ def test_the_signature_matches_twilios_published_example() -> None:
     assert signature("12345", DOC_URL, DOC_PARAMS) == DOC_SIGNATURE
 
 
-def signed(url: str, form: dict[str, str], token: str = TOKEN,
-           header: str = "X-Twilio-Signature") -> HttpRequest:
+def signed(
+    url: str, form: dict[str, str], token: str = TOKEN, header: str = "X-Twilio-Signature"
+) -> HttpRequest:
     parts = urlsplit(url)
     return HttpRequest(
-        "POST", parts.path, query={k: v[0] for k, v in parse_qs(parts.query).items()},
-        form=form, headers={header: independent_signature(token, url, form)}, url=url)
+        "POST",
+        parts.path,
+        query={k: v[0] for k, v in parse_qs(parts.query).items()},
+        form=form,
+        headers={header: independent_signature(token, url, form)},
+        url=url,
+    )
 
 
 def test_a_validly_signed_callback_passes_and_a_tampered_one_fails() -> None:
@@ -325,12 +387,23 @@ def test_a_validly_signed_callback_passes_and_a_tampered_one_fails() -> None:
     url = f"{CALLBACK}?mid=42"
     request = signed(url, form)
     assert provider().verify_signature(request)
-    tampered = HttpRequest(request.method, request.path, query=request.query,
-                           form={**form, "MessageStatus": "failed"},
-                           headers=request.headers, url=url)
+    tampered = HttpRequest(
+        request.method,
+        request.path,
+        query=request.query,
+        form={**form, "MessageStatus": "failed"},
+        headers=request.headers,
+        url=url,
+    )
     assert not provider().verify_signature(tampered)
-    moved = HttpRequest(request.method, request.path, query={"mid": "43"}, form=form,
-                        headers=request.headers, url=f"{CALLBACK}?mid=43")
+    moved = HttpRequest(
+        request.method,
+        request.path,
+        query={"mid": "43"},
+        form=form,
+        headers=request.headers,
+        url=f"{CALLBACK}?mid=43",
+    )
     assert not provider().verify_signature(moved)
 
 
@@ -338,8 +411,9 @@ def test_a_signature_with_another_token_or_none_fails() -> None:
     form = dict(callback("delivered").form)
     url = f"{CALLBACK}?mid=42"
     assert not provider().verify_signature(signed(url, form, token="not-ours"))
-    assert not provider().verify_signature(HttpRequest("POST", "/reports/twilio", form=form,
-                                                       url=url))
+    assert not provider().verify_signature(
+        HttpRequest("POST", "/reports/twilio", form=form, url=url)
+    )
 
 
 def test_header_names_are_case_insensitive() -> None:
@@ -353,28 +427,41 @@ def test_behind_a_reverse_proxy_the_public_url_is_checked() -> None:
     public = f"{CALLBACK}?mid=42"
     mac = independent_signature(TOKEN, public, form)
     # What the worker sees on 127.0.0.1 for what Twilio called on the public address.
-    local = HttpRequest("POST", "/reports/twilio", query={"mid": "42"}, form=form,
-                        headers={"x-twilio-signature": mac},
-                        url="http://127.0.0.1:8765/reports/twilio?mid=42")
+    local = HttpRequest(
+        "POST",
+        "/reports/twilio",
+        query={"mid": "42"},
+        form=form,
+        headers={"x-twilio-signature": mac},
+        url="http://127.0.0.1:8765/reports/twilio?mid=42",
+    )
     assert provider().verify_signature(local)
 
 
 def test_behind_a_proxy_that_keeps_the_prefix_the_public_url_is_checked() -> None:
     form = dict(callback("delivered").form)
     mac = independent_signature(TOKEN, f"{CALLBACK}?mid=42", form)
-    local = HttpRequest("POST", "/tocsin/reports/twilio", query={"mid": "42"}, form=form,
-                        headers={"x-twilio-signature": mac},
-                        url="http://127.0.0.1:8765/tocsin/reports/twilio?mid=42")
+    local = HttpRequest(
+        "POST",
+        "/tocsin/reports/twilio",
+        query={"mid": "42"},
+        form=form,
+        headers={"x-twilio-signature": mac},
+        url="http://127.0.0.1:8765/tocsin/reports/twilio?mid=42",
+    )
     assert provider().verify_signature(local)
 
 
 def test_a_default_port_added_on_the_way_still_verifies() -> None:
     form = {"MessageSid": "SM1", "MessageStatus": "sent"}
-    mac = independent_signature(TOKEN, "https://mairie.example/tocsin/reports/twilio?mid=1",
-                                form)
-    request = HttpRequest("POST", "/tocsin/reports/twilio", form=form,
-                          headers={"X-Twilio-Signature": mac},
-                          url="https://mairie.example:443/tocsin/reports/twilio?mid=1")
+    mac = independent_signature(TOKEN, "https://mairie.example/tocsin/reports/twilio?mid=1", form)
+    request = HttpRequest(
+        "POST",
+        "/tocsin/reports/twilio",
+        form=form,
+        headers={"X-Twilio-Signature": mac},
+        url="https://mairie.example:443/tocsin/reports/twilio?mid=1",
+    )
     assert provider().verify_signature(request)
 
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
-from console.campaigns import Audience, CampaignRequest, create_campaign
 from console.clock import FrozenClock
-from console.contacts import ContactInput, add_contact
+from console.contacts.service import ContactInput, add_contact
 from console.context import Context
-from console.providers.base import DeliveryReport, SendResult
-from console.queue import (
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.providers.base import DeliveryReport, SendResult
+from console.sending.queue import (
     apply_report,
     backoff,
     claim_batch,
@@ -25,11 +25,19 @@ from storage.models import DeliveryEvent, Message
 
 def _campaign(ctx: Context, count: int, kind: str = "planned") -> int:
     for i in range(count):
-        add_contact(ctx, ContactInput(number=f"06 20 {i // 10000:02d} {i // 100 % 100:02d} "
-                                             f"{i % 100:02d}"))
-    return create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Essai", sender_id="MAIRIE", audience=Audience(everyone=True),
-        kind=kind)).campaign_id  # type: ignore[arg-type]
+        add_contact(
+            ctx, ContactInput(number=f"06 20 {i // 10000:02d} {i // 100 % 100:02d} {i % 100:02d}")
+        )
+    return create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Essai",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+            kind=kind,
+        ),
+    ).campaign_id  # type: ignore[arg-type]
 
 
 def _states(ctx: Context) -> dict[int, str]:
@@ -51,9 +59,16 @@ def test_claim_commits_sending_under_a_lease(ctx: Context, clock: FrozenClock) -
 
 def test_emergencies_go_first(ctx: Context, clock: FrozenClock) -> None:
     _campaign(ctx, 3)
-    emergency = create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Crue", sender_id="MAIRIE", audience=Audience(everyone=True),
-        kind="emergency")).campaign_id
+    emergency = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Crue",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+            kind="emergency",
+        ),
+    ).campaign_id
     claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 3)
     assert {c.campaign_id for c in claimed} == {emergency}
     assert all(c.emergency for c in claimed)
@@ -71,8 +86,13 @@ def test_answers_move_the_ledger(ctx: Context, clock: FrozenClock) -> None:
         SendResult(ids[4], "failed", reason="HTTP 400"),
     ]
     states = record_results(ctx.engine, "w1", claimed, results, clock.now(), max_attempts=5)
-    assert states == {ids[0]: "submitted", ids[1]: "queued", ids[2]: "rejected",
-                      ids[3]: "uncertain", ids[4]: "failed"}
+    assert states == {
+        ids[0]: "submitted",
+        ids[1]: "queued",
+        ids[2]: "rejected",
+        ids[3]: "uncertain",
+        ids[4]: "failed",
+    }
     with Session(ctx.engine) as session:
         retried = session.get(Message, ids[1])
         assert retried is not None and retried.reason == "HTTP 503"
@@ -87,13 +107,20 @@ def test_retries_stop_at_the_limit(ctx: Context, clock: FrozenClock) -> None:
     for attempt in range(1, 4):
         claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 1)
         assert claimed and claimed[0].attempts == attempt
-        record_results(ctx.engine, "w1", claimed, [SendResult(claimed[0].message_id, "retry",
-                       reason="connection refused")], clock.now(), max_attempts=3)
+        record_results(
+            ctx.engine,
+            "w1",
+            claimed,
+            [SendResult(claimed[0].message_id, "retry", reason="connection refused")],
+            clock.now(),
+            max_attempts=3,
+        )
         clock.advance(timedelta(minutes=10))
     assert list(_states(ctx).values()) == ["failed"]
     with Session(ctx.engine) as session:
         assert session.exec(select(Message.reason)).one() == (
-            "gave up after 3 attempts: connection refused")
+            "gave up after 3 attempts: connection refused"
+        )
 
 
 def test_backoff_doubles_and_honours_retry_after() -> None:
@@ -105,22 +132,34 @@ def test_backoff_doubles_and_honours_retry_after() -> None:
 def test_unknown_in_an_emergency_is_resent(ctx: Context, clock: FrozenClock) -> None:
     _campaign(ctx, 1, kind="emergency")
     claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 1)
-    record_results(ctx.engine, "w1", claimed, [SendResult(claimed[0].message_id, "unknown",
-                   reason="timeout")], clock.now(), max_attempts=5)
+    record_results(
+        ctx.engine,
+        "w1",
+        claimed,
+        [SendResult(claimed[0].message_id, "unknown", reason="timeout")],
+        clock.now(),
+        max_attempts=5,
+    )
     assert list(_states(ctx).values()) == ["queued"]
 
 
 def test_expired_lease_makes_uncertain_and_late_answer_is_ignored(
-        ctx: Context, clock: FrozenClock) -> None:
+    ctx: Context, clock: FrozenClock
+) -> None:
     _campaign(ctx, 2)
     claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 2)
     clock.advance(timedelta(seconds=61))
     assert expire_leases(ctx.engine, clock.now()) == 2
     assert set(_states(ctx).values()) == {"uncertain"}
     # The killed worker's answer, arriving after the sweep, changes nothing.
-    moved = record_results(ctx.engine, "w1", claimed,
-                           [SendResult(c.message_id, "submitted") for c in claimed],
-                           clock.now(), max_attempts=5)
+    moved = record_results(
+        ctx.engine,
+        "w1",
+        claimed,
+        [SendResult(c.message_id, "submitted") for c in claimed],
+        clock.now(),
+        max_attempts=5,
+    )
     assert moved == {} and set(_states(ctx).values()) == {"uncertain"}
 
 
@@ -141,21 +180,30 @@ def test_release_puts_back_without_counting_an_attempt(ctx: Context, clock: Froz
 
 
 def test_reports_never_move_backwards_and_duplicates_are_ignored(
-        ctx: Context, clock: FrozenClock) -> None:
+    ctx: Context, clock: FrozenClock
+) -> None:
     _campaign(ctx, 1)
     claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 1)
     mid = claimed[0].message_id
-    record_results(ctx.engine, "w1", claimed, [SendResult(mid, "submitted", "ref-1")],
-                   clock.now(), max_attempts=5)
-    assert apply_report(ctx.engine, DeliveryReport(None, "ref-1", "delivered", "DELIVRD"),
-                        clock.now())
+    record_results(
+        ctx.engine,
+        "w1",
+        claimed,
+        [SendResult(mid, "submitted", "ref-1")],
+        clock.now(),
+        max_attempts=5,
+    )
+    assert apply_report(
+        ctx.engine, DeliveryReport(None, "ref-1", "delivered", "DELIVRD"), clock.now()
+    )
     # Twice, and an older "submitted" (SMSC ack) arriving after it: both ignored.
     assert not apply_report(ctx.engine, DeliveryReport(mid, "", "delivered"), clock.now())
     assert not apply_report(ctx.engine, DeliveryReport(mid, "", "submitted"), clock.now())
     assert list(_states(ctx).values()) == ["delivered"]
     with Session(ctx.engine) as session:
-        applied = session.exec(select(DeliveryEvent.applied).where(
-            col(DeliveryEvent.source) == "report")).all()
+        applied = session.exec(
+            select(DeliveryEvent.applied).where(col(DeliveryEvent.source) == "report")
+        ).all()
     assert applied == [True, False, False]
 
 
@@ -191,14 +239,22 @@ def test_two_workers_never_claim_the_same_message(ctx: Context, clock: FrozenClo
 
 
 def test_campaign_is_done_when_nothing_is_left(ctx: Context, clock: FrozenClock) -> None:
-    from console.queue import finish_campaigns
+    from console.sending.queue import finish_campaigns
     from storage.models import Campaign
 
     cid = _campaign(ctx, 2)
     claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 2)
-    record_results(ctx.engine, "w1", claimed, [
-        SendResult(claimed[0].message_id, "submitted"),
-        SendResult(claimed[1].message_id, "unknown")], clock.now(), 5)
+    record_results(
+        ctx.engine,
+        "w1",
+        claimed,
+        [
+            SendResult(claimed[0].message_id, "submitted"),
+            SendResult(claimed[1].message_id, "unknown"),
+        ],
+        clock.now(),
+        5,
+    )
     assert finish_campaigns(ctx.engine) == 0  # an uncertain message awaits a decision
     with Session(ctx.engine) as session:
         m = session.get(Message, claimed[1].message_id)

@@ -34,12 +34,15 @@ def test_placeholders_are_translated_for_psycopg_only(engine: Engine) -> None:
 def test_ids_are_one_parameter_whatever_their_number(engine: Engine, scratch: str) -> None:
     db = dialect(engine)
     with write_cursor(engine) as cursor:
-        cursor.executemany(db.sql(f"INSERT INTO {scratch} (id) VALUES (:id)"),
-                           [{"id": i} for i in range(1, 11)])
+        cursor.executemany(
+            db.sql(f"INSERT INTO {scratch} (id) VALUES (:id)"), [{"id": i} for i in range(1, 11)]
+        )
     for wanted in ([3], [2, 5, 9], list(range(1, 11)), []):
         with write_cursor(engine) as cursor:
-            cursor.execute(db.sql(f"SELECT id FROM {scratch} WHERE {db.in_ids('id', 'ids')} "
-                                  "ORDER BY id"), {"ids": db.ids(wanted)})
+            cursor.execute(
+                db.sql(f"SELECT id FROM {scratch} WHERE {db.in_ids('id', 'ids')} ORDER BY id"),
+                {"ids": db.ids(wanted)},
+            )
             assert [row[0] for row in cursor.fetchall()] == wanted
 
 

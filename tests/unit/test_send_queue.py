@@ -6,37 +6,56 @@ from datetime import timedelta
 
 import pytest
 
-from console.campaign_messages import page_messages
-from console.campaign_ops import get_campaign, retry_failed
-from console.campaigns import Audience, CampaignError, CampaignRequest, create_campaign
 from console.clock import FrozenClock
-from console.contacts import ContactInput, add_contact
+from console.contacts.service import ContactInput, add_contact
 from console.context import Context
-from console.providers.base import SendResult
-from console.queue import claim_batch, finish_campaigns, record_results
 from console.roles import Role
-from console.send_queue import RATE_WINDOW_S, SPARK_BUCKET_S, SPARK_BUCKETS, queue_snapshot
-from console.workers import beat
+from console.sending.campaign_messages import page_messages
+from console.sending.campaign_ops import get_campaign, retry_failed
+from console.sending.campaigns import Audience, CampaignError, CampaignRequest, create_campaign
+from console.sending.providers.base import SendResult
+from console.sending.queue import claim_batch, finish_campaigns, record_results
+from console.sending.send_queue import RATE_WINDOW_S, SPARK_BUCKET_S, SPARK_BUCKETS, queue_snapshot
+from console.sending.workers import beat
 from tests.conftest import make_context
 
 
 def _residents(ctx: Context, count: int) -> None:
     for i in range(count):
-        add_contact(ctx, ContactInput(number=f"06 70 00 {i // 100:02d} {i % 100:02d}",
-                                      name=f"Résident {i}", zone="Centre"))
+        add_contact(
+            ctx,
+            ContactInput(
+                number=f"06 70 00 {i // 100:02d} {i % 100:02d}", name=f"Résident {i}", zone="Centre"
+            ),
+        )
 
 
 def _send(ctx: Context, kind: str = "planned") -> int:
-    return create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Crue de la Sèvre", sender_id="MAIRIE",
-        audience=Audience(everyone=True), kind=kind)).campaign_id  # type: ignore[arg-type]
+    return create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Crue de la Sèvre",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+            kind=kind,
+        ),
+    ).campaign_id  # type: ignore[arg-type]
 
 
 def _answer(ctx: Context, count: int, outcome: str, reason: str = "") -> None:
     claimed = claim_batch(ctx.engine, "w1", ctx.clock.now(), 60, count)
-    record_results(ctx.engine, "w1", claimed,
-                   [SendResult(c.message_id, outcome, reason=reason)  # type: ignore[arg-type]
-                    for c in claimed], ctx.clock.now(), 5)
+    record_results(
+        ctx.engine,
+        "w1",
+        claimed,
+        [
+            SendResult(c.message_id, outcome, reason=reason)  # type: ignore[arg-type]
+            for c in claimed
+        ],
+        ctx.clock.now(),
+        5,
+    )
 
 
 def test_empty_queue(ctx: Context) -> None:
@@ -103,7 +122,8 @@ def test_messages_page_by_keyset_and_filter_by_state(ctx: Context) -> None:
     assert first[0].name == "Résident 0" and first[0].number == "+33670000000"
     failed = page_messages(ctx, cid, state="failed")
     assert len(failed) == 5 and {m.reason for m in failed} == {
-        "Kannel: 3: Queued for later delivery refused"}
+        "Kannel: 3: Queued for later delivery refused"
+    }
 
 
 def test_retry_failed_requeues_and_reopens_the_campaign(ctx: Context) -> None:

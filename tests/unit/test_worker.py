@@ -12,10 +12,10 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from console.campaigns import Audience, CampaignRequest, create_campaign
-from console.contacts import ContactInput, add_contact
+from console.contacts.service import ContactInput, add_contact
 from console.context import Context
-from console.providers.base import (
+from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.providers.base import (
     DeliveryReport,
     HttpRequest,
     InboundSms,
@@ -23,34 +23,42 @@ from console.providers.base import (
     ProviderAuthError,
     SendResult,
 )
-from console.ratelimit import TokenBucket
-from console.worker import Worker, WorkerBusy
-from console.workers import alive_workers
+from console.sending.ratelimit import TokenBucket
+from console.sending.worker import Worker, WorkerBusy
+from console.sending.workers import alive_workers
 from storage.models import Campaign, Message
 
 
 class RecordingProvider:
     name = "recording"
 
-    def __init__(self, max_batch: int = 10, fail_with: Exception | None = None,
-                 outcome: str = "submitted") -> None:
+    def __init__(
+        self, max_batch: int = 10, fail_with: Exception | None = None, outcome: str = "submitted"
+    ) -> None:
         self.max_batch = max_batch
         self.sent: Counter[int] = Counter()
         self.batches: list[int] = []
         self.fail_with = fail_with
         self.outcome = outcome
 
-    async def send(self, client: httpx.AsyncClient,
-                   batch: Sequence[OutgoingSms]) -> list[SendResult]:
+    async def send(
+        self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
+    ) -> list[SendResult]:
         assert len(batch) <= self.max_batch
         self.batches.append(len(batch))
         if self.fail_with is not None:
             raise self.fail_with
         for sms in batch:
             self.sent[sms.message_id] += 1
-        return [SendResult(s.message_id, self.outcome, provider_ref=f"r{s.message_id}",  # type: ignore[arg-type]
-                           reason="" if self.outcome == "submitted" else "refused")
-                for s in batch]
+        return [
+            SendResult(
+                s.message_id,
+                self.outcome,
+                provider_ref=f"r{s.message_id}",  # type: ignore[arg-type]
+                reason="" if self.outcome == "submitted" else "refused",
+            )
+            for s in batch
+        ]
 
     def parse_report(self, request: HttpRequest) -> list[DeliveryReport]:
         return []
@@ -62,13 +70,15 @@ class RecordingProvider:
 def _campaign(ctx: Context, count: int) -> int:
     for i in range(count):
         add_contact(ctx, ContactInput(number=f"06 30 00 {i // 100:02d} {i % 100:02d}"))
-    return create_campaign(ctx, CampaignRequest(
-        topic="alertes", text="Essai", sender_id="MAIRIE",
-        audience=Audience(everyone=True))).campaign_id
+    return create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes", text="Essai", sender_id="MAIRIE", audience=Audience(everyone=True)
+        ),
+    ).campaign_id
 
 
-async def _run_until_idle(ctx: Context, provider: RecordingProvider,
-                          owner: str = "w1") -> Worker:
+async def _run_until_idle(ctx: Context, provider: RecordingProvider, owner: str = "w1") -> Worker:
     stop = asyncio.Event()
     async with httpx.AsyncClient() as client:
         worker = Worker(ctx, provider, client, owner, stop)
@@ -78,8 +88,9 @@ async def _run_until_idle(ctx: Context, provider: RecordingProvider,
         for _ in range(200):
             await asyncio.sleep(0.02)
             with Session(ctx.engine) as session:
-                busy = session.exec(select(Message).where(
-                    Message.state.in_(("queued", "sending")))).first()  # type: ignore[attr-defined]
+                busy = session.exec(
+                    select(Message).where(Message.state.in_(("queued", "sending")))
+                ).first()  # type: ignore[attr-defined]
             if busy is None or task.done():
                 break
         stop.set()
@@ -126,7 +137,8 @@ async def test_permanent_refusals_end_with_the_reason(ctx: Context) -> None:
     await _run_until_idle(ctx, RecordingProvider(outcome="rejected"))
     with Session(ctx.engine) as session:
         assert {(m.state, m.reason) for m in session.exec(select(Message))} == {
-            ("rejected", "refused")}
+            ("rejected", "refused")
+        }
 
 
 async def test_second_worker_on_sqlite_says_who_holds_the_lease(ctx: Context) -> None:
@@ -172,7 +184,7 @@ def test_a_dead_holder_on_this_host_frees_the_sqlite_lease(ctx: Context) -> None
     import subprocess
     import sys
 
-    from console.workers import acquire_sender_lease
+    from console.sending.workers import acquire_sender_lease
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -186,12 +198,16 @@ def test_a_dead_holder_on_this_host_frees_the_sqlite_lease(ctx: Context) -> None
 
 async def test_what_is_held_in_memory_fits_in_half_a_lease(ctx: Context) -> None:
     """Claimed messages wait their turn: none may see its lease expire before its call."""
-    config = ctx.config.model_copy(update={
-        "provider": ctx.config.provider.model_copy(update={"rate": 2.0}),
-        "worker": ctx.config.worker.model_copy(update={"lease_seconds": 30})})
+    config = ctx.config.model_copy(
+        update={
+            "provider": ctx.config.provider.model_copy(update={"rate": 2.0}),
+            "worker": ctx.config.worker.model_copy(update={"lease_seconds": 30}),
+        }
+    )
     async with httpx.AsyncClient() as client:
-        worker = Worker(replace(ctx, config=config), RecordingProvider(), client, "w1",
-                        asyncio.Event())
+        worker = Worker(
+            replace(ctx, config=config), RecordingProvider(), client, "w1", asyncio.Event()
+        )
     assert worker.claim_size + worker.refill_below <= 2.0 * 30 / 2
     assert worker.claim_size >= 1
 
@@ -214,11 +230,12 @@ async def test_a_stop_sends_and_records_what_is_already_claimed(ctx: Context) ->
 
 
 async def test_the_worker_completes_an_enqueue_its_console_left(
-        ctx: Context, clock, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    ctx: Context, clock, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
-    from console import campaigns
-    from console.queue import claim_batch, finish_campaigns, record_results
+    from console.sending import campaigns
+    from console.sending.queue import claim_batch, finish_campaigns, record_results
 
     monkeypatch.setattr(campaigns, "FIRST_CHUNK", 4)
     monkeypatch.setattr(campaigns, "CHUNK", 5)
@@ -236,14 +253,27 @@ async def test_the_worker_completes_an_enqueue_its_console_left(
 
     monkeypatch.setattr(campaigns, "_enqueue_chunk", console_dies)
     with pytest.raises(KeyboardInterrupt):
-        create_campaign(ctx, CampaignRequest(topic="alertes", text="Crue", sender_id="MAIRIE",
-                                             audience=Audience(everyone=True),
-                                             kind="emergency"))
+        create_campaign(
+            ctx,
+            CampaignRequest(
+                topic="alertes",
+                text="Crue",
+                sender_id="MAIRIE",
+                audience=Audience(everyone=True),
+                kind="emergency",
+            ),
+        )
     monkeypatch.setattr(campaigns, "_enqueue_chunk", real_chunk)
     # The first chunk goes out, but the campaign is not done: the rest is missing.
     claimed = claim_batch(ctx.engine, "w0", clock.now(), 60, 10)
-    record_results(ctx.engine, "w0", claimed,
-                   [SendResult(c.message_id, "submitted") for c in claimed], clock.now(), 5)
+    record_results(
+        ctx.engine,
+        "w0",
+        claimed,
+        [SendResult(c.message_id, "submitted") for c in claimed],
+        clock.now(),
+        5,
+    )
     assert len(claimed) == 4 and finish_campaigns(ctx.engine) == 0
     clock.advance(timedelta(minutes=1))
     provider = RecordingProvider()

@@ -1,1 +1,0 @@
-"""SMS providers: one module each behind the interface in console.providers.base."""

@@ -1,0 +1,1 @@
+"""SMS providers: one module each behind the interface in console.sending.providers.base."""

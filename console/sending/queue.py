@@ -1,0 +1,351 @@
+"""The send queue: claim under a lease, record answers and reports, expire leases.
+
+Every function is one short transaction, so a worker killed at any point leaves the
+ledger in a state the next worker (or the lease sweep) can finish: a message is
+`sending` only while a lease covers it, and an expired lease makes it `uncertain`,
+never silently re-sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, select, update
+from sqlmodel import Session
+
+from console.sending.providers.base import DeliveryReport, SendResult
+from console.sending.states import (
+    FAILED,
+    QUEUED,
+    REJECTED,
+    SENDING,
+    SUBMITTED,
+    UNCERTAIN,
+    can_move,
+)
+from storage.engine import write_session
+from storage.models import Campaign, DeliveryEvent, Message
+from storage.rawsql import dialect, write_cursor
+
+# Campaigns whose messages may be claimed.
+ACTIVE = ("queued", "running")
+# Retry backoff: 2, 4, 8 ... seconds, at most 5 minutes.
+BACKOFF_BASE_S = 2.0
+BACKOFF_MAX_S = 300.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    message_id: int
+    campaign_id: int
+    number: str
+    text: str
+    sender_id: str
+    attempts: int
+    emergency: bool
+
+
+def backoff(attempts: int, retry_after: float | None) -> float:
+    """Seconds before the next attempt; the provider's Retry-After wins when longer."""
+    delay = min(BACKOFF_BASE_S * 2 ** max(attempts - 1, 0), BACKOFF_MAX_S)
+    return float(max(delay, retry_after or 0.0))
+
+
+_CLAIM = """
+SELECT m.id, m.campaign_id, m.number, m.attempts, c.text, c.sender_id, c.kind
+FROM message m JOIN campaign c ON c.id = m.campaign_id
+WHERE m.state = :queued AND m.next_attempt_at <= :now AND c.status IN (:queued, :running)
+ORDER BY m.priority DESC, m.next_attempt_at, m.id
+LIMIT :limit"""
+
+
+def claim_batch(
+    engine: Engine, owner: str, now: datetime, lease_seconds: int, limit: int
+) -> list[Claimed]:
+    """Take up to `limit` due messages, emergencies first, and commit them `sending`.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED lets several workers share the queue without
+    waiting on each other or taking the same row. SQLite has one worker (the sender
+    lease), and BEGIN IMMEDIATE makes the read and the update one step.
+    """
+    db = dialect(engine)
+    select_sql = _CLAIM if db.sqlite else _CLAIM + db.for_update("m") + " SKIP LOCKED"
+    stamp = db.datetime(now)
+    with write_cursor(engine) as cursor:
+        cursor.execute(
+            db.sql(select_sql),
+            {"queued": QUEUED, "running": "running", "now": stamp, "limit": limit},
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return []
+        cursor.execute(
+            db.sql(
+                "UPDATE message SET state = :sending, lease_owner = :owner, "
+                "lease_expires_at = :expires, attempts = attempts + 1, updated_at = :now "
+                f"WHERE {db.in_ids('id', 'ids')} AND state = :queued"
+            ),
+            {
+                "sending": SENDING,
+                "owner": owner,
+                "queued": QUEUED,
+                "now": stamp,
+                "expires": db.datetime(now + timedelta(seconds=lease_seconds)),
+                "ids": db.ids([row[0] for row in rows]),
+            },
+        )
+        cursor.execute(
+            db.sql(
+                f"UPDATE campaign SET status = :running WHERE {db.in_ids('id', 'ids')} "
+                "AND status = :queued"
+            ),
+            {"running": "running", "queued": "queued", "ids": db.ids({row[1] for row in rows})},
+        )
+    return [
+        Claimed(message_id, campaign_id, number, text, sender_id, attempts + 1, kind == "emergency")
+        for message_id, campaign_id, number, attempts, text, sender_id, kind in rows
+    ]
+
+
+_RECORD = """
+UPDATE message SET state = :state, reason = :reason,
+    provider_ref = COALESCE(:ref, provider_ref),
+    next_attempt_at = COALESCE(:next, next_attempt_at),
+    lease_owner = '', lease_expires_at = NULL, updated_at = :now
+WHERE id = :id AND state = :sending AND lease_owner = :owner"""
+_EVENT = """
+INSERT INTO delivery_event (message_id, state, applied, source, detail, at)
+VALUES (:message_id, :state, :applied, :source, :detail, :at)"""
+
+
+def record_results(
+    engine: Engine,
+    owner: str,
+    claimed: Sequence[Claimed],
+    results: Sequence[SendResult],
+    now: datetime,
+    max_attempts: int,
+) -> dict[int, str]:
+    """Commit the provider's answers; returns the new state of each message.
+
+    A message whose lease this worker no longer holds (it expired and was swept to
+    `uncertain`) is left as it is: the answer is still recorded as an event.
+    """
+    by_id = {c.message_id: c for c in claimed}
+    answered = [r for r in results if r.message_id in by_id]
+    if not answered:
+        return {}
+    db = dialect(engine)
+    stamp = db.datetime(now)
+    new_states: dict[int, str] = {}
+    # Three statements for the whole batch (hot path: one commit per few answers).
+    with write_cursor(engine) as cursor:
+        # FOR UPDATE (PostgreSQL): a delivery report for one of these rows waits for
+        # this commit instead of reading a state we are about to change.
+        cursor.execute(
+            db.sql(
+                f"SELECT id FROM message WHERE {db.in_ids('id', 'ids')} AND state = :sending "
+                "AND lease_owner = :owner ORDER BY id" + db.for_update()
+            ),
+            {"ids": db.ids([r.message_id for r in answered]), "sending": SENDING, "owner": owner},
+        )
+        held = {row[0] for row in cursor.fetchall()}
+        updates: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        for result in answered:
+            state, reason, ref, next_at = _answer(
+                result, by_id[result.message_id], now, max_attempts
+            )
+            applied = result.message_id in held
+            if applied:
+                updates.append(
+                    {
+                        "id": result.message_id,
+                        "state": state,
+                        "reason": reason,
+                        "ref": ref,
+                        "next": db.datetime(next_at),
+                        "now": stamp,
+                        "sending": SENDING,
+                        "owner": owner,
+                    }
+                )
+                new_states[result.message_id] = state
+            event_rows.append(
+                {
+                    "message_id": result.message_id,
+                    "state": state,
+                    "applied": applied,
+                    "source": "send",
+                    "detail": (result.reason or result.provider_ref)[:500],
+                    "at": stamp,
+                }
+            )
+        if updates:
+            cursor.executemany(db.sql(_RECORD), updates)
+        cursor.executemany(db.sql(_EVENT), event_rows)
+    return new_states
+
+
+def _answer(
+    result: SendResult, item: Claimed, now: datetime, max_attempts: int
+) -> tuple[str, str, str | None, datetime | None]:
+    """The new state, reason, provider ref and next attempt (None: left as they are)."""
+    reason = result.reason[:500]
+    if result.outcome == "submitted":
+        return SUBMITTED, reason, result.provider_ref[:100], None
+    if result.outcome == "retry":
+        if item.attempts >= max_attempts:
+            return FAILED, f"gave up after {item.attempts} attempts: {reason}"[:500], None, None
+        delay = backoff(item.attempts, result.retry_after)
+        return QUEUED, reason, None, now + timedelta(seconds=delay)
+    if result.outcome == "unknown":
+        if item.emergency:
+            # A duplicate is better than a miss: re-send at once.
+            return QUEUED, f"re-sent after: {reason}"[:500], None, None
+        return UNCERTAIN, reason, None, None
+    return FAILED if result.outcome == "failed" else REJECTED, reason, None, None
+
+
+def release(
+    engine: Engine, owner: str, claimed: Sequence[Claimed], now: datetime, reason: str
+) -> None:
+    """Put claimed messages back untouched (the provider was never called for them)."""
+    message: Any = Message
+    with write_session(engine) as session:
+        session.execute(
+            update(message)
+            .where(
+                message.id.in_([c.message_id for c in claimed]),
+                message.state == SENDING,
+                message.lease_owner == owner,
+            )
+            .values(
+                state=QUEUED,
+                lease_owner="",
+                lease_expires_at=None,
+                attempts=message.attempts - 1,
+                reason=reason[:500],
+                updated_at=now,
+            )
+        )
+
+
+def expire_leases(engine: Engine, now: datetime) -> int:
+    """`sending` past its lease: the provider may or may not have it -> `uncertain`.
+
+    Emergency campaigns re-send them at once; the others hold them for the operator.
+    """
+    message: Any = Message
+    campaign: Any = Campaign
+    with write_session(engine) as session:
+        expired = session.execute(
+            select(message.id, campaign.resend_uncertain)
+            .join(campaign, campaign.id == message.campaign_id)
+            .where(message.state == SENDING, message.lease_expires_at < now)
+        ).all()
+        for message_id, resend in expired:
+            state = QUEUED if resend else UNCERTAIN
+            reason = "lease expired during the provider call" + (
+                "; re-sent (emergency)" if resend else ""
+            )
+            session.execute(
+                update(message)
+                .where(message.id == message_id, message.state == SENDING)
+                .values(
+                    state=state,
+                    reason=reason,
+                    lease_owner="",
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            _event(session, message_id, UNCERTAIN, True, "lease", reason, now)
+    return len(expired)
+
+
+def apply_report(engine: Engine, report: DeliveryReport, now: datetime) -> bool:
+    """Apply a delivery report unless it would move the message backwards.
+
+    Reports arrive twice and out of order: a duplicate or an older report is kept as
+    an event, not applied.
+    """
+    message: Any = Message
+    with write_session(engine) as session:
+        if report.message_id is not None:
+            where = message.id == report.message_id
+        elif report.provider_ref:
+            where = message.provider_ref == report.provider_ref
+        else:
+            return False
+        # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
+        # cannot slip between this read and the update below.
+        found = session.execute(
+            select(message.id, message.state).where(where).with_for_update()
+        ).first()
+        if found is None:
+            return False
+        message_id, current = found
+        applied = current != report.state and can_move(current, report.state)
+        if applied:
+            applied = bool(
+                session.execute(
+                    update(message)
+                    .where(and_(message.id == message_id, message.state == current))
+                    .values(
+                        state=report.state,
+                        reason=report.provider_status[:500],
+                        lease_owner="",
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                ).rowcount  # type: ignore[attr-defined]
+            )
+        _event(session, message_id, report.state, applied, "report", report.provider_status, now)
+    return applied
+
+
+def _event(
+    session: Session,
+    message_id: int,
+    state: str,
+    applied: bool,
+    source: str,
+    detail: str,
+    at: datetime,
+) -> None:
+    session.add(
+        DeliveryEvent(
+            message_id=message_id,
+            state=state,
+            applied=applied,
+            source=source,
+            detail=detail[:500],
+            at=at,
+        )
+    )
+
+
+def finish_campaigns(engine: Engine) -> int:
+    """A running campaign with nothing left to send or decide is done (once its whole
+    audience is enqueued: an emergency sends its first chunk before the rest is in)."""
+    campaign: Any = Campaign
+    message: Any = Message
+    open_states = (QUEUED, SENDING, UNCERTAIN)
+    with write_session(engine) as session:
+        return int(
+            session.execute(
+                update(campaign)
+                .where(
+                    campaign.status == "running",
+                    campaign.enqueued.is_(True),
+                    ~select(message.id)
+                    .where(message.campaign_id == campaign.id, message.state.in_(open_states))
+                    .exists(),
+                )
+                .values(status="done")
+            ).rowcount  # type: ignore[attr-defined]
+        )

@@ -1,0 +1,347 @@
+"""The sender: claim, send through the provider, commit the answer; repeat.
+
+The database is the only shared state: a worker killed at any instant loses nothing
+(see console.sending.queue), and a dropped SSH session never stops a send because the worker
+is its own process. Database calls run in a thread so the event loop keeps serving
+the delivery-report endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+import httpx
+from sqlalchemy import update
+from sqlmodel import col
+
+from console.contacts.numbers import mask
+from console.context import Context
+from console.sending.campaigns import complete_enqueue, incomplete_campaigns
+from console.sending.providers.base import OutgoingSms, Provider, ProviderAuthError, SendResult
+from console.sending.queue import (
+    Claimed,
+    apply_report,
+    claim_batch,
+    expire_leases,
+    finish_campaigns,
+    record_results,
+    release,
+)
+from console.sending.ratelimit import TokenBucket
+from console.sending.states import SUBMITTED
+from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
+from storage.engine import is_sqlite, write_session
+from storage.models import Campaign
+
+log = logging.getLogger("tocsin.worker")
+
+T = TypeVar("T")
+
+# An idle worker looks for new messages this often: it bounds how late the first SMS
+# of an alert leaves (an empty claim costs a fraction of a millisecond).
+IDLE_POLL_S = 0.1
+RECORD_LINGER_S = 0.01
+# Heartbeat, lease renewal and the lease sweep run this often.
+HOUSEKEEPING_S = 2.0
+# An emergency still being enqueued after this long lost its console (a dropped SSH
+# session): the worker finishes the enqueue.
+STALLED_ENQUEUE_S = 30
+
+
+class WorkerBusy(Exception):
+    """Another worker holds the SQLite sender lease."""
+
+
+@dataclass
+class WorkerStats:
+    sent: int = 0
+    batches: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        ctx: Context,
+        provider: Provider,
+        client: httpx.AsyncClient,
+        owner: str,
+        stop: asyncio.Event,
+    ) -> None:
+        self.ctx = ctx
+        self.provider = provider
+        self.client = client
+        self.owner = owner
+        self.stop = stop
+        settings = ctx.config.worker
+        self.lease_seconds = settings.lease_seconds
+        self.batch_size = settings.batch_size
+        self.max_attempts = settings.max_attempts
+        self.bucket = TokenBucket(ctx.config.provider.rate)
+        self.concurrency = max(1, ctx.config.provider.concurrency)
+        # Claimed messages wait their turn in memory, and none may see its lease run
+        # out before its call: what is held (a claim plus what was left when it was
+        # taken) stays within what the rate lets us send in half a lease.
+        budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
+        # The next claim starts with a quarter of a batch still to send: its round
+        # trip (queued behind a commit, slowed by the GIL) ends before they run out.
+        self.refill_below = min(max(self.concurrency * 2, self.batch_size // 4), budget // 2)
+        self.claim_size = max(1, min(self.batch_size, budget - self.refill_below))
+        self.stats = WorkerStats()
+        self._unreported = 0
+        self._last_housekeeping = -1e9
+        self._started = False
+        # Claimed, committed `sending`, not yet handed to the provider.
+        self._ready: deque[Claimed] = deque()
+        # Answers waiting for the recorder's next commit.
+        self._answers: list[tuple[Sequence[Claimed], list[SendResult]]] = []
+        self._wake = asyncio.Event()  # the recorder has answers
+        self._work = asyncio.Event()  # the senders have messages (or must finish)
+        self._nudge = asyncio.Event()  # the claimer: few messages left, stop, a failure
+        self._closing = False  # senders: finish once nothing claimed is left
+        self._senders_done = False  # recorder: finish once every answer is committed
+        # One thread for all of our database work: claims and commits queue behind
+        # each other here rather than on SQLite's busy handler, which sleeps whole
+        # milliseconds, and one thread contends for the GIL instead of several.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-ledger")
+
+    async def _in_db(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, functools.partial(fn, *args))
+
+    async def start(self) -> None:
+        """Take the sender lease (SQLite) and announce ourselves; raises WorkerBusy."""
+        try:
+            await self._housekeeping(first=True)
+        except BaseException:
+            self._db.shutdown(wait=False)
+            raise
+        self._started = True
+
+    async def run(self) -> None:
+        if not self._started:
+            await self.start()
+        # A few long-lived senders take messages from one queue in memory: no task per
+        # message, and the next claim is made while the senders still have some left,
+        # so the provider never waits on our database round trip.
+        recorder = asyncio.create_task(self._recorder())
+        senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
+        for task in (recorder, *senders):
+            task.add_done_callback(lambda _: self._nudge.set())
+        on_stop = asyncio.create_task(self._nudge_on_stop())
+        try:
+            while not self.stop.is_set():
+                for task in (recorder, *senders):
+                    if task.done():
+                        task.result()
+                self._nudge.clear()
+                await self._housekeeping()
+                if len(self._ready) <= self.refill_below:
+                    if not await self.tick():
+                        await self._idle()
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._nudge.wait(), timeout=IDLE_POLL_S)
+        finally:
+            on_stop.cancel()
+            # Stop claiming; what is claimed is sent and every answer is recorded.
+            if recorder.done():
+                # Answers could not be committed: send nothing more. What was claimed
+                # goes back to the queue if the database lets us.
+                await self._release_ready("worker stopped before sending")
+            self._closing = True
+            self._work.set()
+            await asyncio.gather(*senders, return_exceptions=True)
+            self._senders_done = True
+            self._wake.set()
+            try:
+                await recorder
+            finally:
+                await self._in_db(self.leave)
+                self._db.shutdown(wait=False)
+
+    async def _nudge_on_stop(self) -> None:
+        await self.stop.wait()
+        self._nudge.set()
+
+    async def _release_ready(self, reason: str) -> None:
+        unsent = list(self._ready)
+        self._ready.clear()
+        if unsent:
+            with contextlib.suppress(Exception):
+                await self._in_db(
+                    release, self.ctx.engine, self.owner, unsent, self.ctx.clock.now(), reason
+                )
+
+    async def _sender(self) -> None:
+        size = max(self.provider.max_batch, 1)
+        ready = self._ready
+        while True:
+            if not ready:
+                if self._closing:
+                    return
+                self._work.clear()
+                await self._work.wait()
+                continue
+            chunk = [ready.popleft() for _ in range(min(size, len(ready)))]
+            if len(ready) <= self.refill_below:
+                self._nudge.set()
+            await self._send_chunk(chunk)
+
+    async def _recorder(self) -> None:
+        """The one writer of answers: what arrived while a commit ran goes in the next.
+
+        Answers are committed within milliseconds of the provider's reply, in few
+        transactions, and the senders never queue on SQLite's write lock.
+        """
+        while True:
+            if not self._answers:
+                if self._senders_done:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if not self._closing:
+                # Let answers that are a few milliseconds apart share one commit.
+                await asyncio.sleep(RECORD_LINGER_S)
+            batch, self._answers = self._answers, []
+            claimed = [c for chunk, _ in batch for c in chunk]
+            results = [r for _, answers in batch for r in answers]
+            states = await self._in_db(
+                record_results,
+                self.ctx.engine,
+                self.owner,
+                claimed,
+                results,
+                self.ctx.clock.now(),
+                self.max_attempts,
+            )
+            sent = sum(1 for state in states.values() if state == SUBMITTED)
+            self.stats.sent += sent
+            self._unreported += sent
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=IDLE_POLL_S)
+
+    def leave(self) -> None:
+        """Give the lease back and drop our heartbeat."""
+        if is_sqlite(self.ctx.engine):
+            release_sender_lease(self.ctx.engine, self.owner)
+        forget(self.ctx.engine, self.owner)
+
+    async def _housekeeping(self, first: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        if not first and loop.time() - self._last_housekeeping < HOUSEKEEPING_S:
+            return
+        self._last_housekeeping = loop.time()
+        engine, now = self.ctx.engine, self.ctx.clock.now()
+        if is_sqlite(engine):
+            holder = await self._in_db(
+                acquire_sender_lease, engine, self.owner, now, self.lease_seconds
+            )
+            if holder is not None:
+                raise WorkerBusy(
+                    f"another worker ({holder.owner}) is sending on this SQLite database "
+                    f"until {holder.expires_at:%H:%M:%S} UTC; use PostgreSQL for several"
+                )
+        await self._in_db(beat, engine, self.owner, self.provider.name, now, self._unreported)
+        self._unreported = 0
+        expired = await self._in_db(expire_leases, engine, now)
+        if expired:
+            log.warning("%d message(s) left sending past their lease: now uncertain", expired)
+        await self._poll_reports()
+        stalled = await self._in_db(
+            incomplete_campaigns, engine, now - timedelta(seconds=STALLED_ENQUEUE_S)
+        )
+        for campaign_id in stalled:
+            log.warning("campaign #%d was left half enqueued: completing it", campaign_id)
+            await self._in_db(complete_enqueue, self.ctx, campaign_id)
+        await self._in_db(finish_campaigns, engine)
+
+    async def _poll_reports(self) -> None:
+        """Providers without a callback (the simulated one) hand reports over here."""
+        pending = getattr(self.provider, "pending_reports", None)
+        if pending is None:
+            return
+        loop = asyncio.get_running_loop()
+        for report in pending(loop.time()):
+            await self._in_db(apply_report, self.ctx.engine, report, self.ctx.clock.now())
+
+    async def tick(self) -> int:
+        """Claim a batch for the senders; returns how many were claimed."""
+        claimed = await self._in_db(
+            claim_batch,
+            self.ctx.engine,
+            self.owner,
+            self.ctx.clock.now(),
+            self.lease_seconds,
+            self.claim_size,
+        )
+        if not claimed:
+            return 0
+        self._ready.extend(claimed)
+        self._work.set()
+        self.stats.batches += 1
+        return len(claimed)
+
+    async def _send_chunk(self, chunk: Sequence[Claimed]) -> None:
+        """One provider call; its answers go to the recorder, which commits them at
+        once (a worker killed before that leaves them `sending`, then uncertain)."""
+        await self.bucket.take(len(chunk))
+        outgoing = [OutgoingSms(c.message_id, c.number, c.text, c.sender_id) for c in chunk]
+        try:
+            results = await self.provider.send(self.client, outgoing)
+        except ProviderAuthError as exc:
+            await self._in_db(self._stop_campaigns, chunk, str(exc))
+            return
+        except Exception as exc:
+            log.exception("provider %s raised; messages stay uncertain", self.provider.name)
+            results = [
+                SendResult(c.message_id, "unknown", reason=f"{type(exc).__name__}: {exc}")
+                for c in chunk
+            ]
+        self._answers.append((chunk, self._complete(chunk, results)))
+        self._wake.set()
+
+    def _complete(
+        self, chunk: Sequence[Claimed], results: Sequence[SendResult]
+    ) -> list[SendResult]:
+        """Every message gets an answer; the ones that did not go through are logged."""
+        answered = {r.message_id for r in results}
+        complete = list(results) + [
+            SendResult(c.message_id, "unknown", reason="provider gave no answer for it")
+            for c in chunk
+            if c.message_id not in answered
+        ]
+        for result in complete:
+            if result.outcome not in ("submitted", "retry"):
+                number = next((c.number for c in chunk if c.message_id == result.message_id), "")
+                log.info(
+                    "message %d to %s: %s (%s)",
+                    result.message_id,
+                    mask(number),
+                    result.outcome,
+                    result.reason,
+                )
+        return complete
+
+    def _stop_campaigns(self, chunk: Sequence[Claimed], reason: str) -> None:
+        """Refused credentials would fail every message: pause the campaigns instead."""
+        now = self.ctx.clock.now()
+        release(self.ctx.engine, self.owner, chunk, now, reason)
+        with write_session(self.ctx.engine) as session:
+            session.execute(
+                update(Campaign)
+                .where(col(Campaign.id).in_({c.campaign_id for c in chunk}))
+                .values(status="paused", status_reason=reason[:500])
+            )
+        log.error("provider refused credentials, campaigns paused: %s", reason)
