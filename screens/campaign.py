@@ -25,6 +25,7 @@ from screens.widgets.campaign_actions import CampaignActions
 from screens.widgets.campaign_summary import campaign_summary
 from screens.widgets.live_poll import LivePoll
 from screens.widgets.mode_bar import ModeBar
+from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
 PAGE = 100
@@ -70,8 +71,8 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
 
     def __init__(self, campaign_id: int) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t: Translator = self.app.t  # type: ignore[attr-defined]
+        self.ctx: Context = shell(self).ctx
+        self.t: Translator = shell(self).t
         translate_bindings(self, self.t)
         self.campaign_id = campaign_id
         self.state_filter: str | None = None

@@ -20,6 +20,7 @@ from console.context import Context
 from console.roles import Role
 from console.text import visible
 from screens.widgets.mode_bar import ModeBar
+from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 from storage.engine import read_session
 from storage.queries import ContactRow, group_names, zones
@@ -56,8 +57,8 @@ class ContactsScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t = self.app.t  # type: ignore[attr-defined]
+        self.ctx: Context = shell(self).ctx
+        self.t = shell(self).t
         translate_bindings(self, self.t)
         self.browser = ContactBrowser(self.ctx)
         self._short = short_names(list(self.ctx.config.topics))

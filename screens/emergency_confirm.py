@@ -22,6 +22,7 @@ from console.text import visible
 from screens.confirm_action import ConfirmActionScreen
 from screens.widgets.alert_step import AlertStep
 from screens.widgets.composer import money
+from screens.widgets.shell import shell
 
 
 class ConfirmStep(AlertStep):
@@ -148,16 +149,17 @@ class ConfirmStep(AlertStep):
 
     def _started(self, campaign_id: int) -> None:
         app = self.app
+        tocsin = shell(self)
         ctx = self.ctx
         t = self.t
-        app.show_live(campaign_id)  # type: ignore[attr-defined]
+        tocsin.show_live(campaign_id)
         app.notify(t("alert.sent", id=campaign_id), markup=False)
         if alive_workers(ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S):
             return
 
         def answered(start: bool | None) -> None:
             if start:
-                app.action_start_worker()  # type: ignore[attr-defined]
+                tocsin.action_start_worker()
 
         app.push_screen(
             ConfirmActionScreen(

@@ -22,6 +22,7 @@ from screens.widgets.campaign_actions import CampaignActions
 from screens.widgets.campaign_summary import STATUS_STYLE, campaign_summary
 from screens.widgets.live_poll import LivePoll
 from screens.widgets.mode_bar import ModeBar
+from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
 COLUMNS = ("id", "kind", "topic", "status", "progress", "rate", "eta")
@@ -40,8 +41,8 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t: Translator = self.app.t  # type: ignore[attr-defined]
+        self.ctx: Context = shell(self).ctx
+        self.t: Translator = shell(self).t
         translate_bindings(self, self.t)
         self.snapshot: QueueSnapshot | None = None
         self._order: list[int] = []
@@ -220,4 +221,4 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
         self.app.push_screen(CampaignScreen(campaign_id))
 
     def action_start_worker(self) -> None:
-        self.app.action_start_worker()  # type: ignore[attr-defined]
+        shell(self).action_start_worker()

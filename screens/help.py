@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
+from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
 
@@ -23,10 +24,10 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, under: Screen[Any]) -> None:
         super().__init__()
         self.under = under
-        translate_bindings(self, self.app.t)  # type: ignore[attr-defined]
+        translate_bindings(self, shell(self).t)
 
     def compose(self) -> ComposeResult:
-        t = self.app.t  # type: ignore[attr-defined]
+        t = shell(self).t
         with Vertical(id="help-box"):
             yield Static(Text(t("help.title"), style="bold"), id="help-title")
             yield Static(Text(t("help.intro")), id="help-intro")
@@ -34,7 +35,7 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text(t("help.close"), style="dim"), id="help-close")
 
     def on_mount(self) -> None:
-        t = self.app.t  # type: ignore[attr-defined]
+        t = shell(self).t
         table = self.query_one(DataTable)
         table.add_columns(t("help.col.key"), t("help.col.action"), t("help.col.id"))
         seen: set[tuple[str, str]] = set()

@@ -8,6 +8,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from screens.widgets.mode_bar import ModeBar
+from screens.widgets.shell import shell
 
 
 class PlaceholderScreen(Screen[None]):
@@ -21,7 +22,7 @@ class PlaceholderScreen(Screen[None]):
     """
 
     def compose(self) -> ComposeResult:
-        t = self.app.t  # type: ignore[attr-defined]
+        t = shell(self).t
         yield ModeBar(self.MODE)
         with Middle(), Center():
             yield Static(

@@ -13,6 +13,7 @@ from console.context import Context
 from console.i18n import Translator
 from console.sending.alerts import AlertDraft
 from console.text import visible
+from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
 STEPS = 4
@@ -28,8 +29,8 @@ class AlertStep(Screen[None]):
 
     def __init__(self, draft: AlertDraft) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t: Translator = self.app.t  # type: ignore[attr-defined]
+        self.ctx: Context = shell(self).ctx
+        self.t: Translator = shell(self).t
         translate_bindings(self, self.t)
         self.draft = draft
 

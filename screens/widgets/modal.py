@@ -12,6 +12,7 @@ from textual.widgets import Button, Static
 from console.context import Context
 from console.i18n import Translator
 from console.text import visible
+from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
 ResultT = TypeVar("ResultT")
@@ -23,8 +24,8 @@ class TocsinModal(ModalScreen[ResultT]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ctx: Context = self.app.ctx  # type: ignore[attr-defined]
-        self.t: Translator = self.app.t  # type: ignore[attr-defined]
+        self.ctx: Context = shell(self).ctx
+        self.t: Translator = shell(self).t
         translate_bindings(self, self.t)
 
     def show_error(self, message: str | BaseException) -> None:

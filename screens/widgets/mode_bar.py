@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from screens.widgets.shell import shell
+
 MODES = ("envois", "contacts", "consentements", "calendrier")
 
 
@@ -22,9 +24,8 @@ class ModeBar(Static):
         self.current = current
 
     def on_mount(self) -> None:
-        app = self.app
-        t = app.t  # type: ignore[attr-defined]
-        ctx = app.ctx  # type: ignore[attr-defined]
+        t = shell(self).t
+        ctx = shell(self).ctx
         line = Text(no_wrap=True, overflow="ellipsis")
         for number, mode in enumerate(MODES, start=1):
             label = f" {number} {t(f'mode.{mode}')} "
