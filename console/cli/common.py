@@ -1,0 +1,61 @@
+"""What every verb group shares: exit statuses, the one error type, the context, JSON.
+
+Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, TextIO
+from zoneinfo import ZoneInfo
+
+from console.config import Config
+
+if TYPE_CHECKING:
+    from console.context import Context
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def context(config: Config) -> Context:
+    """The context a verb runs with; a database or key problem is one line, exit 1."""
+    from console.bootstrap import StartupError, build_context
+    from console.consent.suppression import HashKeyError
+
+    try:
+        return build_context(config)
+    except (StartupError, HashKeyError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def confirm_typed(count: int, what: str, stdin: TextIO, stderr: TextIO) -> None:
+    """Mass and destructive actions: the operator types the count they will affect."""
+    stderr.write(f"Type the number of {what} ({count}) to confirm: ")
+    stderr.flush()
+    if stdin.readline().strip() != str(count):
+        raise CliError("not confirmed; nothing done")
+
+
+def parse_when(text: str, config: Config) -> datetime:
+    """An ISO date or date-time; without a zone, the town's."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(
+            f"--at {text!r}: expected an ISO date such as 2026-03-14 or 2026-03-14T09:30",
+            EXIT_USAGE,
+        ) from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(config.town.timezone))
+    return when
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))

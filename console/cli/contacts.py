@@ -1,0 +1,185 @@
+"""The contact base from scripts: import, export, contact add|edit|erase."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from console.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    confirm_typed,
+    context,
+    print_json,
+)
+from console.config import Config
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    imp = sub.add_parser("import", help="import residents")
+    imp_sub = imp.add_subparsers(dest="what", required=True)
+    contacts = imp_sub.add_parser("contacts", help="import a CSV of residents")
+    contacts.add_argument("file")
+    contacts.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="override the detected column of a field "
+        "(number, name, first_name, zone, groups, notes)",
+    )
+    contacts.add_argument("--consent", metavar="TOPIC", help="record consent to TOPIC")
+    contacts.add_argument("--source", help="where that consent comes from")
+    contacts.add_argument("--proof", default="", help="proof reference of that consent")
+    contacts.add_argument("--text-version", default="", help="consent text version")
+    contacts.add_argument("--rejects", metavar="FILE", help="write rejected rows to FILE")
+    contacts.add_argument("--dry-run", action="store_true", help="check only, write nothing")
+    contacts.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    imp.set_defaults(handler=cmd_import)
+    exp = sub.add_parser("export", help="export residents")
+    exp_sub = exp.add_subparsers(dest="what", required=True)
+    exp_contacts = exp_sub.add_parser("contacts", help="export contacts as CSV")
+    exp_contacts.add_argument("-o", "--output", help="file (default: standard output)")
+
+    exp.set_defaults(handler=cmd_export)
+    contact = sub.add_parser("contact", help="add, edit or erase one contact")
+    contact_sub = contact.add_subparsers(dest="action", required=True)
+    add = contact_sub.add_parser("add")
+    add.add_argument("number")
+    edit = contact_sub.add_parser("edit")
+    edit.add_argument("id", type=int)
+    edit.add_argument("--number")
+    for p in (add, edit):
+        p.add_argument("--name")
+        p.add_argument("--zone")
+        p.add_argument("--groups", help="comma separated")
+        p.add_argument("--notes")
+        p.add_argument("--json", action="store_true")
+    erase = contact_sub.add_parser("erase", help="erase a contact (RGPD)")
+    erase.add_argument("id", type=int)
+    erase.add_argument("--yes", action="store_true", help="do not ask")
+    erase.add_argument("--json", action="store_true")
+
+    contact.set_defaults(handler=cmd_contact)
+
+
+def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from console.contacts.importer import ImportFailed, ImportOptions, import_contacts
+
+    mapping: dict[str, str] = {}
+    for item in args.map:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            raise CliError(f"--map {item!r}: expected FIELD=COLUMN", EXIT_USAGE)
+        mapping[field.strip()] = column.strip()
+    if args.consent and not args.source:
+        raise CliError("--consent needs --source (where the consent comes from)", EXIT_USAGE)
+    ctx = context(config)
+    options = ImportOptions(
+        mapping=mapping,
+        consent_topic=args.consent,
+        consent_source=args.source or "",
+        consent_proof=args.proof,
+        consent_text_version=args.text_version,
+        dry_run=args.dry_run,
+    )
+    try:
+        report = import_contacts(ctx, Path(args.file), options)
+    except ImportFailed as exc:
+        raise CliError(str(exc)) from exc
+    except ValueError as exc:  # bad mapping or consent options
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if args.rejects:
+        report.write_rejects(Path(args.rejects))
+    if args.json:
+        print_json(report.to_json())
+    else:
+        from console.text import visible
+
+        for line in report.summary_lines(config.console.language):
+            print(visible(line))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from console.contacts.exporter import export_contacts, export_file
+
+    ctx = context(config)
+    if args.output:
+        count = export_file(ctx, Path(args.output))
+        print(f"{count} contacts -> {args.output}", file=sys.stderr)
+    else:
+        export_contacts(ctx, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_contact(args: argparse.Namespace, config: Config) -> int:
+    from console.contacts.service import (
+        ContactError,
+        ContactInput,
+        add_contact,
+        erase_contact,
+        get_contact,
+        split_groups,
+        update_contact,
+    )
+
+    ctx = context(config)
+    try:
+        if args.action == "add":
+            contact = add_contact(
+                ctx,
+                ContactInput(
+                    number=args.number,
+                    name=args.name or "",
+                    zone=args.zone or "",
+                    groups=split_groups(args.groups or ""),
+                    notes=args.notes or "",
+                    source="cli",
+                ),
+            )
+        elif args.action == "edit":
+            old = get_contact(ctx, args.id)
+            contact = update_contact(
+                ctx,
+                args.id,
+                ContactInput(
+                    number=args.number or old.number or "",
+                    name=old.name if args.name is None else args.name,
+                    zone=old.zone if args.zone is None else args.zone,
+                    groups=split_groups(old.groups if args.groups is None else args.groups),
+                    notes=old.notes if args.notes is None else args.notes,
+                ),
+            )
+        else:
+            if not args.yes:
+                confirm_count(1, sys.stdin, sys.stderr)
+            result = erase_contact(ctx, args.id)
+            out = {"id": result.contact_id, "erased": True, "suppressed": result.suppressed}
+            print_json(out) if args.json else print(f"contact #{result.contact_id} erased")
+            return EXIT_OK
+    except ContactError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print_json(
+            {
+                "id": contact.id,
+                "number": contact.number,
+                "name": contact.name,
+                "zone": contact.zone,
+                "groups": contact.groups.split(",") if contact.groups else [],
+                "sendable": contact.sendable,
+                "number_kind": contact.number_kind,
+            }
+        )
+    else:
+        print(f"contact #{contact.id} {contact.number} saved")
+    return EXIT_OK
+
+
+def confirm_count(count: int, stdin: TextIO, stderr: TextIO) -> None:
+    confirm_typed(count, "contacts to erase", stdin, stderr)

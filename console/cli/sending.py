@@ -1,0 +1,228 @@
+"""Sends from scripts: send, campaign list|show|pause|resume|cancel|resolve|retry,
+status, worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from console.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    confirm_typed,
+    context,
+    parse_when,
+    print_json,
+)
+from console.config import Config
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    send = sub.add_parser("send", help="create a campaign and queue it for the worker")
+    send.add_argument("--topic", required=True)
+    who = send.add_mutually_exclusive_group(required=True)
+    who.add_argument("--all", action="store_true", help="every resident of the topic")
+    who.add_argument("--zone", action="append", metavar="ZONE", help="repeatable")
+    who.add_argument("--group", action="append", metavar="GROUP", help="repeatable")
+    who.add_argument("--to", nargs="+", metavar="NUMBER")
+    send.add_argument("--text", required=True)
+    send.add_argument("--sender", help="sender ID (default: town.sender_id)")
+    send.add_argument(
+        "--emergency", action="store_true", help="top priority, outside quiet hours (alerter role)"
+    )
+    send.add_argument("--at", help="start time (ISO, town time zone)")
+    send.add_argument("--yes", action="store_true", help="do not ask to type the recipient count")
+    send.add_argument("--json", action="store_true")
+
+    send.set_defaults(handler=cmd_send)
+    campaign = sub.add_parser("campaign", help="list, show or act on campaigns")
+    campaign_sub = campaign.add_subparsers(dest="action", required=True)
+    listing = campaign_sub.add_parser("list")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    for name in ("show", "pause", "resume", "cancel"):
+        verb = campaign_sub.add_parser(name)
+        verb.add_argument("id", type=int)
+        verb.add_argument("--json", action="store_true")
+    resolve = campaign_sub.add_parser("resolve", help="decide what uncertain messages become")
+    resolve.add_argument("id", type=int)
+    resolve.add_argument("--resend", action="store_true", help="send them again")
+    resolve.add_argument("--mark-sent", action="store_true", help="count them as sent")
+    resolve.add_argument("--json", action="store_true")
+    retry = campaign_sub.add_parser("retry", help="send the failed messages again")
+    retry.add_argument("id", type=int)
+    retry.add_argument("--json", action="store_true")
+
+    campaign.set_defaults(handler=cmd_campaign)
+    status = sub.add_parser("status", help="the queue, in flight, rate and workers")
+    status.add_argument("--json", action="store_true")
+
+    status.set_defaults(handler=cmd_status)
+    worker = sub.add_parser("worker", help="run the sender (long-lived; see contrib/)")
+
+    worker.set_defaults(handler=cmd_worker)
+
+
+def cmd_send(args: argparse.Namespace, config: Config) -> int:
+    from console.errors import TocsinError
+    from console.sending.campaigns import (
+        Audience,
+        CampaignRequest,
+        create_campaign,
+        preview_campaign,
+    )
+
+    ctx = context(config)
+    request = CampaignRequest(
+        topic=args.topic,
+        text=args.text,
+        sender_id=args.sender or config.town.sender_id,
+        audience=Audience(
+            everyone=args.all,
+            zones=tuple(args.zone or ()),
+            groups=tuple(args.group or ()),
+            numbers=tuple(args.to or ()),
+        ),
+        kind="emergency" if args.emergency else "planned",
+        start_at=parse_when(args.at, config) if args.at else None,
+    )
+    try:
+        if not args.yes:
+            from console.composing.composer import analyse, estimate_cost
+
+            preview = preview_campaign(ctx, request)
+            sys.stderr.write(
+                f"{preview.recipients} recipient(s), {sum(preview.skipped.values())}"
+                f" skipped {preview.skipped or ''}\n"
+            )
+            sms = analyse(preview.text)
+            cost = estimate_cost(
+                sms.segments, preview.recipients, config.provider.price_per_segment
+            )
+            sys.stderr.write(
+                f"{sms.segments} SMS ({sms.encoding}) each, estimated cost {cost:.2f}\n"
+            )
+            confirm_typed(preview.recipients, "recipients to send to", sys.stdin, sys.stderr)
+        result = create_campaign(ctx, request)
+    except TocsinError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if args.json:
+        print_json(
+            {"campaign_id": result.campaign_id, "counts": result.counts, "skipped": result.skipped}
+        )
+    else:
+        print(
+            f"campaign #{result.campaign_id}: {result.counts['queued']} queued, "
+            f"{result.counts['skipped']} skipped"
+        )
+    from console.sending.workers import ALIVE_WITHIN_S, alive_workers
+
+    if result.counts["queued"] and not alive_workers(ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S):
+        # Queued is not sent: say so at once (stderr, so --json stays clean).
+        sys.stderr.write(
+            "tocsin: warning: no worker is alive, nothing will go out until "
+            "one runs (systemctl start tocsin-worker, or tocsin worker)\n"
+        )
+    return EXIT_OK
+
+
+def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
+    from console.errors import TocsinError
+    from console.sending.campaign_ops import (
+        change_campaign,
+        get_campaign,
+        list_campaigns,
+        resolve_uncertain,
+        retry_failed,
+    )
+
+    ctx = context(config)
+    try:
+        if args.action == "list":
+            views = list_campaigns(ctx, args.limit)
+            if args.json:
+                print_json([v.to_json() for v in views])
+            for view in views if not args.json else ():
+                print(
+                    f"#{view.id} {view.kind:<9} {view.status:<9} {view.topic:<10} "
+                    f"{counts_line(view.counts)}"
+                )
+            return EXIT_OK
+        if args.action == "resolve":
+            if args.resend == args.mark_sent:
+                raise CliError("resolve needs --resend or --mark-sent", EXIT_USAGE)
+            count = resolve_uncertain(ctx, args.id, "resend" if args.resend else "mark-sent")
+            view = get_campaign(ctx, args.id)
+            print_json({"resolved": count, **view.to_json()}) if args.json else print(
+                f"campaign #{args.id}: {count} uncertain message(s) "
+                f"{'re-queued' if args.resend else 'marked sent'}"
+            )
+            return EXIT_OK
+        if args.action == "retry":
+            count = retry_failed(ctx, args.id)
+            view = get_campaign(ctx, args.id)
+            print_json({"retried": count, **view.to_json()}) if args.json else print(
+                f"campaign #{args.id}: {count} failed message(s) re-queued"
+            )
+            return EXIT_OK
+        view = (
+            get_campaign(ctx, args.id)
+            if args.action == "show"
+            else change_campaign(ctx, args.id, args.action)
+        )
+    except TocsinError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print_json(view.to_json())
+    else:
+        print(
+            f"#{view.id} {view.kind} {view.status}"
+            + (f" ({view.status_reason})" if view.status_reason else "")
+        )
+        print(f"  topic {view.topic}, sender {view.sender_id}, by {view.created_by}")
+        print(f"  {counts_line(view.counts)}")
+    return EXIT_OK
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return " ".join(f"{state}={count}" for state, count in counts.items() if count)
+
+
+def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    from console.sending.campaign_ops import queue_status
+
+    status = queue_status(context(config))
+    if args.json:
+        print_json(status)
+    else:
+        print(f"queue: {counts_line(status['messages']) or 'empty'}")
+        print(
+            f"in flight: {status['in_flight']}, rate: {status['rate_per_second']}/s, "
+            f"active campaigns: {status['active_campaigns']}, "
+            f"no report after {config.worker.report_timeout_minutes} min: "
+            f"{status['no_report']}"
+        )
+        if status["worker_alive"]:
+            for worker in status["workers"]:
+                print(
+                    f"worker {worker['owner']} ({worker['provider']}), "
+                    f"last seen {worker['last_seen']}"
+                )
+        else:
+            print("NO WORKER ALIVE: nothing is being sent (start `tocsin worker`)")
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from console.sending.worker import WorkerBusy
+    from console.sending.worker_main import run_worker
+
+    ctx = context(config)
+    try:
+        run_worker(ctx)
+    except WorkerBusy as exc:
+        raise CliError(str(exc)) from exc
+    except RuntimeError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    return EXIT_OK
