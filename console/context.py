@@ -13,6 +13,7 @@ from console.config import Config, data_dir
 from console.consent.suppression import HashKeyError, key_fingerprint, load_or_create_key
 from console.contacts.numbers import NumberParser
 from console.roles import PermissionDenied, Role
+from storage.chain import use_chain_key
 from storage.engine import write_session
 from storage.models import Meta, Topic
 
@@ -29,6 +30,9 @@ class Context:
 
     def __post_init__(self) -> None:
         self.parser = NumberParser(self.config.town.region)
+        # The hash chains are keyed with sub-keys of the same key: whatever session
+        # of this engine appends to them does so under it.
+        use_chain_key(self.engine, self.hash_key)
 
     def require(self, needed: Role) -> None:
         if self.role < needed:

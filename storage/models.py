@@ -115,13 +115,20 @@ class AuditEntry(SQLModel, table=True):
 
 
 class ChainHead(SQLModel, table=True):
-    """Serialises appends to a hash chain: a writer updates this row first."""
+    """Serialises appends to a hash chain: a writer updates this row first.
+
+    Its own HMAC (`mac`, over the name, seq, last hash and `keyed_from`) makes a head
+    rolled back over a cut tail detectable without the key."""
 
     __tablename__ = "chain_head"
 
     name: str = Field(primary_key=True, max_length=32)
     seq: int = Field(default=0)
     last_hash: str = Field(default="", max_length=64)
+    # The first entry linked by HMAC; the ones before it (chains started before
+    # migration 0008) carry a plain SHA-256 link until `tocsin audit rekey`.
+    keyed_from: int = Field(default=1)
+    mac: str = Field(default="", max_length=64)
 
 
 class Meta(SQLModel, table=True):

@@ -1,12 +1,14 @@
-"""The database and the audit trail: db upgrade, audit verify."""
+"""The database and the chains: db upgrade|backup|restore, audit verify|head|rekey."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from console.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
     CliError,
     context,
     print_json,
@@ -15,15 +17,36 @@ from console.config import Config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    db = sub.add_parser("db", help="database schema")
+    db = sub.add_parser("db", help="database schema, backup and restore")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply migrations (PostgreSQL; SQLite does it itself)")
+    backup = db_sub.add_parser("backup", help="write a consistent copy of everything to FILE")
+    backup.add_argument("file")
+    backup.add_argument("--json", action="store_true")
+    restore = db_sub.add_parser("restore", help="load a backup into an empty database")
+    restore.add_argument("file")
+    restore.add_argument("--json", action="store_true")
 
     db.set_defaults(handler=cmd_db)
-    audit = sub.add_parser("audit", help="audit trail")
+    audit = sub.add_parser("audit", help="audit trail and consent ledger")
     audit_sub = audit.add_subparsers(dest="action", required=True)
-    verify = audit_sub.add_parser("verify", help="check both hash chains")
+    verify = audit_sub.add_parser(
+        "verify", help="check both chains, the consent state and the suppression list"
+    )
+    verify.add_argument(
+        "--expect-head",
+        action="append",
+        default=[],
+        metavar="CHAIN:SEQ:HASH",
+        help="a head recorded earlier by `audit head`: it must still be in its chain",
+    )
     verify.add_argument("--json", action="store_true")
+    head = audit_sub.add_parser("head", help="print the chains' heads, to record outside")
+    head.add_argument("--json", action="store_true")
+    rekey = audit_sub.add_parser(
+        "rekey", help="once after upgrading: link the older entries by HMAC (admin)"
+    )
+    rekey.add_argument("--json", action="store_true")
     audit.set_defaults(handler=cmd_audit)
 
 
@@ -46,11 +69,31 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, config: Config) -> int:
-    from console.audit import verify_chains
+    if args.action == "head":
+        return _audit_head(args, config)
+    if args.action == "rekey":
+        return _audit_rekey(args, config)
+    return _audit_verify(args, config)
 
+
+def _audit_verify(args: argparse.Namespace, config: Config) -> int:
+    from console.audit import parse_anchor, verify_chains
+    from console.consent.integrity import check_consent_state, check_suppression
+    from console.errors import TocsinError
+
+    try:
+        anchors = [parse_anchor(text) for text in args.expect_head]
+    except TocsinError as exc:
+        raise CliError(f"--expect-head {exc}", EXIT_USAGE) from exc
     ctx = context(config)
-    results = verify_chains(ctx.engine)
-    ok = all(not problems for _, problems in results.values())
+    results = verify_chains(ctx.engine, ctx.hash_key, expect=anchors)
+    derived = {
+        "consent_state": check_consent_state(ctx.engine),
+        "suppression": check_suppression(ctx.engine),
+    }
+    ok = all(not problems for _, problems in results.values()) and all(
+        not check.problems for check in derived.values()
+    )
     if args.json:
         print_json(
             {
@@ -62,6 +105,13 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
                     }
                     for name, (count, problems) in results.items()
                 },
+                "derived": {
+                    name: {
+                        "rows": check.checked,
+                        "problems": [{"seq": p.seq, "reason": p.reason} for p in check.problems],
+                    }
+                    for name, check in derived.items()
+                },
             }
         )
     else:
@@ -70,4 +120,79 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
             print(f"{name}: {count} entries, {state}")
             for problem in problems:
                 print(f"  #{problem.seq}: {problem.reason}")
+        for name, check in derived.items():
+            state = "ok" if not check.problems else f"{len(check.problems)} difference(s)"
+            print(f"{name}: {check.checked} rows, {state}")
+            for problem in check.problems:
+                print(f"  {f'#{problem.seq}: ' if problem.seq else ''}{problem.reason}")
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _audit_head(args: argparse.Namespace, config: Config) -> int:
+    from console.audit import read_heads
+
+    ctx = context(config)
+    heads = read_heads(ctx.engine, ctx.hash_key)
+    at = ctx.clock.now().isoformat(timespec="seconds")
+    if args.json:
+        print_json(
+            {
+                "at": at,
+                "heads": {
+                    h.chain: {
+                        "seq": h.seq,
+                        "hash": h.hash,
+                        "keyed": h.keyed,
+                        "anchor": str(h.anchor),
+                    }
+                    for h in heads
+                },
+            }
+        )
+    else:
+        for h in heads:
+            note = "" if h.keyed else "   (NOT KEYED: run `tocsin audit verify`)"
+            print(f"{h.anchor}{note}")
+        print(
+            f"# {at}: keep these lines outside the database; "
+            "`tocsin audit verify --expect-head LINE` checks the chain still holds them",
+            file=sys.stderr,
+        )
+    return EXIT_OK if all(h.keyed for h in heads) else EXIT_FAILED
+
+
+def _audit_rekey(args: argparse.Namespace, config: Config) -> int:
+    from console.errors import TocsinError
+    from console.rekey import rekey_chains
+    from console.sending.workers import ALIVE_WITHIN_S, alive_workers
+
+    ctx = context(config)
+    if alive_workers(ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S):
+        raise CliError(
+            "a worker is running: stop it first (systemctl stop tocsin-worker); "
+            "the rekey rewrites both chains in one transaction"
+        )
+    try:
+        done = rekey_chains(ctx)
+    except TocsinError as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print_json(
+            {
+                "rekeyed": {
+                    r.chain: {
+                        "entries": r.entries,
+                        "previous_head": r.previous_head,
+                        "head": r.head,
+                    }
+                    for r in done
+                }
+            }
+        )
+    elif not done:
+        print("both chains are already keyed: nothing to do")
+    else:
+        for r in done:
+            print(f"{r.chain}: {r.entries} entries re-linked by HMAC (head was {r.previous_head})")
+        print("record the new heads outside the database: tocsin audit head")
+    return EXIT_OK

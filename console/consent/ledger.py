@@ -12,7 +12,7 @@ from console.audit import CONSENT_CHAIN, append_audit, consent_fields
 from console.context import Context
 from console.errors import TocsinError
 from console.roles import Role
-from storage.chain import commit_link, link_hash, reserve_link
+from storage.chain import commit_link, reserve_link
 from storage.engine import write_session
 from storage.models import ConsentEvent, ConsentState, Contact
 
@@ -71,8 +71,13 @@ def validate(ctx: Context, request: ConsentRequest) -> None:
             raise ConsentError("a consent cannot be dated in the future", "consent_future")
 
 
-def append_consent(session: Session, ctx: Context, request: ConsentRequest) -> ConsentEvent:
-    """Inside the caller's transaction; the caller has validated the request."""
+def append_consent(
+    session: Session, ctx: Context, request: ConsentRequest, *, operator: str | None = None
+) -> ConsentEvent:
+    """Inside the caller's transaction; the caller has validated the request.
+
+    `operator` names who decided when it is not the user running Tocsin (an inbound
+    STOP: the SMS, as its audit entry names it)."""
     now = ctx.clock.now()
     link = reserve_link(session, CONSENT_CHAIN)
     event = ConsentEvent(
@@ -83,13 +88,13 @@ def append_consent(session: Session, ctx: Context, request: ConsentRequest) -> C
         source=request.source,
         proof_ref=request.proof_ref.strip(),
         text_version=request.text_version or ctx.config.topics[request.topic].consent_text_version,
-        operator=ctx.operator,
+        operator=operator or ctx.operator,
         occurred_at=request.occurred_at or now,
         recorded_at=now,
         prev_hash=link.prev_hash,
         hash="",
     )
-    event.hash = link_hash(link.prev_hash, consent_fields(event))
+    event.hash = link.hash(consent_fields(event))
     session.add(event)
     session.flush()
     commit_link(session, CONSENT_CHAIN, event.hash)

@@ -66,7 +66,7 @@ from console.contacts.service import (
 from console.context import Context
 from console.roles import Role
 from console.text import clean_field, fold
-from storage.chain import commit_link, link_hash, reserve_links
+from storage.chain import commit_link, reserve_links
 from storage.engine import read_session, write_session
 from storage.models import (
     ConsentEvent,
@@ -1351,7 +1351,7 @@ def _append_grants(
         )
         # consent_fields only reads attributes; an ORM object per grant would cost
         # more than everything else here.
-        digest = link_hash(prev, consent_fields(cast(ConsentEvent, event)))
+        digest = link.digest(prev, consent_fields(cast(ConsentEvent, event)))
         rows.append(
             (
                 event.seq,

@@ -271,11 +271,14 @@ def erase_contact(ctx: Context, contact_id: int) -> ErasureResult:
             is not None
         )
         suppressed = False
+        details: dict[str, object] = {}
         if opted_out and contact.number:
             digest = number_hash(ctx.hash_key, contact.number)
             if session.get(Suppression, digest) is None:
                 session.add(Suppression(number_hash=digest, created_at=now, reason="erasure"))
             suppressed = True
+            # `audit verify` re-derives the suppression list from these entries.
+            details["number_hash"] = digest
         contact.number = None
         contact.number_kind = "erased"
         contact.sendable = False
@@ -291,7 +294,7 @@ def erase_contact(ctx: Context, contact_id: int) -> ErasureResult:
             operator=ctx.operator,
             action="contact.erase",
             target=f"contact:{contact_id}",
-            details={"suppressed": suppressed},
+            details={"suppressed": suppressed, **details},
         )
     return ErasureResult(contact_id, suppressed)
 

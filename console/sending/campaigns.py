@@ -6,6 +6,7 @@ Every resident of the audience gets a Message row: `queued` if they may receive 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -204,7 +205,7 @@ def create_campaign(
             operator=ctx.operator,
             action="campaign.create",
             target=f"campaign:{campaign.id}",
-            details={"kind": request.kind, "topic": request.topic},
+            details={"kind": request.kind, "topic": request.topic, **_audited(campaign)},
         )
         chunk = _enqueue_chunk(
             session,
@@ -325,9 +326,29 @@ def _enqueue_chunk(
             operator=ctx.operator,
             action="campaign.enqueued",
             target=f"campaign:{campaign.id}",
-            details={"counts": counts},
+            details={
+                "counts": counts,
+                "recipients": sum(counts.values()) - counts.get(SKIPPED, 0),
+                **_audited(campaign),
+            },
         )
     return _Chunk(last, last_contact_id, counts, dict(skipped))
+
+
+def _audited(campaign: Campaign) -> dict[str, object]:
+    """What the audit trail keeps of a campaign: its text's hash (the text stays in
+    the campaign) and its audience, with numbers typed one by one only counted: the
+    trail never holds a phone number."""
+    audience = Audience.from_json(campaign.audience)
+    return {
+        "text_sha256": hashlib.sha256(campaign.text.encode("utf-8")).hexdigest(),
+        "audience": {
+            "all": audience.everyone,
+            "zones": list(audience.zones),
+            "groups": list(audience.groups),
+            "numbers": len(audience.numbers),
+        },
+    }
 
 
 @dataclass(frozen=True)

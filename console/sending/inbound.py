@@ -65,6 +65,8 @@ def handle_inbound(ctx: Context, sms: InboundSms, provider: str) -> InboundOutco
             f"{provider}:{sms.sender}:{sms.text}:{now.isoformat()}".encode()
         ).hexdigest()[:24]
     )
+    # The consent ledger and the audit trail name the same actor: the SMS.
+    actor = f"sms:{provider}"
     with write_session(ctx.engine) as session:
         contact = (
             session.execute(
@@ -78,7 +80,7 @@ def handle_inbound(ctx: Context, sms: InboundSms, provider: str) -> InboundOutco
             append_audit(
                 session,
                 at=now,
-                operator=f"sms:{provider}",
+                operator=actor,
                 action="inbound.other",
                 target=f"contact:{contact_id}" if contact_id else "unknown",
             )
@@ -96,17 +98,26 @@ def handle_inbound(ctx: Context, sms: InboundSms, provider: str) -> InboundOutco
                         source="sms_keyword",
                         proof_ref=f"inbound:{provider}:{proof}",
                     ),
+                    operator=actor,
                 )
+        details: dict[str, object] = {
+            "topics": list(topics),
+            "suppressed": request.everything,
+            "proof": proof,
+        }
         if request.everything and number:
             digest = number_hash(ctx.hash_key, number)
             if session.get(Suppression, digest) is None:
                 session.add(Suppression(number_hash=digest, created_at=now, reason="STOP"))
+            # The keyed hash, never the number: `audit verify` re-derives the
+            # suppression list from these entries.
+            details["number_hash"] = digest
         append_audit(
             session,
             at=now,
-            operator=f"sms:{provider}",
+            operator=actor,
             action="inbound.stop",
             target=f"contact:{contact_id}" if contact_id else "unknown",
-            details={"topics": list(topics), "suppressed": request.everything, "proof": proof},
+            details=details,
         )
     return InboundOutcome(True, contact_id, topics)

@@ -15,9 +15,11 @@ from console.clock import FrozenClock
 from console.consent.ledger import ConsentRequest, record_consent
 from console.contacts.service import ContactInput, add_contact
 from console.context import Context
-from storage.chain import GENESIS, ChainProblem, link_hash
+from storage.chain import GENESIS, ChainProblem
+from storage.chain import legacy_link_hash as link_hash
 from storage.engine import write_session
 from storage.models import AuditEntry, ChainHead, ConsentEvent, Contact
+from tests.conftest import TEST_KEY
 
 
 def _seed(ctx: Context, clock: FrozenClock, events: int = 5) -> int:
@@ -47,7 +49,7 @@ def _swap_seq(engine: Engine, table: str, a: int, b: int) -> None:
 
 
 def test_empty_database_verifies(engine: Engine) -> None:
-    assert verify_chains(engine) == {"audit": (0, []), "consent": (0, [])}
+    assert verify_chains(engine, TEST_KEY) == {"audit": (0, []), "consent": (0, [])}
 
 
 def test_fresh_chains_verify(ctx: Context, clock: FrozenClock) -> None:
@@ -77,7 +79,8 @@ def test_tampered_consent_topic(ctx: Context, clock: FrozenClock) -> None:
 
 
 def test_tampered_consent_action_and_rehashed_row(ctx: Context, clock: FrozenClock) -> None:
-    """Re-hashing the edited row is not enough: the next row's link breaks."""
+    """Re-hashing the edited row with plain SHA-256 forges nothing: the row's keyed
+    hash no longer matches, and the next row's link breaks."""
     _seed(ctx, clock)
     with Session(ctx.engine) as session:
         row = session.exec(select(ConsentEvent).where(col(ConsentEvent.seq) == 2)).one()
@@ -87,7 +90,10 @@ def test_tampered_consent_action_and_rehashed_row(ctx: Context, clock: FrozenClo
         session.commit()
     assert verify_chains(ctx.engine)["consent"] == (
         5,
-        [ChainProblem(3, "previous hash does not match")],
+        [
+            ChainProblem(2, "content does not match its hash"),
+            ChainProblem(3, "previous hash does not match"),
+        ],
     )
 
 
