@@ -257,6 +257,11 @@ class WorkerConfig(_Strict):
     provider_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
     # A `submitted` message with no report after this shows as "no report".
     report_timeout_minutes: int = Field(default=60, ge=1)
+    # The endpoint: a callback's body over this gets 413 (nothing more is read).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # A request's headers, and then its body, must arrive within this (else 408 or
+    # the connection closed), so slow clients cannot hold connections open.
+    read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
 class Config(_Strict):

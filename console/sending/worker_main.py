@@ -19,6 +19,7 @@ import uvicorn
 
 from console.context import Context
 from console.sending.endpoint import build_app
+from console.sending.endpoint_server import server_config
 from console.sending.providers.base import Provider
 from console.sending.worker import Worker
 from console.sending.workers import new_owner
@@ -112,16 +113,7 @@ async def _listen(
     ctx: Context, provider: Provider, token: str
 ) -> tuple[uvicorn.Server, asyncio.Task[None]]:
     settings = ctx.config.worker
-    server = _Server(
-        uvicorn.Config(
-            build_app(ctx, provider, token),
-            host=settings.listen_host,
-            port=settings.listen_port,
-            log_level="warning",
-            backlog=2048,
-            lifespan="off",
-        )
-    )
+    server = _Server(server_config(build_app(ctx, provider, token), settings))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -148,5 +148,5 @@ async def test_form_encoded_callbacks_are_read(ctx: Context) -> None:
         },
         receive,
     )
-    http = await to_http_request(request)
+    http = to_http_request(request, await request.body())
     assert http.form == {"MessageSid": "SM1", "MessageStatus": "delivered", "Body": "Café STOP"}

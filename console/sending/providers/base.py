@@ -46,6 +46,9 @@ class HttpRequest:
     path: str
     query: Mapping[str, str] = field(default_factory=dict)
     form: Mapping[str, str] = field(default_factory=dict)
+    # The form's (name, value) pairs in order, a repeated name each time (`form`
+    # keeps one value per name): what a signature over the form covers.
+    form_items: tuple[tuple[str, str], ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     # The full URL the provider called, as it signed it (Twilio).

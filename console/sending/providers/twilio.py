@@ -16,9 +16,12 @@ The contract followed here is Twilio's public REST documentation:
   having been committed.
 - Inbound SMS: form POST with `MessageSid`, `From`, `To`, `Body`.
 - Every webhook is signed: `X-Twilio-Signature` = base64(HMAC-SHA1(auth token,
-  full URL + each POST parameter name and value, sorted by name)). The worker's
-  endpoint must call `verify_signature` instead of the URL token check used by the
-  other providers.
+  full URL + each POST parameter name followed by its value, sorted by name)). A
+  name given several times contributes each of its values, sorted, as Twilio's own
+  helper libraries compute it (`RequestValidator.compute_signature`). The URL is the
+  one Twilio called: our configured public URL (`worker.public_url`), never the
+  Host header the request came with. The worker's endpoint calls `verify_signature`
+  instead of the URL token check used by the other providers.
 
 Twilio has no idempotency key for sends: an answer lost after the request left (read
 timeout, dropped connection) may hide a message that was sent, so it comes back as
@@ -30,7 +33,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -183,13 +186,14 @@ class TwilioProvider:
         given = _header(request.headers, "X-Twilio-Signature")
         if not given or not request.url:
             return False
-        candidates = [request.url]
-        for public in self._public_urls(request.url):
-            if public not in candidates:
-                candidates.append(public)
+        # Repeated names are part of what Twilio signed: the pairs as they came.
+        params = request.form_items or tuple(request.form.items())
+        # Only our public address: the request's own host is whatever the caller put
+        # in its Host header, and a signature Twilio made for another of the
+        # account's addresses must not pass here.
         return any(
-            hmac.compare_digest(signature(self._auth_token, url, request.form), given)
-            for candidate in candidates
+            hmac.compare_digest(signature(self._auth_token, url, params), given)
+            for candidate in dict.fromkeys(self._public_urls(request.url))
             for url in _url_variants(candidate)
         )
 
@@ -214,9 +218,18 @@ class TwilioProvider:
         ]
 
 
-def signature(auth_token: str, url: str, params: Mapping[str, str]) -> str:
-    """Twilio's webhook signature of a form POST to `url`."""
-    payload = url + "".join(f"{key}{params[key]}" for key in sorted(params))
+def signature(
+    auth_token: str, url: str, params: Mapping[str, str] | Iterable[tuple[str, str]]
+) -> str:
+    """Twilio's webhook signature of a form POST to `url`: the names sorted, each
+    followed by each of its values, sorted (once each, as Twilio's libraries do)."""
+    pairs = params.items() if isinstance(params, Mapping) else params
+    values: dict[str, set[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, set()).add(value)
+    payload = url + "".join(
+        f"{name}{value}" for name in sorted(values) for value in sorted(values[name])
+    )
     digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
     return base64.b64encode(digest).decode()
 
