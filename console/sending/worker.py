@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy import update
 from sqlmodel import col
 
+from console.audit import append_audit
 from console.contacts.numbers import mask
 from console.context import Context
 from console.sending.campaigns import complete_enqueue, incomplete_campaigns
@@ -338,10 +339,21 @@ class Worker:
         """Refused credentials would fail every message: pause the campaigns instead."""
         now = self.ctx.clock.now()
         release(self.ctx.engine, self.owner, chunk, now, reason)
+        campaigns = sorted({c.campaign_id for c in chunk})
         with write_session(self.ctx.engine) as session:
             session.execute(
                 update(Campaign)
-                .where(col(Campaign.id).in_({c.campaign_id for c in chunk}))
+                .where(col(Campaign.id).in_(campaigns))
                 .values(status="paused", status_reason=reason[:500])
             )
+            for campaign_id in campaigns:
+                # A pause nobody typed: the trail says who decided it.
+                append_audit(
+                    session,
+                    at=now,
+                    operator=self.ctx.operator,
+                    action="campaign.pause",
+                    target=f"campaign:{campaign_id}",
+                    details={"by": f"provider:{self.provider.name}", "reason": reason[:500]},
+                )
         log.error("provider refused credentials, campaigns paused: %s", reason)

@@ -12,17 +12,20 @@ import logging
 import os
 import secrets
 import signal
+import socket
 from collections.abc import Iterator, Mapping
 
 import httpx
 import uvicorn
 
+from console.audit import append_audit
 from console.context import Context
 from console.sending.endpoint import build_app
 from console.sending.endpoint_server import server_config
 from console.sending.providers.base import Provider
 from console.sending.worker import Worker
 from console.sending.workers import new_owner
+from storage.engine import write_session
 
 log = logging.getLogger("tocsin.worker")
 
@@ -93,11 +96,23 @@ async def serve(
         except RuntimeError:
             await asyncio.to_thread(worker.leave)
             raise
+        endpoint = (
+            f"{ctx.config.worker.listen_host}:{ctx.config.worker.listen_port}" if listen else "off"
+        )
         log.info(
-            "worker %s started: provider %s, endpoint %s",
-            worker.owner,
-            provider.name,
-            f"{ctx.config.worker.listen_host}:{ctx.config.worker.listen_port}" if listen else "off",
+            "worker %s started: provider %s, endpoint %s", worker.owner, provider.name, endpoint
+        )
+        await asyncio.to_thread(
+            _audit,
+            ctx,
+            "worker.start",
+            {
+                "owner": worker.owner,
+                "provider": provider.name,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "endpoint": endpoint,
+            },
         )
         try:
             await worker.run()
@@ -105,8 +120,30 @@ async def serve(
             if server is not None and server_task is not None:
                 server.should_exit = True
                 await server_task
+            # Said even when the worker stops on an error: the trail shows when
+            # nothing was sending. A database that refuses the entry is the worker's
+            # own trouble, already on its way out.
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(
+                    _audit,
+                    ctx,
+                    "worker.stop",
+                    {"owner": worker.owner, "provider": provider.name, "sent": worker.stats.sent},
+                )
     log.info("worker %s stopped after %d message(s)", worker.owner, worker.stats.sent)
     return worker
+
+
+def _audit(ctx: Context, action: str, details: dict[str, object]) -> None:
+    with write_session(ctx.engine) as session:
+        append_audit(
+            session,
+            at=ctx.clock.now(),
+            operator=ctx.operator,
+            action=action,
+            target=f"worker:{details['owner']}",
+            details=details,
+        )
 
 
 async def _listen(
