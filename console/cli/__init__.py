@@ -8,8 +8,13 @@ Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from console.cli import admin, consent, contacts, message, sending
 from console.cli import console as console_verbs
@@ -17,6 +22,8 @@ from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError
 from console.cli.console import ConsoleRunner, use_console
 from console.config import Config, ConfigError, load_config
 from console.roles import PermissionDenied
+from console.sending.providers.credentials import CredentialsError
+from console.text import visible
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -39,20 +46,81 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None = None) -> int:
+    """Every failure a user can cause or meet ends here as one line on stderr and the
+    documented exit status, never a traceback."""
     use_console(run_console)
-    args = _parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    undecodable = next((arg for arg in given if _not_utf8(arg)), None)
+    if undecodable is not None:
+        # The terminal sent bytes that are not UTF-8 (Python kept them as lone
+        # surrogates): they would fail later, deep in a database driver.
+        return _fail(
+            f"{visible_arg(undecodable)}: not valid UTF-8 (check the terminal's encoding)",
+            EXIT_USAGE,
+        )
+    args = _parser().parse_args(given)
     handler: Handler = getattr(args, "handler", console_verbs.cmd_tui)
     try:
         config = Config() if getattr(args, "config_free", False) else load_config(args.config)
-        return handler(args, config)
-    except ConfigError as exc:
-        print(f"tocsin: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        status = handler(args, config)
+        # Output buffered to a full disk fails here rather than at exit.
+        sys.stdout.flush()
+        return status
+    except (ConfigError, CredentialsError) as exc:
+        return _fail(str(exc), EXIT_USAGE)
     except CliError as exc:
-        print(f"tocsin: {exc}", file=sys.stderr)
-        return exc.status
+        return _fail(str(exc), exc.status)
     except PermissionDenied as exc:
-        print(f"tocsin: {exc}", file=sys.stderr)
+        return _fail(str(exc))
+    except BrokenPipeError:
+        # `tocsin export contacts | head`: the reader left; nothing to say.
+        _silence_stdout()
         return EXIT_FAILED
+    except OSError as exc:
+        return _fail(_os_error(exc))
+    except SQLAlchemyError as exc:
+        return _fail(f"database: {_database_error(exc)}")
     except KeyboardInterrupt:
         return 130
+
+
+def _fail(message: str, status: int = EXIT_FAILED) -> int:
+    print(f"tocsin: {message}", file=sys.stderr)
+    return status
+
+
+def _not_utf8(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def visible_arg(arg: str) -> str:
+    """The argument as its bytes were, the undecodable ones shown as \\xNN."""
+    raw = arg.encode("utf-8", "surrogateescape")
+    return visible(raw.decode("utf-8", "backslashreplace"))
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return f"{where}no space left on the disk; nothing more was written"
+    return f"{where}{exc.strerror or exc}"
+
+
+def _database_error(exc: SQLAlchemyError) -> str:
+    original = getattr(exc, "orig", None)
+    text = str(original if original is not None else exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if "disk is full" in first or "No space left" in first:
+        return f"{first}: free some space; the operation was rolled back"
+    return first
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

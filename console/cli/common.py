@@ -25,14 +25,18 @@ class CliError(Exception):
 
 
 def context(config: Config) -> Context:
-    """The context a verb runs with; a database or key problem is one line, exit 1."""
+    """The context a verb runs with: a database problem is one line and exit 1, a key
+    file Tocsin cannot use (unreadable, open to others, not this database's) one line
+    and exit 2, like any configuration problem."""
     from console.bootstrap import StartupError, build_context
     from console.consent.suppression import HashKeyError
 
     try:
         return build_context(config)
-    except (StartupError, HashKeyError) as exc:
+    except StartupError as exc:
         raise CliError(str(exc)) from exc
+    except HashKeyError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
 
 
 def confirm_typed(count: int, what: str, stdin: TextIO, stderr: TextIO) -> None:

@@ -110,7 +110,12 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
     ctx = context(config)
     if args.output:
-        count = export_file(ctx, Path(args.output))
+        try:
+            count = export_file(ctx, Path(args.output))
+        except OSError as exc:
+            # A write error (a full disk) names no file: say which.
+            exc.filename = exc.filename or args.output
+            raise
         print(f"{count} contacts -> {args.output}", file=sys.stderr)
     else:
         export_contacts(ctx, sys.stdout)
