@@ -20,6 +20,7 @@ from console.cli import admin, consent, contacts, message, sending
 from console.cli import console as console_verbs
 from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError
 from console.cli.console import ConsoleRunner, use_console
+from console.cli.terminal import guarded_terminal
 from console.config import Config, ConfigError, load_config
 from console.roles import PermissionDenied
 from console.sending.providers.credentials import CredentialsError
@@ -60,11 +61,15 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         )
     args = _parser().parse_args(given)
     handler: Handler = getattr(args, "handler", console_verbs.cmd_tui)
+    # The console draws with escape sequences of its own (and shows residents' text
+    # escaped itself); every other verb's terminal output is guarded.
+    owns_terminal = handler is console_verbs.cmd_tui or getattr(args, "owns_terminal", False)
     try:
         config = Config() if getattr(args, "config_free", False) else load_config(args.config)
-        status = handler(args, config)
-        # Output buffered to a full disk fails here rather than at exit.
-        sys.stdout.flush()
+        with contextlib.nullcontext() if owns_terminal else guarded_terminal():
+            status = handler(args, config)
+            # Output buffered to a full disk fails here rather than at exit.
+            sys.stdout.flush()
         return status
     except (ConfigError, CredentialsError) as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -85,7 +90,8 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
 
 
 def _fail(message: str, status: int = EXIT_FAILED) -> int:
-    print(f"tocsin: {message}", file=sys.stderr)
+    # One line, whatever a message quotes (a provider's words, a file's name).
+    print(f"tocsin: {visible(message)}", file=sys.stderr)
     return status
 
 

@@ -5,7 +5,6 @@ Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -62,4 +61,7 @@ def parse_when(text: str, config: Config) -> datetime:
 
 
 def print_json(data: object) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True))
+    """Stable JSON, with every control character escaped (see cli.terminal)."""
+    from console.cli.terminal import json_text
+
+    print(json_text(data))

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--no-tui", action="store_true", help="build the town, print its path")
 
     # The demo reads no config: a broken one of the user's must not stop it.
-    demo.set_defaults(handler=cmd_demo, config_free=True)
+    demo.set_defaults(handler=cmd_demo, config_free=True, owns_terminal=True)
 
 
 def console_runner() -> ConsoleRunner:

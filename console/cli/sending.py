@@ -16,6 +16,7 @@ from console.cli.common import (
     print_json,
 )
 from console.config import Config
+from console.text import visible
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -176,9 +177,10 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print_json(view.to_json())
     else:
+        # The reason is the provider's words: shown escaped, never played.
         print(
             f"#{view.id} {view.kind} {view.status}"
-            + (f" ({view.status_reason})" if view.status_reason else "")
+            + (f" ({visible(view.status_reason)})" if view.status_reason else "")
         )
         print(f"  topic {view.topic}, sender {view.sender_id}, by {view.created_by}")
         print(f"  {counts_line(view.counts)}")

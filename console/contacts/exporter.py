@@ -4,7 +4,8 @@ UTF-8 with a BOM (Excel then reads accents right), `;` as separator (French Exce
 and cells a spreadsheet would run as a formula (= + - @ tab CR) prefixed with an
 apostrophe. The importer drops that apostrophe again, so an export re-imports with
 zero changes. Phone numbers are written as the town reads them (06 12 34 56 78,
-+262 692 ...) and are not guarded: they are digits, and a guard would change them.
++262 692 ...); one starting with `+` is guarded too, since Excel reads `+262 692
+...` as a formula (the importer reads `'+262 692 ...` as the number).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def export_file(ctx: Context, path: Path, *, query: ContactQuery | None = None) 
 def _cells(ctx: Context, row: ContactRow, notes: str) -> list[str]:
     granted = ",".join(sorted(topic for topic, yes in row.consents.items() if yes))
     return [
-        number_text(ctx, row.number) if row.number else "",
+        guard(number_text(ctx, row.number)) if row.number else "",
         guard(row.name),
         guard(row.zone),
         guard(row.groups),
