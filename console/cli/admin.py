@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_db(args: argparse.Namespace, config: Config) -> int:
+    if args.action == "backup":
+        return _db_backup(args, config)
+    if args.action == "restore":
+        return _db_restore(args, config)
     from sqlalchemy.exc import SQLAlchemyError
 
     from console.bootstrap import engine_label
@@ -65,6 +69,69 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
     except SQLAlchemyError as exc:
         raise CliError(f"database {engine_label(url)}: {exc}") from exc
     print(f"database at schema {current_revision(engine)} (head {head_revision()})")
+    return EXIT_OK
+
+
+def _db_backup(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from console.backup import backup_database
+    from console.consent.suppression import key_fingerprint
+
+    ctx = context(config)
+    written = backup_database(ctx, Path(args.file))
+    if args.json:
+        print_json(
+            {
+                "file": str(written.path),
+                "schema": written.schema,
+                "created_at": written.created_at.isoformat(),
+                "key_fingerprint": key_fingerprint(ctx.hash_key),
+                "counts": written.counts,
+            }
+        )
+    else:
+        counts = written.counts
+        print(
+            f"backup written to {written.path}: {counts.get('contact', 0)} contacts, "
+            f"{counts.get('consent_event', 0)} consent events, "
+            f"{counts.get('suppression', 0)} suppressed numbers, "
+            f"{counts.get('campaign', 0)} campaigns, {counts.get('message', 0)} messages, "
+            f"{counts.get('audit_entry', 0)} audit entries"
+        )
+        print(
+            f"it needs the hash key with fingerprint {key_fingerprint(ctx.hash_key)} "
+            "to be restored: keep the key file backed up too, apart"
+        )
+    return EXIT_OK
+
+
+def _db_restore(args: argparse.Namespace, config: Config) -> int:
+    from pathlib import Path
+
+    from console.backup import restore_database
+    from console.errors import TocsinError
+    from storage.backup import BackupError
+
+    try:
+        restored = restore_database(config, Path(args.file))
+    except (TocsinError, BackupError) as exc:
+        raise CliError(str(exc)) from exc
+    if args.json:
+        print_json(
+            {
+                "file": args.file,
+                "made_at": restored.created_at,
+                "schema": restored.schema,
+                "counts": restored.counts,
+            }
+        )
+    else:
+        total = sum(restored.counts.values())
+        print(
+            f"restored {total} rows from {args.file} (made {restored.created_at} on "
+            f"{restored.engine}); check it: tocsin audit verify"
+        )
     return EXIT_OK
 
 
