@@ -268,43 +268,54 @@ def expire_leases(engine: Engine, now: datetime) -> int:
 
 
 def apply_report(engine: Engine, report: DeliveryReport, now: datetime) -> bool:
-    """Apply a delivery report unless it would move the message backwards.
+    """Apply one delivery report (see apply_reports)."""
+    return apply_reports(engine, [report], now)[0]
+
+
+def apply_reports(engine: Engine, reports: Sequence[DeliveryReport], now: datetime) -> list[bool]:
+    """Apply delivery reports in one transaction, in their order; for each, whether
+    it moved its message.
 
     Reports arrive twice and out of order: a duplicate or an older report is kept as
-    an event, not applied.
+    an event, not applied. Several reports for one message in the same batch apply
+    one after the other, as if they had come one by one.
     """
-    message: Any = Message
     with write_session(engine) as session:
-        if report.message_id is not None:
-            where = message.id == report.message_id
-        elif report.provider_ref:
-            where = message.provider_ref == report.provider_ref
-        else:
-            return False
-        # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
-        # cannot slip between this read and the update below.
-        found = session.execute(
-            select(message.id, message.state).where(where).with_for_update()
-        ).first()
-        if found is None:
-            return False
-        message_id, current = found
-        applied = current != report.state and can_move(current, report.state)
-        if applied:
-            applied = bool(
-                session.execute(
-                    update(message)
-                    .where(and_(message.id == message_id, message.state == current))
-                    .values(
-                        state=report.state,
-                        reason=report.provider_status[:500],
-                        lease_owner="",
-                        lease_expires_at=None,
-                        updated_at=now,
-                    )
-                ).rowcount  # type: ignore[attr-defined]
-            )
-        _event(session, message_id, report.state, applied, "report", report.provider_status, now)
+        return [_apply_one(session, report, now) for report in reports]
+
+
+def _apply_one(session: Session, report: DeliveryReport, now: datetime) -> bool:
+    message: Any = Message
+    if report.message_id is not None:
+        where = message.id == report.message_id
+    elif report.provider_ref:
+        where = message.provider_ref == report.provider_ref
+    else:
+        return False
+    # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
+    # cannot slip between this read and the update below.
+    found = session.execute(
+        select(message.id, message.state).where(where).with_for_update()
+    ).first()
+    if found is None:
+        return False
+    message_id, current = found
+    applied = current != report.state and can_move(current, report.state)
+    if applied:
+        applied = bool(
+            session.execute(
+                update(message)
+                .where(and_(message.id == message_id, message.state == current))
+                .values(
+                    state=report.state,
+                    reason=report.provider_status[:500],
+                    lease_owner="",
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        )
+    _event(session, message_id, report.state, applied, "report", report.provider_status, now)
     return applied
 
 
