@@ -122,6 +122,16 @@ def _database_error(exc: SQLAlchemyError) -> str:
     first = text[0] if text else type(exc).__name__
     if "disk is full" in first or "No space left" in first:
         return f"{first}: free some space; the operation was rolled back"
+    if "readonly database" in first:
+        return (
+            f"{first}: the database file and its -wal and -shm files must be writable "
+            "by whoever writes (the service user, or the tocsin group); check `ls -l` on them"
+        )
+    if "database is locked" in first:
+        return (
+            f"{first}: another program has held the write lock for over 10 s (an import, "
+            "an open transaction); nothing was changed, try again once it is done"
+        )
     return first
 
 

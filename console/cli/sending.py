@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from console.cli.common import (
     EXIT_OK,
@@ -17,6 +18,7 @@ from console.cli.common import (
 )
 from console.config import Config
 from console.text import visible
+from storage.faults import Fault
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -105,7 +107,7 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
                 f"{sms.segments} SMS ({sms.encoding}) each, estimated cost {cost:.2f}\n"
             )
             confirm_typed(preview.recipients, "recipients to send to", sys.stdin, sys.stderr)
-        result = create_campaign(ctx, request)
+        result = create_campaign(ctx, request, on_wait=_say_waiting(config))
     except TocsinError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     if args.json:
@@ -187,14 +189,32 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def _say_waiting(config: Config) -> Callable[[Fault], None]:
+    """Tell the operator, once per kind of trouble, that the alert is waiting."""
+    from console.i18n import Translator
+
+    t = Translator(config.console.language)
+    said: set[Fault] = set()
+
+    def say(fault: Fault) -> None:
+        if fault not in said:
+            said.add(fault)
+            sys.stderr.write(f"tocsin: {t('fault.alert_waits.' + fault)}\n")
+            sys.stderr.flush()
+
+    return say
+
+
 def counts_line(counts: dict[str, int]) -> str:
     return " ".join(f"{state}={count}" for state, count in counts.items() if count)
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
+    from console.i18n import Translator
     from console.sending.campaign_ops import queue_status
 
     status = queue_status(context(config))
+    t = Translator(config.console.language)
     if args.json:
         print_json(status)
     else:
@@ -205,6 +225,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
             f"no report after {config.worker.report_timeout_minutes} min: "
             f"{status['no_report']}"
         )
+        if status["database_fault"]:
+            print(t(f"fault.{status['database_fault']}"))
         if status["worker_alive"]:
             for worker in status["workers"]:
                 print(
@@ -217,13 +239,13 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    from console.sending.worker import WorkerBusy
+    from console.sending.worker import DatabaseGone, WorkerBusy
     from console.sending.worker_main import run_worker
 
     ctx = context(config)
     try:
         run_worker(ctx)
-    except WorkerBusy as exc:
+    except (WorkerBusy, DatabaseGone) as exc:
         raise CliError(str(exc)) from exc
     except RuntimeError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc

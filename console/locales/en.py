@@ -200,6 +200,19 @@ EN: dict[str, str] = {
     "envois.spark_label": "Answers, 10 min",
     "envois.worker_alive": "Worker alive on {host} ({count}) · seen {age} ago",
     "envois.no_worker": "✗ No worker alive: nothing goes out (w: start one)",
+    "fault.locked": "⏸ Sending paused: the database is locked by another program "
+    "(an import, an open transaction); the worker waits and resumes by itself",
+    "fault.disk_full": "⏸ Sending paused: the disk is full; free some space, "
+    "the worker resumes by itself and loses nothing",
+    "fault.read_only": "⏸ Sending paused: the database is read-only "
+    "(permissions of the .db, -wal, -shm files); the worker resumes by itself",
+    "fault.io_error": "⏸ Sending paused: input/output error on the database; check the disk",
+    "fault.unreachable": "⏸ Sending paused: the database server is unreachable; "
+    "the worker resumes by itself",
+    "fault.alert_waits.locked": "the database is locked by another program (an import, "
+    "an open transaction): the alert waits for it (Ctrl+C to give up)",
+    "fault.alert_waits.unreachable": "the database server does not answer: "
+    "the alert waits for it (Ctrl+C to give up)",
     "envois.provider": "Provider {name}: ",
     "envois.total_rate": "rate {rate}",
     "envois.created": "by {who} on {date} at {time}",

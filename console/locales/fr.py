@@ -201,6 +201,19 @@ FR: dict[str, str] = {
     "envois.spark_label": "Réponses, 10 min",
     "envois.worker_alive": "Worker actif sur {host} ({count}) · signe il y a {age}",
     "envois.no_worker": "✗ Aucun worker actif : rien ne part (w : en démarrer un)",
+    "fault.locked": "⏸ Envois en pause : la base est verrouillée par un autre programme "
+    "(import, transaction ouverte) ; le worker attend et reprendra seul",
+    "fault.disk_full": "⏸ Envois en pause : disque plein ; libérez de la place, "
+    "le worker reprendra seul sans rien perdre",
+    "fault.read_only": "⏸ Envois en pause : la base est en lecture seule "
+    "(droits des fichiers .db, -wal, -shm) ; le worker reprendra seul",
+    "fault.io_error": "⏸ Envois en pause : erreur d'entrée-sortie sur la base ; vérifiez le disque",
+    "fault.unreachable": "⏸ Envois en pause : serveur de base de données injoignable ; "
+    "le worker reprendra seul",
+    "fault.alert_waits.locked": "la base est verrouillée par un autre programme (import, "
+    "transaction ouverte) : l'alerte attend qu'elle se libère (Ctrl+C pour abandonner)",
+    "fault.alert_waits.unreachable": "le serveur de base de données ne répond pas : "
+    "l'alerte attend qu'il revienne (Ctrl+C pour abandonner)",
     "envois.provider": "Fournisseur {name} : ",
     "envois.total_rate": "débit {rate}",
     "envois.created": "par {who} le {date} à {time}",

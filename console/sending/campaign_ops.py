@@ -17,7 +17,7 @@ from console.context import Context
 from console.roles import Role
 from console.sending.campaigns import CampaignError, _counts
 from console.sending.states import FAILED, QUEUED, SKIPPED, STATES, SUBMITTED, UNCERTAIN
-from console.sending.workers import ALIVE_WITHIN_S, alive_workers
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
 from storage.engine import read_session, write_session
 from storage.models import Campaign, DeliveryEvent, Message
 
@@ -281,6 +281,7 @@ def queue_status(ctx: Context) -> dict[str, Any]:
             .where(col(Campaign.status).in_(("queued", "running", "paused")))
         ).scalar_one()
     workers = alive_workers(ctx.engine, now, ALIVE_WITHIN_S)
+    fault = silent_database_fault(ctx.engine, workers, now)
     return {
         "messages": {state: int(by_state.get(state, 0)) for state in STATES},
         "in_flight": int(by_state.get("sending", 0)),
@@ -298,4 +299,5 @@ def queue_status(ctx: Context) -> dict[str, Any]:
             }
             for w in workers
         ],
+        "database_fault": fault and str(fault),
     }

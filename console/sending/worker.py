@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import httpx
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from console.audit import append_audit
@@ -41,6 +42,7 @@ from console.sending.ratelimit import TokenBucket
 from console.sending.states import SUBMITTED
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
+from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
 from storage.models import Campaign
 
 log = logging.getLogger("tocsin.worker")
@@ -60,8 +62,20 @@ STALLED_ENQUEUE_S = 30
 REPORT_BATCH = 500
 
 
+# A database that is locked, full or unreachable is asked again after this long,
+# doubling up to the maximum: an alert resumes within seconds of the trouble passing.
+FAULT_RETRY_MIN_S = 0.5
+FAULT_RETRY_MAX_S = 5.0
+RESUME_AFTER_S = 3.0
+
+
 class WorkerBusy(Exception):
     """Another worker holds the SQLite sender lease."""
+
+
+class DatabaseGone(Exception):
+    """The SQLite file was deleted or replaced under the running worker: sending on
+    would write into a file nobody reads."""
 
 
 @dataclass
@@ -115,10 +129,75 @@ class Worker:
         # each other here rather than on SQLite's busy handler, which sleeps whole
         # milliseconds, and one thread contends for the GIL instead of several.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-ledger")
+        # Why the database refuses work right now (None: it does not); the worker
+        # waits it out instead of dying.
+        self.database_fault: Fault | None = None
+        self._fault_began = 0.0
+        self._last_fault = 0.0
+        self._file = DatabaseFile.of(ctx.engine)
 
     async def _in_db(self, fn: Callable[..., T], *args: object) -> T:
+        """Run database work on the ledger thread, waiting out a locked, full or
+        unreachable database: each call is one transaction, rolled back whole when
+        it fails, so it is simply made again."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, functools.partial(fn, *args))
+        delay = FAULT_RETRY_MIN_S
+        while True:
+            try:
+                result = await loop.run_in_executor(self._db, functools.partial(fn, *args))
+            except DATABASE_ERRORS as exc:
+                fault = passing_fault(exc)
+                if fault is None or self.stop.is_set():
+                    raise
+                self._check_file()
+                self._paused(fault, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=delay)
+                delay = min(delay * 2, FAULT_RETRY_MAX_S)
+                continue
+            if self.database_fault is not None and self._steady(loop.time()):
+                self._resumed()
+            return result
+
+    def _steady(self, now: float) -> bool:
+        # On a full disk some writes still get through (SQLite reuses its journal's
+        # space) while most fail: resumed only once nothing failed for a while.
+        return now - self._last_fault >= RESUME_AFTER_S
+
+    async def in_ledger(self, fn: Callable[..., T], *args: object) -> T:
+        """Database work of the worker's owner (its audit entries), waited out like
+        the worker's own."""
+        return await self._in_db(fn, *args)
+
+    def _check_file(self) -> None:
+        problem = self._file.problem() if self._file is not None else None
+        if problem is not None:
+            log.critical("%s: the worker stops; restore the database or a backup", problem)
+            raise DatabaseGone(problem)
+
+    def _paused(self, fault: Fault, exc: BaseException) -> None:
+        self._last_fault = asyncio.get_running_loop().time()
+        if self.database_fault == fault:
+            return
+        if self.database_fault is None:
+            self._fault_began = asyncio.get_running_loop().time()
+        self.database_fault = fault
+        said = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
+        first = said.splitlines()[0] if said else fault
+        log.warning(
+            "database %s (%s): sending paused; the worker waits and resumes by itself",
+            fault,
+            first,
+        )
+
+    def _resumed(self) -> None:
+        waited = asyncio.get_running_loop().time() - self._fault_began
+        log.warning(
+            "database usable again after %.0f s (%s): sending resumed",
+            waited,
+            self.database_fault,
+        )
+        self.database_fault = None
 
     async def start(self) -> None:
         """Take the sender lease (SQLite) and announce ourselves; raises WorkerBusy."""
@@ -246,6 +325,7 @@ class Worker:
         if not first and loop.time() - self._last_housekeeping < HOUSEKEEPING_S:
             return
         self._last_housekeeping = loop.time()
+        self._check_file()
         engine, now = self.ctx.engine, self.ctx.clock.now()
         if is_sqlite(engine):
             holder = await self._in_db(
