@@ -24,14 +24,13 @@ from console.sending.states import (
     SENDING,
     SUBMITTED,
     UNCERTAIN,
+    CampaignStatus,
     can_move,
 )
 from storage.engine import write_session
 from storage.models import Campaign, DeliveryEvent, Message
 from storage.rawsql import dialect, write_cursor
 
-# Campaigns whose messages may be claimed.
-ACTIVE = ("queued", "running")
 # Retry backoff: 2, 4, 8 ... seconds, at most 5 minutes.
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
@@ -77,7 +76,7 @@ def claim_batch(
     with write_cursor(engine) as cursor:
         cursor.execute(
             db.sql(select_sql),
-            {"queued": QUEUED, "running": "running", "now": stamp, "limit": limit},
+            {"queued": QUEUED, "running": CampaignStatus.RUNNING, "now": stamp, "limit": limit},
         )
         rows = cursor.fetchall()
         if not rows:
@@ -102,7 +101,11 @@ def claim_batch(
                 f"UPDATE campaign SET status = :running WHERE {db.in_ids('id', 'ids')} "
                 "AND status = :queued"
             ),
-            {"running": "running", "queued": "queued", "ids": db.ids({row[1] for row in rows})},
+            {
+                "running": CampaignStatus.RUNNING,
+                "queued": CampaignStatus.QUEUED,
+                "ids": db.ids({row[1] for row in rows}),
+            },
         )
     return [
         Claimed(message_id, campaign_id, number, text, sender_id, attempts + 1, kind == "emergency")
@@ -340,12 +343,12 @@ def finish_campaigns(engine: Engine) -> int:
             session.execute(
                 update(campaign)
                 .where(
-                    campaign.status == "running",
+                    campaign.status == CampaignStatus.RUNNING,
                     campaign.enqueued.is_(True),
                     ~select(message.id)
                     .where(message.campaign_id == campaign.id, message.state.in_(open_states))
                     .exists(),
                 )
-                .values(status="done")
+                .values(status=CampaignStatus.DONE)
             ).rowcount  # type: ignore[attr-defined]
         )
