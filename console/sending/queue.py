@@ -28,7 +28,7 @@ from console.sending.states import (
     can_move,
 )
 from storage.engine import write_session
-from storage.models import Campaign, DeliveryEvent, Message
+from storage.models import DeliveryEvent, campaign_table, message_table
 from storage.rawsql import dialect, write_cursor
 
 # Retry backoff: 2, 4, 8 ... seconds, at most 5 minutes.
@@ -217,10 +217,10 @@ def release(
     engine: Engine, owner: str, claimed: Sequence[Claimed], now: datetime, reason: str
 ) -> None:
     """Put claimed messages back untouched (the provider was never called for them)."""
-    message: Any = Message
+    message = message_table.c
     with write_session(engine) as session:
         session.execute(
-            update(message)
+            update(message_table)
             .where(
                 message.id.in_([c.message_id for c in claimed]),
                 message.state == SENDING,
@@ -242,12 +242,11 @@ def expire_leases(engine: Engine, now: datetime) -> int:
 
     Emergency campaigns re-send them at once; the others hold them for the operator.
     """
-    message: Any = Message
-    campaign: Any = Campaign
+    message, campaign = message_table.c, campaign_table.c
     with write_session(engine) as session:
         expired = session.execute(
             select(message.id, campaign.resend_uncertain)
-            .join(campaign, campaign.id == message.campaign_id)
+            .join(campaign_table, campaign.id == message.campaign_id)
             .where(message.state == SENDING, message.lease_expires_at < now)
         ).all()
         for message_id, resend in expired:
@@ -256,7 +255,7 @@ def expire_leases(engine: Engine, now: datetime) -> int:
                 "; re-sent (emergency)" if resend else ""
             )
             session.execute(
-                update(message)
+                update(message_table)
                 .where(message.id == message_id, message.state == SENDING)
                 .values(
                     state=state,
@@ -276,7 +275,7 @@ def apply_report(engine: Engine, report: DeliveryReport, now: datetime) -> bool:
     Reports arrive twice and out of order: a duplicate or an older report is kept as
     an event, not applied.
     """
-    message: Any = Message
+    message = message_table.c
     with write_session(engine) as session:
         if report.message_id is not None:
             where = message.id == report.message_id
@@ -296,7 +295,7 @@ def apply_report(engine: Engine, report: DeliveryReport, now: datetime) -> bool:
         if applied:
             applied = bool(
                 session.execute(
-                    update(message)
+                    update(message_table)
                     .where(and_(message.id == message_id, message.state == current))
                     .values(
                         state=report.state,
@@ -335,13 +334,12 @@ def _event(
 def finish_campaigns(engine: Engine) -> int:
     """A running campaign with nothing left to send or decide is done (once its whole
     audience is enqueued: an emergency sends its first chunk before the rest is in)."""
-    campaign: Any = Campaign
-    message: Any = Message
+    campaign, message = campaign_table.c, message_table.c
     open_states = (QUEUED, SENDING, UNCERTAIN)
     with write_session(engine) as session:
         return int(
             session.execute(
-                update(campaign)
+                update(campaign_table)
                 .where(
                     campaign.status == CampaignStatus.RUNNING,
                     campaign.enqueued.is_(True),
