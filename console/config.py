@@ -22,6 +22,15 @@ from pydantic import (
 
 from console.composing.composer import PLACEHOLDERS, placeholders_in
 
+# A sender name residents see: letters and digits, 3 to 11, at least one letter (what
+# operators accept). The config and every campaign check it here.
+SENDER_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}")
+
+
+def is_sender_id(value: str) -> bool:
+    return SENDER_ID.fullmatch(value) is not None
+
+
 SYSTEM_CONFIG = Path("/etc/tocsin/config.toml")
 
 # Regions a French commune can be in; numbers are parsed against each in turn.
@@ -60,7 +69,7 @@ class TownConfig(_Strict):
     @field_validator("sender_id")
     @classmethod
     def _sender_id(cls, value: str) -> str:
-        if not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}", value):
+        if not is_sender_id(value):
             raise ValueError(
                 f"expected 3 to 11 letters and digits, at least one letter (got {value!r})"
             )

@@ -4,7 +4,6 @@ of a queued or running campaign, and every change here is one transaction."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -15,8 +14,19 @@ from sqlmodel import col
 from console.audit import append_audit
 from console.context import Context
 from console.roles import Role
-from console.sending.campaigns import CampaignError, _counts
-from console.sending.states import FAILED, QUEUED, SKIPPED, STATES, SUBMITTED, UNCERTAIN
+from console.sending.campaigns import Audience, CampaignError, state_counts
+from console.sending.states import (
+    ACTIVE_STATUSES,
+    CLAIMABLE_STATUSES,
+    FAILED,
+    QUEUED,
+    SENDING,
+    SKIPPED,
+    STATES,
+    SUBMITTED,
+    UNCERTAIN,
+    CampaignStatus,
+)
 from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
 from storage.engine import read_session, write_session
 from storage.models import Campaign, DeliveryEvent, Message
@@ -68,7 +78,7 @@ def _view(campaign: Campaign, counts: dict[str, int]) -> CampaignView:
         campaign.created_by,
         campaign.created_at,
         campaign.start_at,
-        json.loads(campaign.audience or "{}"),
+        Audience.from_json(campaign.audience).to_dict(),
         counts,
     )
 
@@ -80,7 +90,8 @@ def list_campaigns(ctx: Context, limit: int = 50) -> list[CampaignView]:
             .scalars()
             .all()
         )
-        return [_view(c, _counts(session, c.id or 0)) for c in campaigns]
+        counts = state_counts(session, [c.id for c in campaigns if c.id is not None])
+        return [_view(c, counts[c.id]) for c in campaigns if c.id is not None]
 
 
 def get_campaign(ctx: Context, campaign_id: int) -> CampaignView:
@@ -88,16 +99,20 @@ def get_campaign(ctx: Context, campaign_id: int) -> CampaignView:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise CampaignError(f"no campaign #{campaign_id}", "no_campaign", id=campaign_id)
-        return _view(campaign, _counts(session, campaign_id))
+        return _view(campaign, state_counts(session, [campaign_id])[campaign_id])
 
 
 Change = Literal["pause", "resume", "cancel"]
-_ALLOWED: dict[str, tuple[str, ...]] = {
-    "pause": ("queued", "running"),
-    "resume": ("paused",),
-    "cancel": ("queued", "running", "paused"),
+_ALLOWED: dict[str, tuple[CampaignStatus, ...]] = {
+    "pause": CLAIMABLE_STATUSES,
+    "resume": (CampaignStatus.PAUSED,),
+    "cancel": ACTIVE_STATUSES,
 }
-_NEW_STATUS = {"pause": "paused", "resume": "running", "cancel": "cancelled"}
+_NEW_STATUS = {
+    "pause": CampaignStatus.PAUSED,
+    "resume": CampaignStatus.RUNNING,
+    "cancel": CampaignStatus.CANCELLED,
+}
 
 
 def change_campaign(ctx: Context, campaign_id: int, change: Change) -> CampaignView:
@@ -189,7 +204,7 @@ def retry_failed(ctx: Context, campaign_id: int) -> int:
     credentials...); returns how many. Attempts start again from zero."""
     view = get_campaign(ctx, campaign_id)
     ctx.require(Role.ALERTER if view.kind == "emergency" else Role.OPERATOR)
-    if view.status == "cancelled":
+    if view.status == CampaignStatus.CANCELLED:
         raise CampaignError(
             f"campaign #{campaign_id} is cancelled: cannot retry",
             "campaign_change",
@@ -234,8 +249,8 @@ def retry_failed(ctx: Context, campaign_id: int) -> int:
             # A finished campaign runs again for these messages.
             session.execute(
                 update(Campaign)
-                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == "done")
-                .values(status="running")
+                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == CampaignStatus.DONE)
+                .values(status=CampaignStatus.RUNNING)
             )
         append_audit(
             session,
@@ -278,13 +293,13 @@ def queue_status(ctx: Context) -> dict[str, Any]:
         active = session.execute(
             select(func.count())
             .select_from(Campaign)
-            .where(col(Campaign.status).in_(("queued", "running", "paused")))
+            .where(col(Campaign.status).in_(ACTIVE_STATUSES))
         ).scalar_one()
     workers = alive_workers(ctx.engine, now, ALIVE_WITHIN_S)
     fault = silent_database_fault(ctx.engine, workers, now)
     return {
         "messages": {state: int(by_state.get(state, 0)) for state in STATES},
-        "in_flight": int(by_state.get("sending", 0)),
+        "in_flight": int(by_state.get(SENDING, 0)),
         "no_report": int(no_report),
         "rate_per_second": round(int(last_minute) / 60, 2),
         "active_campaigns": int(active),

@@ -9,10 +9,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeVar
@@ -23,25 +22,31 @@ from sqlmodel import Session, col
 
 from console.audit import append_audit
 from console.composing.composer import unfilled_placeholders, with_stop_mention
+from console.config import is_sender_id
 from console.consent.ledger import may_receive
 from console.consent.suppression import number_hasher
 from console.contacts.numbers import InvalidNumber
 from console.context import Context
 from console.errors import TocsinError
 from console.roles import Role
-from console.sending.states import QUEUED, SKIPPED, STATES
+from console.sending.states import QUEUED, SKIPPED, STATES, CampaignStatus
 from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import is_sqlite, read_session, write_session
 from storage.faults import Fault, retry_while_locked
-from storage.models import Campaign, ConsentState, Contact, ContactGroup, Message, Suppression
+from storage.models import (
+    Campaign,
+    ConsentState,
+    ContactGroup,
+    Message,
+    Suppression,
+    contact_table,
+    message_table,
+)
 
 Kind = Literal["emergency", "planned"]
 T = TypeVar("T")
 
 EMERGENCY_PRIORITY = 100
-# Letters and digits, 3 to 11, at least one letter (what operators accept as a
-# sender name).
-_SENDER_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}")
 
 SKIP_NOT_SENDABLE = "not_sendable"
 SKIP_NO_CONSENT = "no_consent"
@@ -59,17 +64,17 @@ class Audience:
     groups: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The stored shape, which `campaign show --json` prints as it is."""
+        return {
+            "all": self.everyone,
+            "groups": list(self.groups),
+            "numbers": list(self.numbers),
+            "zones": list(self.zones),
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "all": self.everyone,
-                "zones": list(self.zones),
-                "groups": list(self.groups),
-                "numbers": list(self.numbers),
-            },
-            ensure_ascii=False,
-            sort_keys=True,
-        )
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Audience:
@@ -105,7 +110,7 @@ class Enqueued:
 
 
 def check_sender_id(sender_id: str) -> str:
-    if not _SENDER_ID.fullmatch(sender_id):
+    if not is_sender_id(sender_id):
         raise CampaignError(
             f"sender ID {sender_id!r}: 3 to 11 letters and digits, at least one letter",
             "campaign_sender_id",
@@ -238,7 +243,7 @@ def _create_first(
             kind=request.kind,
             priority=EMERGENCY_PRIORITY if emergency else 0,
             audience=request.audience.to_json(),
-            status="queued",
+            status=CampaignStatus.QUEUED,
             created_by=ctx.operator,
             created_at=now,
             start_at=request.start_at or now,
@@ -447,7 +452,7 @@ def _resolve(
     """The rows of the audience's contacts after `after_id` (in id order, at most
     `limit`), then, with the last chunk, the typed numbers no contact has. Returns the
     rows, the last contact id seen, and whether this was the last chunk."""
-    contact: Any = Contact
+    contact = contact_table.c
     conditions = []
     if audience.everyone:
         conditions.append(contact.id.is_not(None))
@@ -539,8 +544,8 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
     """(campaign, number) is unique: an enqueue run twice never doubles a message."""
     if not rows:
         return
-    table: Any = Message.__table__  # type: ignore[attr-defined]
     stmt: Any
+    table = message_table
     if conn.dialect.name == "postgresql":
         stmt = postgresql.insert(table).on_conflict_do_nothing(
             constraint="uq_message_campaign_number"
@@ -552,19 +557,22 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
     conn.execute(stmt, rows)
 
 
-def _counts(session: Session, campaign_id: int) -> dict[str, int]:
-    found: dict[str, int] = {
-        state: count
-        for state, count in session.execute(
-            select(col(Message.state), func.count())
-            .where(col(Message.campaign_id) == campaign_id)
-            .group_by(col(Message.state))
-        )
+def state_counts(session: Session, campaign_ids: Collection[int]) -> dict[int, dict[str, int]]:
+    """Messages per ledger state of each campaign, every state present (the `--json`
+    shape), in one query for them all."""
+    counts: dict[int, dict[str, int]] = {
+        campaign_id: dict.fromkeys(STATES, 0) for campaign_id in campaign_ids
     }
-    return {state: int(found.get(state, 0)) for state in STATES}
+    if not counts:
+        return counts
+    for campaign_id, state, count in session.execute(
+        select(col(Message.campaign_id), col(Message.state), func.count())
+        .where(col(Message.campaign_id).in_(counts))
+        .group_by(col(Message.campaign_id), col(Message.state))
+    ):
+        counts[campaign_id][state] = int(count)
+    return counts
 
 
-def campaign_counts(ctx: Context, campaign_id: int) -> dict[str, int]:
-    """Messages per ledger state, every state present (the `--json` shape)."""
-    with read_session(ctx.engine) as session:
-        return _counts(session, campaign_id)
+def _counts(session: Session, campaign_id: int) -> dict[str, int]:
+    return state_counts(session, [campaign_id])[campaign_id]

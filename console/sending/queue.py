@@ -24,14 +24,13 @@ from console.sending.states import (
     SENDING,
     SUBMITTED,
     UNCERTAIN,
+    CampaignStatus,
     can_move,
 )
 from storage.engine import write_session
-from storage.models import Campaign, DeliveryEvent, Message
+from storage.models import DeliveryEvent, campaign_table, message_table
 from storage.rawsql import dialect, write_cursor
 
-# Campaigns whose messages may be claimed.
-ACTIVE = ("queued", "running")
 # Retry backoff: 2, 4, 8 ... seconds, at most 5 minutes.
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
@@ -77,7 +76,7 @@ def claim_batch(
     with write_cursor(engine) as cursor:
         cursor.execute(
             db.sql(select_sql),
-            {"queued": QUEUED, "running": "running", "now": stamp, "limit": limit},
+            {"queued": QUEUED, "running": CampaignStatus.RUNNING, "now": stamp, "limit": limit},
         )
         rows = cursor.fetchall()
         if not rows:
@@ -102,7 +101,11 @@ def claim_batch(
                 f"UPDATE campaign SET status = :running WHERE {db.in_ids('id', 'ids')} "
                 "AND status = :queued"
             ),
-            {"running": "running", "queued": "queued", "ids": db.ids({row[1] for row in rows})},
+            {
+                "running": CampaignStatus.RUNNING,
+                "queued": CampaignStatus.QUEUED,
+                "ids": db.ids({row[1] for row in rows}),
+            },
         )
     return [
         Claimed(message_id, campaign_id, number, text, sender_id, attempts + 1, kind == "emergency")
@@ -214,10 +217,10 @@ def release(
     engine: Engine, owner: str, claimed: Sequence[Claimed], now: datetime, reason: str
 ) -> None:
     """Put claimed messages back untouched (the provider was never called for them)."""
-    message: Any = Message
+    message = message_table.c
     with write_session(engine) as session:
         session.execute(
-            update(message)
+            update(message_table)
             .where(
                 message.id.in_([c.message_id for c in claimed]),
                 message.state == SENDING,
@@ -239,12 +242,11 @@ def expire_leases(engine: Engine, now: datetime) -> int:
 
     Emergency campaigns re-send them at once; the others hold them for the operator.
     """
-    message: Any = Message
-    campaign: Any = Campaign
+    message, campaign = message_table.c, campaign_table.c
     with write_session(engine) as session:
         expired = session.execute(
             select(message.id, campaign.resend_uncertain)
-            .join(campaign, campaign.id == message.campaign_id)
+            .join(campaign_table, campaign.id == message.campaign_id)
             .where(message.state == SENDING, message.lease_expires_at < now)
         ).all()
         for message_id, resend in expired:
@@ -253,7 +255,7 @@ def expire_leases(engine: Engine, now: datetime) -> int:
                 "; re-sent (emergency)" if resend else ""
             )
             session.execute(
-                update(message)
+                update(message_table)
                 .where(message.id == message_id, message.state == SENDING)
                 .values(
                     state=state,
@@ -285,7 +287,7 @@ def apply_reports(engine: Engine, reports: Sequence[DeliveryReport], now: dateti
 
 
 def _apply_one(session: Session, report: DeliveryReport, now: datetime) -> bool:
-    message: Any = Message
+    message = message_table.c
     if report.message_id is not None:
         where = message.id == report.message_id
     elif report.provider_ref:
@@ -304,7 +306,7 @@ def _apply_one(session: Session, report: DeliveryReport, now: datetime) -> bool:
     if applied:
         applied = bool(
             session.execute(
-                update(message)
+                update(message_table)
                 .where(and_(message.id == message_id, message.state == current))
                 .values(
                     state=report.state,
@@ -343,20 +345,19 @@ def _event(
 def finish_campaigns(engine: Engine) -> int:
     """A running campaign with nothing left to send or decide is done (once its whole
     audience is enqueued: an emergency sends its first chunk before the rest is in)."""
-    campaign: Any = Campaign
-    message: Any = Message
+    campaign, message = campaign_table.c, message_table.c
     open_states = (QUEUED, SENDING, UNCERTAIN)
     with write_session(engine) as session:
         return int(
             session.execute(
-                update(campaign)
+                update(campaign_table)
                 .where(
-                    campaign.status == "running",
+                    campaign.status == CampaignStatus.RUNNING,
                     campaign.enqueued.is_(True),
                     ~select(message.id)
                     .where(message.campaign_id == campaign.id, message.state.in_(open_states))
                     .exists(),
                 )
-                .values(status="done")
+                .values(status=CampaignStatus.DONE)
             ).rowcount  # type: ignore[attr-defined]
         )

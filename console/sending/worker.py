@@ -39,7 +39,7 @@ from console.sending.queue import (
     release,
 )
 from console.sending.ratelimit import TokenBucket
-from console.sending.states import SUBMITTED
+from console.sending.states import SUBMITTED, CampaignStatus
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
 from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
@@ -430,7 +430,7 @@ class Worker:
             session.execute(
                 update(Campaign)
                 .where(col(Campaign.id).in_(campaigns))
-                .values(status="paused", status_reason=reason[:500])
+                .values(status=CampaignStatus.PAUSED, status_reason=reason[:500])
             )
             for campaign_id in campaigns:
                 # A pause nobody typed: the trail says who decided it.
