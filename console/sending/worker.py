@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,8 +27,10 @@ from console.audit import append_audit
 from console.contacts.numbers import mask
 from console.context import Context
 from console.sending.campaigns import complete_enqueue, incomplete_campaigns
+from console.sending.hand import Hand
 from console.sending.providers.base import OutgoingSms, Provider, ProviderAuthError, SendResult
 from console.sending.queue import (
+    ACTIVE,
     Claimed,
     apply_report,
     claim_batch,
@@ -36,9 +38,11 @@ from console.sending.queue import (
     finish_campaigns,
     record_results,
     release,
+    skip_cancelled,
+    watch,
 )
 from console.sending.ratelimit import TokenBucket
-from console.sending.states import SUBMITTED
+from console.sending.states import QUEUED, SKIPPED, SUBMITTED
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
 from storage.models import Campaign
@@ -50,6 +54,12 @@ T = TypeVar("T")
 # An idle worker looks for new messages this often: it bounds how late the first SMS
 # of an alert leaves (an empty claim costs a fraction of a millisecond).
 IDLE_POLL_S = 0.1
+# A busy worker looks this often for a new alert and for a campaign paused or
+# cancelled under it (one small read of the campaign table).
+WATCH_S = 0.1
+# An alert whose quick claim found nothing due (all claimed elsewhere, or waiting to
+# be retried) is not looked for again before this.
+DRY_S = 1.0
 RECORD_LINGER_S = 0.01
 # Heartbeat, lease renewal and the lease sweep run this often.
 HOUSEKEEPING_S = 2.0
@@ -91,7 +101,7 @@ class Worker:
         # Claimed messages wait their turn in memory, and none may see its lease run
         # out before its call: what is held (a claim plus what was left when it was
         # taken) stays within what the rate lets us send in half a lease.
-        budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
+        budget = self.budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
         # The next claim starts with a quarter of a batch still to send: its round
         # trip (queued behind a commit, slowed by the GIL) ends before they run out.
         self.refill_below = min(max(self.concurrency * 2, self.batch_size // 4), budget // 2)
@@ -100,8 +110,16 @@ class Worker:
         self._unreported = 0
         self._last_housekeeping = -1e9
         self._started = False
-        # Claimed, committed `sending`, not yet handed to the provider.
-        self._ready: deque[Claimed] = deque()
+        # Claimed, committed `sending`, not yet handed to the provider: per campaign,
+        # served in turns (console.sending.hand).
+        self._ready = Hand()
+        # Taken by a sender, waiting for the rate limiter: not handed over yet either.
+        self._pending: Counter[int] = Counter()
+        # Campaigns paused or cancelled while we hold messages of theirs -> status.
+        self._stopped: dict[int, str] = {}
+        # Alerts whose quick claim found nothing due -> when to look again.
+        self._dry: dict[int, float] = {}
+        self._last_watch = -1e9
         # Answers waiting for the recorder's next commit.
         self._answers: list[tuple[Sequence[Claimed], list[SendResult]]] = []
         self._wake = asyncio.Event()  # the recorder has answers
@@ -145,6 +163,7 @@ class Worker:
                         task.result()
                 self._nudge.clear()
                 await self._housekeeping()
+                await self._watch()
                 if len(self._ready) <= self.refill_below:
                     if not await self.tick():
                         await self._idle()
@@ -174,8 +193,7 @@ class Worker:
         self._nudge.set()
 
     async def _release_ready(self, reason: str) -> None:
-        unsent = list(self._ready)
-        self._ready.clear()
+        unsent = self._ready.drain()
         if unsent:
             with contextlib.suppress(Exception):
                 await self._in_db(
@@ -192,10 +210,15 @@ class Worker:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            chunk = [ready.popleft() for _ in range(min(size, len(ready)))]
+            chunk = ready.take(size)
             if len(ready) <= self.refill_below:
                 self._nudge.set()
-            await self._send_chunk(chunk)
+            self._pending.update(c.campaign_id for c in chunk)
+            try:
+                await self._send_chunk(chunk)
+            finally:
+                self._pending.subtract(c.campaign_id for c in chunk)
+                self._pending += Counter()  # drop the zeros
 
     async def _recorder(self) -> None:
         """The one writer of answers: what arrived while a commit ran goes in the next.
@@ -266,7 +289,80 @@ class Worker:
         for campaign_id in stalled:
             log.warning("campaign #%d was left half enqueued: completing it", campaign_id)
             await self._in_db(complete_enqueue, self.ctx, campaign_id)
+        await self._in_db(skip_cancelled, engine, now)
         await self._in_db(finish_campaigns, engine)
+
+    async def _watch(self) -> None:
+        """Between provider calls: give back what we hold of a campaign paused or
+        cancelled, and take a first share of an alert we hold nothing of (planned
+        messages in hand then go back: they yield to any alert at once)."""
+        loop = asyncio.get_running_loop()
+        held = self._ready.campaigns() | set(self._pending)
+        if not held:
+            self._stopped.clear()
+            return
+        if loop.time() - self._last_watch < WATCH_S:
+            return
+        self._last_watch = loop.time()
+        seen = await self._in_db(watch, self.ctx.engine, self.ctx.clock.now(), held)
+        self._stopped = {
+            cid: seen.statuses.get(cid, "gone")
+            for cid in held
+            if seen.statuses.get(cid) not in ACTIVE
+        }
+        if self._stopped:
+            await self._give_back_stopped(self._ready.drop(self._stopped))
+        now = loop.time()
+        new = {cid for cid in seen.alerts - held if self._dry.get(cid, -1e9) <= now}
+        if not new:
+            return
+        # Room within the lease budget (see __init__): the last claimed of what we
+        # hold goes back to the queue, to be claimed again in its turn.
+        want = self.claim_size
+        over = len(self._ready) + sum(self._pending.values()) + want - self.budget
+        if over > 0:
+            await self._give_back(self._ready.give_back(over), "room for an alert")
+        claimed = await self._in_db(
+            claim_batch,
+            self.ctx.engine,
+            self.owner,
+            self.ctx.clock.now(),
+            self.lease_seconds,
+            want,
+            new,
+        )
+        got = {c.campaign_id for c in claimed}
+        for cid in new - got:
+            self._dry[cid] = now + DRY_S
+        if not claimed:
+            return
+        self._ready.add(claimed)
+        self._work.set()
+        self.stats.batches += 1
+        planned = self._ready.planned()
+        if planned:
+            await self._give_back(self._ready.drop(planned), "an alert goes first")
+
+    async def _give_back(self, claimed: Sequence[Claimed], reason: str) -> None:
+        if claimed:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, claimed, self.ctx.clock.now(), reason
+            )
+
+    async def _give_back_stopped(self, claimed: Sequence[Claimed]) -> None:
+        """Claimed messages of a stopped campaign that no provider has seen: skipped
+        when it was cancelled, queued again (for the resume) when paused."""
+        cancelled = [c for c in claimed if self._stopped.get(c.campaign_id) == "cancelled"]
+        paused = [c for c in claimed if self._stopped.get(c.campaign_id) != "cancelled"]
+        now = self.ctx.clock.now()
+        if cancelled:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, cancelled, now, "cancelled", SKIPPED
+            )
+        if paused:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, paused, now, "paused before sending", QUEUED
+            )
 
     async def _poll_reports(self) -> None:
         """Providers without a callback (the simulated one) hand reports over here."""
@@ -289,7 +385,9 @@ class Worker:
         )
         if not claimed:
             return 0
-        self._ready.extend(claimed)
+        for campaign_id in {c.campaign_id for c in claimed}:
+            self._stopped.pop(campaign_id, None)  # claimable, so running again
+        self._ready.add(claimed)
         self._work.set()
         self.stats.batches += 1
         return len(claimed)
@@ -298,6 +396,14 @@ class Worker:
         """One provider call; its answers go to the recorder, which commits them at
         once (a worker killed before that leaves them `sending`, then uncertain)."""
         await self.bucket.take(len(chunk))
+        # The rate limiter may have held us while the operator paused or cancelled:
+        # what no provider has seen yet goes back.
+        if self._stopped and any(c.campaign_id in self._stopped for c in chunk):
+            stopped = [c for c in chunk if c.campaign_id in self._stopped]
+            await self._give_back_stopped(stopped)
+            chunk = [c for c in chunk if c.campaign_id not in self._stopped]
+            if not chunk:
+                return
         outgoing = [OutgoingSms(c.message_id, c.number, c.text, c.sender_id) for c in chunk]
         try:
             results = await self.provider.send(self.client, outgoing)
