@@ -55,8 +55,9 @@ T = TypeVar("T")
 # of an alert leaves (an empty claim costs a fraction of a millisecond).
 IDLE_POLL_S = 0.1
 # A busy worker looks this often for a new alert and for a campaign paused or
-# cancelled under it (one small read of the campaign table).
-WATCH_S = 0.1
+# cancelled under it (one small read of the campaign table, on its own thread so that
+# it never waits behind the commits of answers).
+WATCH_S = 0.05
 # An alert whose quick claim found nothing due (all claimed elsewhere, or waiting to
 # be retried) is not looked for again before this.
 DRY_S = 1.0
@@ -119,7 +120,6 @@ class Worker:
         self._stopped: dict[int, str] = {}
         # Alerts whose quick claim found nothing due -> when to look again.
         self._dry: dict[int, float] = {}
-        self._last_watch = -1e9
         # Answers waiting for the recorder's next commit.
         self._answers: list[tuple[Sequence[Claimed], list[SendResult]]] = []
         self._wake = asyncio.Event()  # the recorder has answers
@@ -131,6 +131,7 @@ class Worker:
         # each other here rather than on SQLite's busy handler, which sleeps whole
         # milliseconds, and one thread contends for the GIL instead of several.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-ledger")
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-watch")
 
     async def _in_db(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
@@ -142,6 +143,7 @@ class Worker:
             await self._housekeeping(first=True)
         except BaseException:
             self._db.shutdown(wait=False)
+            self._reads.shutdown(wait=False)
             raise
         self._started = True
 
@@ -153,17 +155,17 @@ class Worker:
         # so the provider never waits on our database round trip.
         recorder = asyncio.create_task(self._recorder())
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
-        for task in (recorder, *senders):
+        watcher = asyncio.create_task(self._watcher())
+        for task in (recorder, watcher, *senders):
             task.add_done_callback(lambda _: self._nudge.set())
         on_stop = asyncio.create_task(self._nudge_on_stop())
         try:
             while not self.stop.is_set():
-                for task in (recorder, *senders):
+                for task in (recorder, watcher, *senders):
                     if task.done():
                         task.result()
                 self._nudge.clear()
                 await self._housekeeping()
-                await self._watch()
                 if len(self._ready) <= self.refill_below:
                     if not await self.tick():
                         await self._idle()
@@ -172,6 +174,9 @@ class Worker:
                     await asyncio.wait_for(self._nudge.wait(), timeout=IDLE_POLL_S)
         finally:
             on_stop.cancel()
+            self.stop.set()  # the watcher too stops claiming
+            with contextlib.suppress(Exception):
+                await watcher
             # Stop claiming; what is claimed is sent and every answer is recorded.
             if recorder.done():
                 # Answers could not be committed: send nothing more. What was claimed
@@ -187,6 +192,7 @@ class Worker:
             finally:
                 await self._in_db(self.leave)
                 self._db.shutdown(wait=False)
+                self._reads.shutdown(wait=False)
 
     async def _nudge_on_stop(self) -> None:
         await self.stop.wait()
@@ -292,19 +298,25 @@ class Worker:
         await self._in_db(skip_cancelled, engine, now)
         await self._in_db(finish_campaigns, engine)
 
+    async def _watcher(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=WATCH_S)
+            if not self.stop.is_set():
+                await self._watch()
+
     async def _watch(self) -> None:
-        """Between provider calls: give back what we hold of a campaign paused or
-        cancelled, and take a first share of an alert we hold nothing of (planned
-        messages in hand then go back: they yield to any alert at once)."""
+        """While we send: give back what we hold of a campaign paused or cancelled,
+        and take a first share of an alert we hold nothing of (planned messages in
+        hand then go back: they yield to any alert at once)."""
         loop = asyncio.get_running_loop()
         held = self._ready.campaigns() | set(self._pending)
         if not held:
             self._stopped.clear()
             return
-        if loop.time() - self._last_watch < WATCH_S:
-            return
-        self._last_watch = loop.time()
-        seen = await self._in_db(watch, self.ctx.engine, self.ctx.clock.now(), held)
+        seen = await loop.run_in_executor(
+            self._reads, watch, self.ctx.engine, self.ctx.clock.now(), held
+        )
         self._stopped = {
             cid: seen.statuses.get(cid, "gone")
             for cid in held
