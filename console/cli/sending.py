@@ -186,6 +186,11 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
         )
         print(f"  topic {view.topic}, sender {view.sender_id}, by {view.created_by}")
         print(f"  {counts_line(view.counts)}")
+        if view.stop is not None:
+            from console.i18n import Translator
+
+            t = Translator(config.console.language)
+            print(t(f"campaign.stop_{view.stop.change}", **view.stop.to_json()))
     return EXIT_OK
 
 

@@ -311,4 +311,6 @@ EN: dict[str, str] = {
     "message.topic": 'Topic {topic}: mention appended "{mention}"',
     "message.cost": "Estimated cost: €{cost} per recipient",
     "message.unfilled": "Placeholders to fill in before sending: {placeholders}",
+    "campaign.stop_cancel": "Cancelled. Will not go — waiting: {not_sent}, claimed by the sending service but not yet handed over: {given_back}. Left after the cancel (calls already under way): {left_after}. Still under way: {in_flight}.",
+    "campaign.stop_pause": "Paused. Held for the resume — waiting: {not_sent}, given back by the sending service before handing over: {given_back}. Left after the pause (calls already under way): {left_after}. Still under way: {in_flight}.",
 }

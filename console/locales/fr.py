@@ -312,4 +312,6 @@ FR: dict[str, str] = {
     "message.topic": "Thème {topic} : mention ajoutée « {mention} »",
     "message.cost": "Coût estimé : {cost} € par destinataire",
     "message.unfilled": "Champs à remplir avant l'envoi : {placeholders}",
+    "campaign.stop_cancel": "Annulé. Ne partiront pas — en attente : {not_sent}, pris par le service d'envoi mais pas encore transmis : {given_back}. Partis après l'annulation (appels déjà en cours) : {left_after}. Encore en cours : {in_flight}.",
+    "campaign.stop_pause": "En pause. Retenus pour la reprise — en attente : {not_sent}, rendus par le service d'envoi avant transmission : {given_back}. Partis après la pause (appels déjà en cours) : {left_after}. Encore en cours : {in_flight}.",
 }

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,8 +28,10 @@ from console.audit import append_audit
 from console.contacts.numbers import mask
 from console.context import Context
 from console.sending.campaigns import complete_enqueue, incomplete_campaigns
+from console.sending.hand import Hand
 from console.sending.providers.base import OutgoingSms, Provider, ProviderAuthError, SendResult
 from console.sending.queue import (
+    ACTIVE,
     Claimed,
     apply_reports,
     claim_batch,
@@ -37,9 +39,11 @@ from console.sending.queue import (
     finish_campaigns,
     record_results,
     release,
+    skip_cancelled,
+    watch,
 )
 from console.sending.ratelimit import TokenBucket
-from console.sending.states import SUBMITTED, CampaignStatus
+from console.sending.states import QUEUED, SKIPPED, SUBMITTED, CampaignStatus
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
 from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
@@ -52,6 +56,13 @@ T = TypeVar("T")
 # An idle worker looks for new messages this often: it bounds how late the first SMS
 # of an alert leaves (an empty claim costs a fraction of a millisecond).
 IDLE_POLL_S = 0.1
+# A busy worker looks this often for a new alert and for a campaign paused or
+# cancelled under it (one small read of the campaign table, on its own thread so that
+# it never waits behind the commits of answers).
+WATCH_S = 0.05
+# An alert whose quick claim found nothing due (all claimed elsewhere, or waiting to
+# be retried) is not looked for again before this.
+DRY_S = 1.0
 RECORD_LINGER_S = 0.01
 # Heartbeat, lease renewal and the lease sweep run this often.
 HOUSEKEEPING_S = 2.0
@@ -107,7 +118,7 @@ class Worker:
         # Claimed messages wait their turn in memory, and none may see its lease run
         # out before its call: what is held (a claim plus what was left when it was
         # taken) stays within what the rate lets us send in half a lease.
-        budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
+        budget = self.budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
         # The next claim starts with a quarter of a batch still to send: its round
         # trip (queued behind a commit, slowed by the GIL) ends before they run out.
         self.refill_below = min(max(self.concurrency * 2, self.batch_size // 4), budget // 2)
@@ -116,8 +127,15 @@ class Worker:
         self._unreported = 0
         self._last_housekeeping = -1e9
         self._started = False
-        # Claimed, committed `sending`, not yet handed to the provider.
-        self._ready: deque[Claimed] = deque()
+        # Claimed, committed `sending`, not yet handed to the provider: per campaign,
+        # served in turns (console.sending.hand).
+        self._ready = Hand()
+        # Taken by a sender, waiting for the rate limiter: not handed over yet either.
+        self._pending: Counter[int] = Counter()
+        # Campaigns paused or cancelled while we hold messages of theirs -> status.
+        self._stopped: dict[int, str] = {}
+        # Alerts whose quick claim found nothing due -> when to look again.
+        self._dry: dict[int, float] = {}
         # Answers waiting for the recorder's next commit.
         self._answers: list[tuple[Sequence[Claimed], list[SendResult]]] = []
         self._wake = asyncio.Event()  # the recorder has answers
@@ -135,6 +153,7 @@ class Worker:
         self._fault_began = 0.0
         self._last_fault = 0.0
         self._file = DatabaseFile.of(ctx.engine)
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-watch")
 
     async def _in_db(self, fn: Callable[..., T], *args: object) -> T:
         """Run database work on the ledger thread, waiting out a locked, full or
@@ -205,6 +224,7 @@ class Worker:
             await self._housekeeping(first=True)
         except BaseException:
             self._db.shutdown(wait=False)
+            self._reads.shutdown(wait=False)
             raise
         self._started = True
 
@@ -216,12 +236,13 @@ class Worker:
         # so the provider never waits on our database round trip.
         recorder = asyncio.create_task(self._recorder())
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
-        for task in (recorder, *senders):
+        watcher = asyncio.create_task(self._watcher())
+        for task in (recorder, watcher, *senders):
             task.add_done_callback(lambda _: self._nudge.set())
         on_stop = asyncio.create_task(self._nudge_on_stop())
         try:
             while not self.stop.is_set():
-                for task in (recorder, *senders):
+                for task in (recorder, watcher, *senders):
                     if task.done():
                         task.result()
                 self._nudge.clear()
@@ -234,6 +255,9 @@ class Worker:
                     await asyncio.wait_for(self._nudge.wait(), timeout=IDLE_POLL_S)
         finally:
             on_stop.cancel()
+            self.stop.set()  # the watcher too stops claiming
+            with contextlib.suppress(Exception):
+                await watcher
             # Stop claiming; what is claimed is sent and every answer is recorded.
             if recorder.done():
                 # Answers could not be committed: send nothing more. What was claimed
@@ -249,14 +273,14 @@ class Worker:
             finally:
                 await self._in_db(self.leave)
                 self._db.shutdown(wait=False)
+                self._reads.shutdown(wait=False)
 
     async def _nudge_on_stop(self) -> None:
         await self.stop.wait()
         self._nudge.set()
 
     async def _release_ready(self, reason: str) -> None:
-        unsent = list(self._ready)
-        self._ready.clear()
+        unsent = self._ready.drain()
         if unsent:
             with contextlib.suppress(Exception):
                 await self._in_db(
@@ -273,10 +297,15 @@ class Worker:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            chunk = [ready.popleft() for _ in range(min(size, len(ready)))]
+            chunk = ready.take(size)
             if len(ready) <= self.refill_below:
                 self._nudge.set()
-            await self._send_chunk(chunk)
+            self._pending.update(c.campaign_id for c in chunk)
+            try:
+                await self._send_chunk(chunk)
+            finally:
+                self._pending.subtract(c.campaign_id for c in chunk)
+                self._pending += Counter()  # drop the zeros
 
     async def _recorder(self) -> None:
         """The one writer of answers: what arrived while a commit ran goes in the next.
@@ -348,7 +377,91 @@ class Worker:
         for campaign_id in stalled:
             log.warning("campaign #%d was left half enqueued: completing it", campaign_id)
             await self._in_db(complete_enqueue, self.ctx, campaign_id)
+        await self._in_db(skip_cancelled, engine, now)
         await self._in_db(finish_campaigns, engine)
+
+    async def _watcher(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=WATCH_S)
+            if not self.stop.is_set():
+                await self._watch()
+
+    async def _watch(self) -> None:
+        """While we send: give back what we hold of a campaign paused or cancelled,
+        and take a first share of an alert we hold nothing of (planned messages in
+        hand then go back: they yield to any alert at once)."""
+        loop = asyncio.get_running_loop()
+        held = self._ready.campaigns() | set(self._pending)
+        if not held:
+            self._stopped.clear()
+            return
+        try:
+            seen = await loop.run_in_executor(
+                self._reads, watch, self.ctx.engine, self.ctx.clock.now(), held
+            )
+        except DATABASE_ERRORS as exc:
+            if passing_fault(exc) is None:
+                raise
+            return  # the next look, 50 ms on, may find the database back
+        self._stopped = {
+            cid: seen.statuses.get(cid, "gone")
+            for cid in held
+            if seen.statuses.get(cid) not in ACTIVE
+        }
+        if self._stopped:
+            await self._give_back_stopped(self._ready.drop(self._stopped))
+        now = loop.time()
+        new = {cid for cid in seen.alerts - held if self._dry.get(cid, -1e9) <= now}
+        if not new:
+            return
+        # Room within the lease budget (see __init__): the last claimed of what we
+        # hold goes back to the queue, to be claimed again in its turn.
+        want = self.claim_size
+        over = len(self._ready) + sum(self._pending.values()) + want - self.budget
+        if over > 0:
+            await self._give_back(self._ready.give_back(over), "room for an alert")
+        claimed = await self._in_db(
+            claim_batch,
+            self.ctx.engine,
+            self.owner,
+            self.ctx.clock.now(),
+            self.lease_seconds,
+            want,
+            new,
+        )
+        got = {c.campaign_id for c in claimed}
+        for cid in new - got:
+            self._dry[cid] = now + DRY_S
+        if not claimed:
+            return
+        self._ready.add(claimed)
+        self._work.set()
+        self.stats.batches += 1
+        planned = self._ready.planned()
+        if planned:
+            await self._give_back(self._ready.drop(planned), "an alert goes first")
+
+    async def _give_back(self, claimed: Sequence[Claimed], reason: str) -> None:
+        if claimed:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, claimed, self.ctx.clock.now(), reason
+            )
+
+    async def _give_back_stopped(self, claimed: Sequence[Claimed]) -> None:
+        """Claimed messages of a stopped campaign that no provider has seen: skipped
+        when it was cancelled, queued again (for the resume) when paused."""
+        cancelled = [c for c in claimed if self._stopped.get(c.campaign_id) == "cancelled"]
+        paused = [c for c in claimed if self._stopped.get(c.campaign_id) != "cancelled"]
+        now = self.ctx.clock.now()
+        if cancelled:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, cancelled, now, "cancelled", SKIPPED
+            )
+        if paused:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, paused, now, "paused before sending", QUEUED
+            )
 
     async def _poll_reports(self) -> None:
         """Providers without a callback (the simulated one) hand reports over here."""
@@ -375,7 +488,9 @@ class Worker:
         )
         if not claimed:
             return 0
-        self._ready.extend(claimed)
+        for campaign_id in {c.campaign_id for c in claimed}:
+            self._stopped.pop(campaign_id, None)  # claimable, so running again
+        self._ready.add(claimed)
         self._work.set()
         self.stats.batches += 1
         return len(claimed)
@@ -384,6 +499,14 @@ class Worker:
         """One provider call; its answers go to the recorder, which commits them at
         once (a worker killed before that leaves them `sending`, then uncertain)."""
         await self.bucket.take(len(chunk))
+        # The rate limiter may have held us while the operator paused or cancelled:
+        # what no provider has seen yet goes back.
+        if self._stopped and any(c.campaign_id in self._stopped for c in chunk):
+            stopped = [c for c in chunk if c.campaign_id in self._stopped]
+            await self._give_back_stopped(stopped)
+            chunk = [c for c in chunk if c.campaign_id not in self._stopped]
+            if not chunk:
+                return
         outgoing = [OutgoingSms(c.message_id, c.number, c.text, c.sender_id) for c in chunk]
         try:
             results = await self.provider.send(self.client, outgoing)
