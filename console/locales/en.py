@@ -144,6 +144,8 @@ EN: dict[str, str] = {
     "error.role_admin": "admin",
     "error.campaign_sender_id": "sender ID {sender_id}: 3 to 11 letters and digits, at least one letter",
     "error.campaign_empty": "the message is empty",
+    "error.campaign_too_long": "the message needs {parts} SMS per recipient, "
+    "over the {limit} allowed: shorten it",
     "error.campaign_audience": "no audience: all, zones, groups or numbers",
     "error.no_campaign": "no campaign #{id}",
     "error.campaign_change": "campaign #{id} is {status}: cannot {change}",

@@ -145,6 +145,8 @@ FR: dict[str, str] = {
     "error.role_admin": "administrateur",
     "error.campaign_sender_id": "nom d'expéditeur {sender_id} : 3 à 11 lettres et chiffres, au moins une lettre",
     "error.campaign_empty": "le message est vide",
+    "error.campaign_too_long": "le message ferait {parts} SMS par destinataire, "
+    "au-delà des {limit} permis : raccourcissez-le",
     "error.campaign_audience": "aucun destinataire : tous, des quartiers, des groupes ou des numéros",
     "error.no_campaign": "aucune campagne #{id}",
     "error.campaign_change": "la campagne #{id} est {status} : impossible ({change})",

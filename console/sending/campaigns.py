@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from console.audit import append_audit
-from console.composing.composer import unfilled_placeholders, with_stop_mention
+from console.composing.composer import analyse, unfilled_placeholders, with_stop_mention
 from console.config import is_sender_id
 from console.consent.ledger import may_receive
 from console.consent.suppression import number_hasher
@@ -126,6 +126,16 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
         )
     if not request.text.strip():
         raise CampaignError("the message is empty", "campaign_empty")
+    parts = analyse(message_text(ctx, request)).segments
+    if parts > MAX_PARTS:
+        # 131 SMS per resident is a mistake (a pasted document), never an alert.
+        raise CampaignError(
+            f"the message needs {parts} SMS per recipient, over the {MAX_PARTS} allowed: "
+            "shorten it",
+            "campaign_too_long",
+            parts=parts,
+            limit=MAX_PARTS,
+        )
     unfilled = unfilled_placeholders(message_text(ctx, request))
     if unfilled:
         # A template's {lieu} must never reach residents as such.
@@ -145,6 +155,8 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
 # while the rest are enqueued; each later chunk is its own short transaction, so on
 # SQLite the worker's writes are never held up behind one long enqueue.
 FIRST_CHUNK = 200
+# The most SMS one message may take per recipient (Kannel's default max-messages too).
+MAX_PARTS = 10
 CHUNK = 5000
 # SQLite only: how long an emergency waits for a live worker to claim its first
 # recipients before enqueuing the rest, and the gap left between chunks for its writes.
