@@ -21,7 +21,7 @@ from console.cli import console as console_verbs
 from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError
 from console.cli.console import ConsoleRunner, use_console
 from console.cli.terminal import guarded_terminal
-from console.config import Config, ConfigError, load_config
+from console.config import Config, ConfigError, read_configuration
 from console.roles import PermissionDenied
 from console.sending.providers.credentials import CredentialsError
 from console.text import visible
@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
     # escaped itself); every other verb's terminal output is guarded.
     owns_terminal = handler is console_verbs.cmd_tui or getattr(args, "owns_terminal", False)
     try:
-        config = Config() if getattr(args, "config_free", False) else load_config(args.config)
+        config = Config() if getattr(args, "config_free", False) else _configuration(args.config)
         with contextlib.nullcontext() if owns_terminal else guarded_terminal():
             status = handler(args, config)
             # Output buffered to a full disk fails here rather than at exit.
@@ -87,6 +87,18 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         return _fail(f"database: {_database_error(exc)}")
     except KeyboardInterrupt:
         return 130
+
+
+def _configuration(explicit: str | None) -> Config:
+    loaded = read_configuration(explicit)
+    if loaded.ignored:
+        tables = ", ".join(f"[{name}]" for name in loaded.ignored)
+        print(
+            f"tocsin: note: {tables} of your own config ignored: {loaded.path} sets them "
+            "for the town (yours may only set [console])",
+            file=sys.stderr,
+        )
+    return loaded.config
 
 
 def _fail(message: str, status: int = EXIT_FAILED) -> int:
