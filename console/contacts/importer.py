@@ -136,6 +136,15 @@ class ImportOptions:
     consent_source: str = ""
     consent_proof: str = ""
     consent_text_version: str = ""
+    # More topics granted on the same terms (a rented list covers several), and when
+    # the residents consented (the list's date; default: now).
+    consent_more_topics: tuple[str, ...] = ()
+    consent_at: datetime | None = None
+
+    @property
+    def consent_topics(self) -> tuple[str, ...]:
+        first = (self.consent_topic,) if self.consent_topic else ()
+        return tuple(dict.fromkeys((*first, *self.consent_more_topics)))
 
 
 @dataclass
@@ -1273,10 +1282,9 @@ def _consents(
     kept: Sequence[tuple[_Good, int]],
     report: ImportReport,
     write: bool,
+    topic: str,
 ) -> None:
     """Grant the topic to each kept row with no decision on it yet."""
-    topic = options.consent_topic
-    assert topic is not None
     suppressed = _suppressed(conn, ctx, [good[1][0] for good, _ in kept])
     states = _states(conn, topic, [cid for _, cid in kept if cid])
     to_grant: list[int] = []
@@ -1305,7 +1313,7 @@ def _consents(
             )
         elif contact_id not in states:
             to_grant.append(contact_id)
-    report.consents_recorded = len(to_grant)
+    report.consents_recorded += len(to_grant)
     if write and to_grant:
         _append_grants(conn, ctx, options, topic, to_grant)
 
@@ -1331,6 +1339,7 @@ def _append_grants(
 ) -> None:
     """console.consent.ledger.append_consent for many contacts with no consent state yet."""
     now = ctx.clock.now()
+    occurred = options.consent_at or now
     link = reserve_links(conn, CONSENT_CHAIN, len(contact_ids))
     first, prev = link.seq, link.prev_hash
     text_version = options.consent_text_version or ctx.config.topics[topic].consent_text_version
@@ -1346,7 +1355,7 @@ def _append_grants(
             proof_ref=proof,
             text_version=text_version,
             operator=ctx.operator,
-            occurred_at=now,
+            occurred_at=occurred,
             recorded_at=now,
         )
         # consent_fields only reads attributes; an ORM object per grant would cost
@@ -1383,7 +1392,7 @@ def _append_grants(
             "hash",
         ),
         rows,
-        {"occurred_at": now, "recorded_at": now},
+        {"occurred_at": occurred, "recorded_at": now},
     )
     commit_link(conn, CONSENT_CHAIN, prev)
     last = first + len(contact_ids) - 1
@@ -1403,17 +1412,19 @@ def _append_grants(
 def _validate_consent(ctx: Context, options: ImportOptions) -> None:
     assert options.consent_topic is not None
     try:
-        validate(
-            ctx,
-            ConsentRequest(
-                contact_id=0,
-                topic=options.consent_topic,
-                action="grant",
-                source=options.consent_source,
-                proof_ref=options.consent_proof,
-                text_version=options.consent_text_version,
-            ),
-        )
+        for topic in options.consent_topics:
+            validate(
+                ctx,
+                ConsentRequest(
+                    contact_id=0,
+                    topic=topic,
+                    action="grant",
+                    source=options.consent_source,
+                    proof_ref=options.consent_proof,
+                    text_version=options.consent_text_version,
+                    occurred_at=options.consent_at,
+                ),
+            )
     except ConsentError as exc:
         raise ImportFailed(f"consent for the import: {exc}") from exc
     # The grants are inserted in bulk: check what the columns would refuse.
@@ -1512,7 +1523,8 @@ def _run(
                 *outcome.unchanged,
             ]
             kept.sort(key=lambda pair: pair[0][0])
-            _consents(conn, ctx, options, kept, report, write)
+            for topic in options.consent_topics:
+                _consents(conn, ctx, options, kept, report, write, topic)
     report.issues.sort(key=lambda issue: issue.line)
     report.rejected = sum(1 for issue in report.issues if issue.status == "rejected")
     report.flagged = len({issue.line for issue in report.issues if issue.status == "flagged"})

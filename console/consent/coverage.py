@@ -1,0 +1,220 @@
+"""The coverage matrix: for each topic, how many residents are in each consent state,
+and the share that a send on it would reach; per quartier (zone) on demand; and the
+residents behind any figure, a page at a time.
+
+States, one per live resident and topic:
+- `consented` / `withdrawn`: the current decision (consent_state);
+- `never_asked`: no decision, on a topic that needs an opt-in;
+- `mission`: no decision, on a public-safety topic: reached by the town's mission;
+- `stop`: the number is on the STOP list, whatever the topic's decision says.
+Reachable: consented or mission, with a number that can take an SMS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.engine import Connection
+
+from console.consent.suppression import number_hasher
+from console.context import Context
+from storage.engine import read_session
+from storage.models import ConsentState, Contact, Suppression
+
+STATES = ("consented", "withdrawn", "never_asked", "mission", "stop")
+
+
+@dataclass
+class TopicCoverage:
+    topic: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    reachable: int = 0
+    total: int = 0
+
+    @property
+    def share(self) -> float:
+        return self.reachable / self.total if self.total else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "total": self.total,
+            "reachable": self.reachable,
+            **self.counts,
+        }
+
+
+@dataclass(frozen=True)
+class Coverage:
+    # "" for the whole town, else the quartier (zone).
+    zone: str
+    topics: list[TopicCoverage]
+
+
+def suppressed_ids(conn: Connection, ctx: Context) -> set[int]:
+    """Live contacts whose number is on the STOP list. The list holds keyed hashes
+    only, so each number is hashed (about 1 µs each) unless the list is empty."""
+    digests = set(conn.execute(select(Suppression.__table__.c.number_hash)).scalars())  # type: ignore[attr-defined]
+    if not digests:
+        return set()
+    contact: Any = Contact
+    digest = number_hasher(ctx.hash_key)
+    rows = conn.execute(
+        select(contact.id, contact.number).where(
+            contact.erased_at.is_(None), contact.number.is_not(None)
+        )
+    )
+    return {cid for cid, number in rows if digest(number) in digests}
+
+
+def _grouped(
+    conn: Connection, by_zone: bool
+) -> tuple[dict[str, list[int]], dict[tuple[str, str, bool, bool], int]]:
+    """Live residents per zone ([all, sendable]) and decisions per (zone, topic,
+    granted, sendable). Grouped by zone always: a town has a few dozen."""
+    contact: Any = Contact
+    state: Any = ConsentState
+    totals: dict[str, list[int]] = {}
+    for zone, sendable, count in conn.execute(
+        select(contact.zone, contact.sendable, func.count())
+        .where(contact.erased_at.is_(None))
+        .group_by(contact.zone, contact.sendable)
+    ):
+        row = totals.setdefault(zone if by_zone else "", [0, 0])
+        row[0] += int(count)
+        row[1] += int(count) if sendable else 0
+    decided: dict[tuple[str, str, bool, bool], int] = {}
+    for zone, topic, granted, sendable, count in conn.execute(
+        select(contact.zone, state.topic, state.granted, contact.sendable, func.count())
+        .join(contact, contact.id == state.contact_id)
+        .where(contact.erased_at.is_(None))
+        .group_by(contact.zone, state.topic, state.granted, contact.sendable)
+    ):
+        key = (zone if by_zone else "", topic, bool(granted), bool(sendable))
+        decided[key] = decided.get(key, 0) + int(count)
+    return totals, decided
+
+
+def coverage(ctx: Context, *, by_zone: bool = False) -> list[Coverage]:
+    """The whole town (one Coverage), or one per quartier, in zone order."""
+    with read_session(ctx.engine) as session:
+        conn = session.connection()
+        totals, decided = _grouped(conn, by_zone)
+        stopped = suppressed_ids(conn, ctx)
+        stop_rows = _stop_rows(conn, stopped, by_zone, list(ctx.config.topics))
+    result = []
+    for zone in sorted(totals) if by_zone else [""]:
+        all_count, sendable_count = totals.get(zone, [0, 0])
+        topics = []
+        for key, topic_config in ctx.config.topics.items():
+            cover = TopicCoverage(key, total=all_count)
+            public = topic_config.legal_basis == "public_safety"
+            decided_all = decided_sendable = 0
+            for granted in (True, False):
+                for sendable in (True, False):
+                    count = decided.get((zone, key, granted, sendable), 0)
+                    cover.counts["consented" if granted else "withdrawn"] += count
+                    decided_all += count
+                    decided_sendable += count if sendable else 0
+            undecided = all_count - decided_all
+            cover.counts["mission" if public else "never_asked"] = undecided
+            reach = decided.get((zone, key, True, True), 0)
+            if public:
+                reach += sendable_count - decided_sendable
+            # Residents on the STOP list move out of the state they were counted in.
+            for (z, topic, state_name, sendable), count in stop_rows.items():
+                if z != zone or topic != key:
+                    continue
+                if state_name == "undecided":
+                    state_name = "mission" if public else "never_asked"
+                cover.counts[state_name] -= count
+                cover.counts["stop"] += count
+                if sendable and state_name in ("consented", "mission"):
+                    reach -= count
+            cover.reachable = reach
+            topics.append(cover)
+        result.append(Coverage(zone, topics))
+    return result
+
+
+def _stop_rows(
+    conn: Connection, stopped: set[int], by_zone: bool, topics: list[str]
+) -> dict[tuple[str, str, str, bool], int]:
+    """(zone, topic, state it was counted in, sendable) -> residents on the STOP list."""
+    if not stopped:
+        return {}
+    contact: Any = Contact
+    state: Any = ConsentState
+    info: dict[int, tuple[str, bool]] = {}
+    decided: dict[int, dict[str, bool]] = {}
+    ids = sorted(stopped)
+    for start in range(0, len(ids), 5000):
+        part = ids[start : start + 5000]
+        for cid, zone, sendable in conn.execute(
+            select(contact.id, contact.zone, contact.sendable).where(contact.id.in_(part))
+        ):
+            info[cid] = (zone if by_zone else "", bool(sendable))
+        for cid, topic, granted in conn.execute(
+            select(state.contact_id, state.topic, state.granted).where(state.contact_id.in_(part))
+        ):
+            decided.setdefault(cid, {})[topic] = bool(granted)
+    rows: dict[tuple[str, str, str, bool], int] = {}
+    for cid, (zone, sendable) in info.items():
+        for topic in topics:
+            granted = decided.get(cid, {}).get(topic)
+            name = "undecided" if granted is None else "consented" if granted else "withdrawn"
+            key = (zone, topic, name, sendable)
+            rows[key] = rows.get(key, 0) + 1
+    return rows
+
+
+@dataclass(frozen=True)
+class Resident:
+    id: int
+    name: str
+    number: str
+    zone: str
+
+
+def residents(
+    ctx: Context,
+    topic: str,
+    state: str,
+    *,
+    zone: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[Resident]:
+    """The residents behind one figure of the matrix, by id, a page after `after_id`."""
+    contact: Any = Contact
+    cs: Any = ConsentState
+    query = select(contact.id, contact.name, contact.number, contact.zone).where(
+        contact.erased_at.is_(None), contact.id > after_id
+    )
+    if zone is not None:
+        query = query.where(contact.zone == zone)
+    decision = exists().where(and_(cs.contact_id == contact.id, cs.topic == topic))
+    with read_session(ctx.engine) as session:
+        conn = session.connection()
+        stopped = suppressed_ids(conn, ctx)
+        if state == "stop":
+            query = query.where(contact.id.in_(sorted(stopped) or [-1]))
+        else:
+            if state in ("consented", "withdrawn"):
+                query = query.where(
+                    exists().where(
+                        and_(
+                            cs.contact_id == contact.id,
+                            cs.topic == topic,
+                            cs.granted == (state == "consented"),
+                        )
+                    )
+                )
+            else:
+                query = query.where(~decision)
+            if stopped:
+                query = query.where(contact.id.not_in(sorted(stopped)))
+        rows = conn.execute(query.order_by(contact.id).limit(limit)).all()
+    return [Resident(int(r[0]), r[1], r[2] or "", r[3]) for r in rows]
