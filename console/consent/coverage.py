@@ -13,6 +13,7 @@ Reachable: consented or mission, with a number that can take an SMS.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, exists, func, select
@@ -218,3 +219,35 @@ def residents(
                 query = query.where(contact.id.not_in(sorted(stopped)))
         rows = conn.execute(query.order_by(contact.id).limit(limit)).all()
     return [Resident(int(r[0]), r[1], r[2] or "", r[3]) for r in rows]
+
+
+def coverage_at(ctx: Context, at: datetime) -> Coverage:
+    """The matrix on a past date, replayed from the ledger: residents then on file
+    (created by `at`, not erased by it), their decisions in force then. The STOP
+    column and the numbers' kinds are today's facts, not replayed: every undecided
+    or consenting resident counts as reachable."""
+    from console.consent.replay import counts_at
+
+    contact: Any = Contact
+    with read_session(ctx.engine) as session:
+        total = int(
+            session.execute(
+                select(func.count()).where(
+                    contact.created_at <= at,
+                    (contact.erased_at.is_(None)) | (contact.erased_at > at),
+                )
+            ).scalar_one()
+        )
+    counts = counts_at(ctx.engine, at)
+    topics = []
+    for key, topic_config in ctx.config.topics.items():
+        cover = TopicCoverage(key, total=total)
+        decided = counts.get(key, {"consented": 0, "withdrawn": 0})
+        cover.counts["consented"] = decided["consented"]
+        cover.counts["withdrawn"] = decided["withdrawn"]
+        undecided = max(0, total - decided["consented"] - decided["withdrawn"])
+        public = topic_config.legal_basis == "public_safety"
+        cover.counts["mission" if public else "never_asked"] = undecided
+        cover.reachable = decided["consented"] + (undecided if public else 0)
+        topics.append(cover)
+    return Coverage("", topics)

@@ -172,3 +172,72 @@ def resident_history(ctx: Context, contact_id: int, *, message_limit: int = 500)
     )
     messages = [SentMessage(*row) for row in rows]
     return History(contact, decisions, messages, received)
+
+
+class FilterError(ValueError):
+    pass
+
+
+def parse_day(text: str, timezone: str) -> datetime:
+    """DD/MM/YYYY (or ISO YYYY-MM-DD): that day's midnight in the town, in UTC."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    text = text.strip()
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y"):
+        try:
+            day = datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        return day.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    raise FilterError(text)
+
+
+_KEYS = {
+    "theme": "topic",
+    "topic": "topic",
+    "origine": "source",
+    "source": "source",
+    "du": "since",
+    "from": "since",
+    "depuis": "since",
+    "since": "since",
+    "au": "until",
+    "to": "until",
+    "until": "until",
+}
+
+
+def parse_filter(ctx: Context, text: str) -> JournalFilter:
+    """`thème=infos origine=sms_stop du=01/09/2026 au=30/09/2026` (or topic= source=
+    from= to=), each optional; topics and sources by key or label, accents and case
+    ignored. `au` includes that whole day."""
+    from datetime import timedelta
+
+    from console.consent.ledger import SOURCES
+    from console.i18n import Translator
+    from console.text import fold
+
+    t = Translator(ctx.config.console.language)
+    topics = {fold(k): k for k in ctx.config.topics}
+    topics |= {fold(v.label): k for k, v in ctx.config.topics.items()}
+    sources = {fold(s): s for s in SOURCES} | {fold(t(f"source.{s}")): s for s in SOURCES}
+    values: dict[str, Any] = {}
+    for part in text.split():
+        name, sep, value = part.partition("=")
+        key = _KEYS.get(fold(name))
+        if not sep or key is None or not value:
+            raise FilterError(part)
+        value = value.replace("_", " ") if key in ("topic", "source") else value
+        found: object
+        if key == "topic":
+            found = topics.get(fold(value))
+        elif key == "source":
+            found = sources.get(fold(value)) or sources.get(fold(value).replace(" ", "_"))
+        else:
+            day = parse_day(value, ctx.config.town.timezone)
+            found = day + timedelta(days=1) if key == "until" else day
+        if found is None:
+            raise FilterError(part)
+        values[key] = found
+    return JournalFilter(**values)
