@@ -48,7 +48,7 @@ class ContactsScreen(Screen[None]):
         Binding("a", "add", "binding.add", id="contacts.add"),
         Binding("e", "edit", "binding.edit", id="contacts.edit"),
         Binding("c", "consent", "binding.consent", id="contacts.consent"),
-        Binding("h", "history", "binding.cons_history", id="contacts.history"),
+        Binding("h", "history", "binding.cons_history", id="contacts.history", show=False),
         Binding("d,delete", "erase", "binding.erase", id="contacts.erase"),
         Binding("f", "filters", "binding.filters", id="contacts.filters"),
         Binding("i", "import", "binding.import", id="contacts.import"),
