@@ -75,6 +75,20 @@ class ConsentEvent(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+# The point-in-time replay (console.consent.replay) ranks each resident's events per
+# topic, latest occurred first, straight off this index: no sort of a million events.
+_consent_event: Any = ConsentEvent
+Index(
+    "ix_consent_event_replay",
+    _consent_event.contact_id,
+    _consent_event.topic,
+    _consent_event.occurred_at.desc(),
+    _consent_event.seq.desc(),
+    _consent_event.recorded_at,
+    _consent_event.action,
+)
+
+
 class ConsentState(SQLModel, table=True):
     """Current consent per contact and topic, derived from ConsentEvent."""
 

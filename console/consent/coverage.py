@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.engine import Connection
 
-from console.consent.suppression import number_hasher
+from console.consent.suppression import key_fingerprint, number_hasher
 from console.context import Context
 from storage.engine import read_session
 from storage.models import ConsentState, Contact, Suppression
@@ -54,14 +54,50 @@ class Coverage:
     topics: list[TopicCoverage]
 
 
+# The last answer of suppressed_ids per database, with what it depended on: the
+# screen asks again every time it draws the matrix, and hashing every number is most
+# of the matrix's cost.
+_STOP_CACHE: dict[str, tuple[tuple[Any, ...], frozenset[int]]] = {}
+
+
 def suppressed_ids(conn: Connection, ctx: Context) -> set[int]:
     """Live contacts whose number is on the STOP list. The list holds keyed hashes
-    only, so each number is hashed (about 1 µs each) unless the list is empty."""
-    digests = set(conn.execute(select(Suppression.__table__.c.number_hash)).scalars())  # type: ignore[attr-defined]
-    if not digests:
-        return set()
+    only, so each number is hashed (about 1 µs each) unless the list is empty; on
+    SQLite inside the query, so the numbers never cross into Python as rows. The
+    answer is kept until a contact or the list changes (a number is only ever set
+    with `updated_at`, and contacts are never deleted, only erased)."""
+    table: Any = Suppression.__table__  # type: ignore[attr-defined]
     contact: Any = Contact
+    listed = conn.execute(select(func.count(), func.max(table.c.created_at))).one()
+    if not listed[0]:
+        return set()
+    known = conn.execute(
+        select(func.count(), func.max(contact.updated_at), func.max(contact.id))
+    ).one()
+    fingerprint = (*listed, *known, key_fingerprint(ctx.hash_key))
+    where = conn.engine.url.render_as_string(hide_password=True)
+    cached = _STOP_CACHE.get(where)
+    if cached is not None and cached[0] == fingerprint:
+        return set(cached[1])
+    found = _hash_and_match(conn, ctx, set(conn.execute(select(table.c.number_hash)).scalars()))
+    _STOP_CACHE[where] = (fingerprint, frozenset(found))
+    return found
+
+
+def _hash_and_match(conn: Connection, ctx: Context, digests: set[str]) -> set[int]:
     digest = number_hasher(ctx.hash_key)
+    if conn.dialect.name == "sqlite":
+        raw: Any = conn.connection.driver_connection
+
+        def on_list(number: str | None) -> int:
+            return 1 if number and digest(number) in digests else 0
+
+        raw.create_function("tocsin_on_stop_list", 1, on_list, deterministic=True)
+        rows = conn.exec_driver_sql(
+            "SELECT id FROM contact WHERE erased_at IS NULL AND tocsin_on_stop_list(number)"
+        )
+        return {int(cid) for (cid,) in rows}
+    contact: Any = Contact
     rows = conn.execute(
         select(contact.id, contact.number).where(
             contact.erased_at.is_(None), contact.number.is_not(None)
@@ -74,27 +110,48 @@ def _grouped(
     conn: Connection, by_zone: bool
 ) -> tuple[dict[str, list[int]], dict[tuple[str, str, bool, bool], int]]:
     """Live residents per zone ([all, sendable]) and decisions per (zone, topic,
-    granted, sendable). Grouped by zone always: a town has a few dozen."""
+    granted, sendable). consent_state holds live contacts only (erasure deletes their
+    rows), so the whole town's figures come off its index; the few residents without
+    a usable number are taken back out."""
     contact: Any = Contact
     state: Any = ConsentState
     totals: dict[str, list[int]] = {}
-    for zone, sendable, count in conn.execute(
-        select(contact.zone, contact.sendable, func.count())
-        .where(contact.erased_at.is_(None))
-        .group_by(contact.zone, contact.sendable)
-    ):
-        row = totals.setdefault(zone if by_zone else "", [0, 0])
-        row[0] += int(count)
-        row[1] += int(count) if sendable else 0
     decided: dict[tuple[str, str, bool, bool], int] = {}
-    for zone, topic, granted, sendable, count in conn.execute(
-        select(contact.zone, state.topic, state.granted, contact.sendable, func.count())
-        .join(contact, contact.id == state.contact_id)
-        .where(contact.erased_at.is_(None))
-        .group_by(contact.zone, state.topic, state.granted, contact.sendable)
+    if by_zone:
+        for zone, sendable, count in conn.execute(
+            select(contact.zone, contact.sendable, func.count())
+            .where(contact.erased_at.is_(None))
+            .group_by(contact.zone, contact.sendable)
+        ):
+            row = totals.setdefault(zone, [0, 0])
+            row[0] += int(count)
+            row[1] += int(count) if sendable else 0
+        for zone, topic, granted, sendable, count in conn.execute(
+            select(contact.zone, state.topic, state.granted, contact.sendable, func.count())
+            .join(contact, contact.id == state.contact_id)
+            .where(contact.erased_at.is_(None))
+            .group_by(contact.zone, state.topic, state.granted, contact.sendable)
+        ):
+            key = (zone, topic, bool(granted), bool(sendable))
+            decided[key] = decided.get(key, 0) + int(count)
+        return totals, decided
+    # Two counts off indexes instead of a scan of the table (an erased contact is
+    # never sendable).
+    live = conn.execute(select(func.count()).where(contact.erased_at.is_(None))).scalar_one()
+    sendable = conn.execute(select(func.count()).where(contact.sendable.is_(True))).scalar_one()
+    totals[""] = [int(live), int(sendable)]
+    for topic, granted, count in conn.execute(
+        select(state.topic, state.granted, func.count()).group_by(state.topic, state.granted)
     ):
-        key = (zone if by_zone else "", topic, bool(granted), bool(sendable))
-        decided[key] = decided.get(key, 0) + int(count)
+        decided[("", topic, bool(granted), True)] = int(count)
+    for topic, granted, count in conn.execute(
+        select(state.topic, state.granted, func.count())
+        .join(contact, contact.id == state.contact_id)
+        .where(contact.sendable.is_(False))
+        .group_by(state.topic, state.granted)
+    ):
+        decided[("", topic, bool(granted), True)] -= int(count)
+        decided[("", topic, bool(granted), False)] = int(count)
     return totals, decided
 
 

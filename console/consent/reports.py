@@ -53,6 +53,7 @@ _FONT = "Courier"
 _SIZE = 7.0
 _CHAR_MM = _SIZE * 0.6 * 25.4 / 72  # Courier's advance is 0.6 em
 _LINE_MM = 3.3
+_PAGES_ALIAS = "{nb_pages}"
 
 
 _TYPOGRAPHY = str.maketrans(
@@ -83,7 +84,8 @@ class _Pdf(FPDF):
         self.title_text, self.town, self.issued, self.heads = title, town, issued, heads
         self.set_auto_page_break(auto=False)
         self.set_margins(10, 10, 10)
-        self.alias_nb_pages()
+        # Wider than any page count, so the footer's layout never has to guess.
+        self.alias_nb_pages(_PAGES_ALIAS)
         self.set_title(_latin(title))
         self.set_creator("Tocsin")
         self.page_label = "{page}/{pages}"
@@ -103,9 +105,9 @@ class _Pdf(FPDF):
         self.line(10, 196, 287, 196)
         self.text(10, 199.5, _latin(self.heads))
         self.set_font("Helvetica", "", 8)
-        label = self.page_label.format(page=self.page_no(), pages="{nb}")
+        label = self.page_label.format(page=self.page_no(), pages=_PAGES_ALIAS)
         self.set_xy(10, 201)
-        # cell(), not text(): fpdf2 fills in the page count ({nb}) in cells only.
+        # cell(), not text(): fpdf2 fills in the page count in cells only.
         self.cell(0, 4, _latin(label))
 
 

@@ -569,3 +569,22 @@ def test_chains_still_verify(ctx: Context) -> None:
     handle_inbound(ctx, InboundSms("0640000082", "", "oui travaux"), "x")
     for _count, problems in verify_chains(ctx.engine).values():
         assert problems == []
+
+
+def test_the_fast_hasher_is_the_hmac() -> None:
+    from console.consent.suppression import number_hash, number_hasher
+
+    for key in (b"k" * 64, b"short", b"x" * 100):
+        digest = number_hasher(key)
+        for number in ("+33612345678", "+262692000001", ""):
+            assert digest(number) == number_hash(key, number)
+
+
+def test_stop_list_matches_are_refreshed_when_it_grows(ctx: Context) -> None:
+    _add(ctx, "06 40 00 00 91")
+    _add(ctx, "06 40 00 00 92")
+    handle_inbound(ctx, InboundSms("0640000091", "", "STOP"), "x")
+    assert coverage(ctx)[0].topics[0].counts["stop"] == 1
+    assert coverage(ctx)[0].topics[0].counts["stop"] == 1  # from the cache
+    handle_inbound(ctx, InboundSms("0640000092", "", "STOP"), "x")
+    assert coverage(ctx)[0].topics[0].counts["stop"] == 2

@@ -1,4 +1,5 @@
-"""consent audit: inbound messages (proof and review queue), rented lists' provenance
+"""consent audit: inbound messages (proof and review queue), rented lists' provenance,
+the replay's index on consent events
 
 Revision ID: 0011
 Revises: 0008
@@ -61,7 +62,22 @@ def upgrade() -> None:
     )
 
 
+    op.create_index(
+        "ix_consent_event_replay",
+        "consent_event",
+        [
+            "contact_id",
+            "topic",
+            sa.text("occurred_at DESC"),
+            sa.text("seq DESC"),
+            "recorded_at",
+            "action",
+        ],
+    )
+
+
 def downgrade() -> None:
+    op.drop_index("ix_consent_event_replay", table_name="consent_event")
     op.drop_table("contact_list")
     op.drop_index("ix_inbound_message_review", table_name="inbound_message")
     op.drop_index("ix_inbound_message_contact_id", table_name="inbound_message")
