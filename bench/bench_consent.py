@@ -46,6 +46,11 @@ def timed(label: str, fn: object) -> float:
 
 
 def peak_mb() -> float:
+    """This process's peak resident memory. VmHWM, not getrusage: Linux carries the
+    parent's peak over fork and exec into ru_maxrss."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -727,7 +727,7 @@ class HistoryScreen(Screen[None]):
             table.add_row(
                 Text(_local(self.ctx, inbound.received_at)),
                 Text(""),
-                Text(inbound.kind),
+                Text(t(f"cons.kind.{inbound.kind}")),
                 _cell(inbound.text),
             )
 

@@ -61,7 +61,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
 
-
     op.create_index(
         "ix_consent_event_replay",
         "consent_event",
