@@ -49,16 +49,26 @@ def decisions_at(at: datetime, topic: str | None = None) -> Select[Any]:
 
 
 def state_at(engine: Engine, at: datetime, topic: str | None = None) -> dict[tuple[int, str], bool]:
-    """Every (contact, topic) decision in force at `at`, granted or not."""
-    latest = _latest(at, topic)
-    # Plain columns, no ORM and no boolean conversion per row: a million events
-    # leave the database as fast as SQLite ranks them.
-    query = select(latest.c.contact_id, latest.c.topic, latest.c.action).where(latest.c.rank == 1)
+    """Every (contact, topic) decision in force at `at`, granted or not.
+
+    The events are read in the order of `ix_consent_event_replay` (each resident's
+    topic, the latest first) and the first of each pair kept: an index scan with no
+    sort and no window, the fastest way through a million events on SQLite."""
+    event: Any = ConsentEvent
+    query = (
+        select(event.contact_id, event.topic, event.action)
+        .where(event.recorded_at <= at)
+        .order_by(event.contact_id, event.topic, event.occurred_at.desc(), event.seq.desc())
+    )
+    if topic is not None:
+        query = query.where(event.topic == topic)
+    state: dict[tuple[int, str], bool] = {}
     with engine.connect() as conn:
-        return {
-            (contact_id, topic_key): action == "grant"
-            for contact_id, topic_key, action in conn.execute(query)
-        }
+        for contact_id, topic_key, action in conn.execute(query):
+            key = (contact_id, topic_key)
+            if key not in state:
+                state[key] = action == "grant"
+    return state
 
 
 def counts_at(engine: Engine, at: datetime) -> dict[str, dict[str, int]]:
