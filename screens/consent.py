@@ -273,17 +273,16 @@ class ConsentementsScreen(Screen[None]):
         table.cursor_type = "row"
         extra = max(self.app.size.width, 80) - 80
         for label, key, base, share in (
-            (t("cons.col.date"), "date", 16, 0.0),
-            (t("cons.col.resident"), "who", 14, 0.25),
-            (t("cons.col.topic"), "topic", 10, 0.05),
+            # 80 columns: 64 of text, 14 of cell padding, 2 of scrollbar.
+            (t("cons.col.date"), "date", 14, 0.0),
+            (t("cons.col.resident"), "who", 11, 0.25),
+            (t("cons.col.topic"), "topic", 8, 0.05),
             (t("cons.col.action"), "action", 8, 0.0),
-            (t("cons.col.source"), "source", 10, 0.15),
-            (t("cons.col.proof"), "proof", 8, 0.25),
-            (t("cons.col.operator"), "op", 0, 0.25),
+            (t("cons.col.source"), "source", 9, 0.2),
+            (t("cons.col.proof"), "proof", 7, 0.25),
+            (t("cons.col.operator"), "op", 7, 0.25),
         ):
-            width = base + int(extra * share)
-            if width:
-                table.add_column(label, key=key, width=width)
+            table.add_column(label, key=key, width=base + int(extra * share))
         self._journal_done = len(data) < PAGE
         self._append_journal(table, data)
         self._head(self._describe_filter())
@@ -291,12 +290,11 @@ class ConsentementsScreen(Screen[None]):
 
     def _append_journal(self, table: DataTable[Any], data: list[JournalLine]) -> None:
         t = self.t
-        narrow = len(table.columns) < 7
         for line in data:
             self._rows.append(line)
             name = "—" if line.erased else (line.name or f"#{line.contact_id}")
             cells = [
-                Text(_local(self.ctx, line.occurred_at)),
+                Text(_local(self.ctx, line.occurred_at, "%d/%m/%y %H:%M")),
                 _cell(name),
                 _cell(self.ctx.config.topics[line.topic].label)
                 if line.topic in self.ctx.config.topics
@@ -307,9 +305,8 @@ class ConsentementsScreen(Screen[None]):
                 ),
                 _cell(t(f"source.{line.source}")),
                 _cell(line.proof_ref),
+                _cell(line.operator),
             ]
-            if not narrow:
-                cells.append(_cell(line.operator))
             table.add_row(*cells, key=f"s:{line.seq}")
         if data:
             self._journal_last = data[-1].seq

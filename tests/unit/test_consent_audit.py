@@ -588,3 +588,63 @@ def test_stop_list_matches_are_refreshed_when_it_grows(ctx: Context) -> None:
     assert coverage(ctx)[0].topics[0].counts["stop"] == 1  # from the cache
     handle_inbound(ctx, InboundSms("0640000092", "", "STOP"), "x")
     assert coverage(ctx)[0].topics[0].counts["stop"] == 2
+
+
+def test_checks_name_where_a_chain_broke(ctx: Context) -> None:
+    from console.consent.checks import chain_states, older_than_retention, without_proof
+    from storage.models import ConsentEvent
+
+    a = _add(ctx, "06 40 00 00 95")
+    record_consent(ctx, ConsentRequest(a, "infos", "grant", "paper_form"))
+    record_consent(ctx, ConsentRequest(a, "travaux", "grant", "paper_form", "F-1"))
+    assert without_proof(ctx) == 1 and older_than_retention(ctx) == 0
+    assert all(s.broken_at is None for s in chain_states(ctx))
+    with Session(ctx.engine) as session:
+        event = session.exec(select(ConsentEvent).where(ConsentEvent.seq == 1)).one()
+        event.proof_ref = "forged"
+        session.add(event)
+        session.commit()
+    (consent,) = [s for s in chain_states(ctx) if s.chain == "consent"]
+    assert consent.broken_at == 1 and consent.what
+
+
+def test_review_and_classify_from_the_cli(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from console.config import DatabaseConfig, PrivacyConfig
+
+    assert _cli(tmp_path, db_url, "contact", "add", "0640000096") == 0
+    config = Config(
+        database=DatabaseConfig(url=db_url),
+        privacy=PrivacyConfig(hash_key_file=str(tmp_path / "key")),
+    )
+    from console.bootstrap import build_context
+
+    ctx = build_context(config, role=Role.ADMIN)
+    handle_inbound(ctx, InboundSms("0640000096", "", "arrêtez svp"), "x")
+    capsys.readouterr()
+    assert _cli(tmp_path, db_url, "consent", "review", "--json") == 0
+    (pending,) = json.loads(capsys.readouterr().out)
+    assert pending["text"] == "arrêtez svp"
+    assert _cli(tmp_path, db_url, "consent", "classify", str(pending["id"]), "--all", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "classified"
+    assert _cli(tmp_path, db_url, "consent", "classify", str(pending["id"]), "--nothing") == 2
+    assert _cli(tmp_path, db_url, "consent", "access", "0640000096", "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["suppressed"] is True and len(data["consents"]) == len(config.topics)
+
+
+def test_retention_apply_from_the_cli(
+    tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str], engine
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    assert _cli(tmp_path, db_url, "contact", "add", "0640000097") == 0
+    with engine.begin() as conn:
+        conn.execute(update(Contact).values(updated_at=datetime(2020, 1, 1, tzinfo=UTC)))
+    capsys.readouterr()
+    assert _cli(tmp_path, db_url, "consent", "retention", "--apply", "--yes", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["applied"] is True and data["count"] == 1
+    with Session(engine) as session:
+        assert session.exec(select(Contact)).one().erased_at is not None
