@@ -17,6 +17,7 @@ from console.cli.common import (
     context,
     parse_when,
     print_json,
+    translator,
 )
 from console.config import Config
 
@@ -113,7 +114,7 @@ def resolve_contact(ctx: Context, text: str) -> int:
         return int(text)
     found = find_by_number(ctx, text)
     if found is None or found.id is None:
-        raise CliError(f"no contact with number {text}")
+        raise CliError(translator(ctx.config)("cli.no_contact_number", number=text))
     return found.id
 
 
@@ -121,6 +122,7 @@ def cmd_consent(args: argparse.Namespace, config: Config) -> int:
     from console.consent.ledger import ConsentError, ConsentRequest, record_consent
 
     ctx = context(config)
+    t = translator(config)
     contact_id = resolve_contact(ctx, args.contact)
     occurred = parse_when(args.at, config) if args.at else None
     try:
@@ -137,7 +139,7 @@ def cmd_consent(args: argparse.Namespace, config: Config) -> int:
             ),
         )
     except ConsentError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(t.error(exc), EXIT_USAGE) from exc
     if args.json:
         print_json(
             {
@@ -148,7 +150,7 @@ def cmd_consent(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
-        print(f"contact #{contact_id}: {event.topic} {event.action} recorded (#{event.seq})")
+        print(t(f"cli.consent_{event.action}", id=contact_id, topic=event.topic, seq=event.seq))
     return EXIT_OK
 
 

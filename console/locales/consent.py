@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 FR: dict[str, str] = {
+    "cli.list_sets_consent": "--list fixe lui-même le consentement : ni --consent, ni --source, "
+    "ni --proof",
     "binding.cons_coverage": "Couverture",
     "binding.cons_journal": "Journal",
     "binding.cons_review": "À classer",
@@ -120,6 +122,7 @@ FR: dict[str, str] = {
 }
 
 EN: dict[str, str] = {
+    "cli.list_sets_consent": "--list sets the consent itself: no --consent, --source or --proof",
     "binding.cons_coverage": "Coverage",
     "binding.cons_journal": "Journal",
     "binding.cons_review": "To review",

@@ -2,7 +2,7 @@
 the replay's index on consent events
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
