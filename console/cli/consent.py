@@ -297,7 +297,8 @@ def cmd_retention(args: argparse.Namespace, config: Config) -> int:
     lapsed = expire_lists(ctx, apply=False)
     if args.apply:
         if not args.yes and due:
-            confirm_typed(len(due), "residents to erase", sys.stdin, sys.stderr)
+            t = translator(config)
+            confirm_typed(t, len(due), t("cli.what_retention"), sys.stdin, sys.stderr)
         lapsed = expire_lists(ctx, apply=True)
         due = apply_retention(ctx)
     if args.json:
