@@ -21,7 +21,7 @@ from console.cli import console as console_verbs
 from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, translator
 from console.cli.console import ConsoleRunner, use_console
 from console.cli.terminal import guarded_terminal
-from console.config import Config, ConfigError, load_config
+from console.config import Config, ConfigError, load_config, read_configuration
 from console.i18n import Translator
 from console.roles import PermissionDenied
 from console.sending.providers.credentials import CredentialsError
@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
     # escaped itself); every other verb's terminal output is guarded.
     owns_terminal = handler is console_verbs.cmd_tui or getattr(args, "owns_terminal", False)
     try:
-        config = Config() if getattr(args, "config_free", False) else load_config(args.config)
+        config = Config() if getattr(args, "config_free", False) else _configuration(args.config)
         t = translator(config)
         with contextlib.nullcontext() if owns_terminal else guarded_terminal():
             status = handler(args, config)
@@ -90,6 +90,18 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         return _fail(t("cli.database", error=_database_error(t, exc)))
     except KeyboardInterrupt:
         return 130
+
+
+def _configuration(explicit: str | None) -> Config:
+    loaded = read_configuration(explicit)
+    if loaded.ignored:
+        tables = ", ".join(f"[{name}]" for name in loaded.ignored)
+        print(
+            f"tocsin: note: {tables} of your own config ignored: {loaded.path} sets them "
+            "for the town (yours may only set [console])",
+            file=sys.stderr,
+        )
+    return loaded.config
 
 
 def _language_of(given: Sequence[str]) -> Translator:
@@ -141,6 +153,10 @@ def _database_error(t: Translator, exc: SQLAlchemyError) -> str:
     first = text[0] if text else type(exc).__name__
     if "disk is full" in first or "No space left" in first:
         return t("cli.database_full", error=first)
+    if "readonly database" in first:
+        return t("cli.database_readonly", error=first)
+    if "database is locked" in first:
+        return t("cli.database_locked", error=first)
     return first
 
 

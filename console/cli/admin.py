@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="database schema, backup and restore")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply migrations (PostgreSQL; SQLite does it itself)")
+    db_sub.add_parser(
+        "init",
+        help="create the database, also where one this installation created has gone",
+    )
     backup = db_sub.add_parser("backup", help="write a consistent copy of everything to FILE")
     backup.add_argument("file")
     backup.add_argument("--json", action="store_true")
@@ -58,22 +62,27 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
         return _db_restore(args, config)
     from sqlalchemy.exc import SQLAlchemyError
 
-    from console.bootstrap import engine_label
+    from console.bootstrap import StartupError, engine_label, open_engine
     from console.config import database_url
-    from storage.engine import make_engine
     from storage.migrate import current_revision, head_revision, upgrade
 
     url = database_url(config)
-    engine = make_engine(url)
     try:
+        engine = open_engine(config, migrate_sqlite=False, create=args.action == "init")
+        created = current_revision(engine) is None
         upgrade(engine)
+    except StartupError as exc:
+        raise CliError(str(exc)) from exc
     except SQLAlchemyError as exc:
         raise CliError(
             translator(config)("cli.db_error", label=engine_label(url), error=exc)
         ) from exc
-    print(
-        translator(config)("cli.db_schema", current=current_revision(engine), head=head_revision())
-    )
+    t = translator(config)
+    if args.action == "init":
+        # The key goes with the database from its first day.
+        context(config)
+        print(t("cli.db_created" if created else "cli.db_there", label=engine_label(url)))
+    print(t("cli.db_schema", current=current_revision(engine), head=head_revision()))
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from console.cli.common import (
     EXIT_OK,
@@ -20,6 +21,7 @@ from console.config import Config
 from console.i18n import Translator
 from console.sending.states import MessageState
 from console.text import visible
+from storage.faults import Fault
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -122,7 +124,7 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
                 + "\n"
             )
             confirm_typed(t, preview.recipients, t("cli.what_recipients"), sys.stdin, sys.stderr)
-        result = create_campaign(ctx, request)
+        result = create_campaign(ctx, request, on_wait=_say_waiting(config))
     except TocsinError as exc:
         raise CliError(t.error(exc), EXIT_USAGE) from exc
     if args.json:
@@ -210,7 +212,26 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
             t("cli.campaign_details", topic=view.topic, sender=view.sender_id, by=view.created_by)
         )
         print(f"  {counts_line(view.counts)}")
+        if view.stop is not None:
+            from console.i18n import Translator
+
+            t = Translator(config.console.language)
+            print(t(f"campaign.stop_{view.stop.change}", **view.stop.to_json()))
     return EXIT_OK
+
+
+def _say_waiting(config: Config) -> Callable[[Fault], None]:
+    """Tell the operator, once per kind of trouble, that the alert is waiting."""
+    t = translator(config)
+    said: set[Fault] = set()
+
+    def say(fault: Fault) -> None:
+        if fault not in said:
+            said.add(fault)
+            sys.stderr.write(f"tocsin: {t('fault.alert_waits.' + fault)}\n")
+            sys.stderr.flush()
+
+    return say
 
 
 def decimal(t: Translator, value: float, text: str = "") -> str:
@@ -247,6 +268,8 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
             no_report=status["no_report"],
         )
     )
+    if status["database_fault"]:
+        print(t(f"fault.{status['database_fault']}"))
     if status["worker_alive"]:
         for worker in status["workers"]:
             print(
@@ -263,13 +286,13 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    from console.sending.worker import WorkerBusy
+    from console.sending.worker import DatabaseGone, WorkerBusy
     from console.sending.worker_main import run_worker
 
     ctx = context(config)
     try:
         run_worker(ctx)
-    except WorkerBusy as exc:
+    except (WorkerBusy, DatabaseGone) as exc:
         raise CliError(str(exc)) from exc
     except RuntimeError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc

@@ -15,6 +15,11 @@ FR: dict[str, str] = {
     "cli.disk_full": "{where}plus de place sur le disque ; rien de plus n'a été écrit",
     "cli.database": "base de données : {error}",
     "cli.database_full": "{error} : libérez de la place ; l'opération a été annulée",
+    "cli.database_readonly": "{error} : la base et ses fichiers -wal et -shm doivent être "
+    "inscriptibles par qui écrit (l'utilisateur du service, ou le groupe tocsin) ; "
+    "vérifiez-les avec `ls -l`",
+    "cli.database_locked": "{error} : un autre programme tient la base depuis plus de 10 s "
+    "(import, transaction ouverte) ; rien n'a été changé, réessayez quand il aura fini",
     # Contacts
     "cli.map_bad": "--map {item} : FIELD=COLUMN attendu",
     "cli.consent_needs_source": "--consent demande --source (d'où vient le consentement)",
@@ -51,6 +56,8 @@ FR: dict[str, str] = {
     # Database and chains
     "cli.db_error": "base de données {label} : {error}",
     "cli.db_schema": "base de données au schéma {current} (dernier : {head})",
+    "cli.db_created": "base de données {label} créée",
+    "cli.db_there": "base de données {label} déjà là",
     "cli.backup_written": "sauvegarde écrite dans {path} : {contacts} contacts, {consents} événements de consentement, {suppressed} numéros opposés, {campaigns} campagnes, {messages} messages, {audit} entrées d'audit",
     "cli.backup_key": "la restaurer demande la clé de hachage d'empreinte {fingerprint} : sauvegardez aussi le fichier de clé, à part",
     "cli.restored": "{total} lignes restaurées depuis {file} (faite le {made} sur {engine}) ; vérifiez : tocsin audit verify",
@@ -75,6 +82,11 @@ EN: dict[str, str] = {
     "cli.disk_full": "{where}no space left on the disk; nothing more was written",
     "cli.database": "database: {error}",
     "cli.database_full": "{error}: free some space; the operation was rolled back",
+    "cli.database_readonly": "{error}: the database file and its -wal and -shm files must "
+    "be writable by whoever writes (the service user, or the tocsin group); check them "
+    "with `ls -l`",
+    "cli.database_locked": "{error}: another program has held the write lock for over 10 s "
+    "(an import, an open transaction); nothing was changed, try again once it is done",
     # Contacts
     "cli.map_bad": "--map {item}: expected FIELD=COLUMN",
     "cli.consent_needs_source": "--consent needs --source (where the consent comes from)",
@@ -111,6 +123,8 @@ EN: dict[str, str] = {
     # Database and chains
     "cli.db_error": "database {label}: {error}",
     "cli.db_schema": "database at schema {current} (head {head})",
+    "cli.db_created": "database {label} created",
+    "cli.db_there": "database {label} already there",
     "cli.backup_written": "backup written to {path}: {contacts} contacts, {consents} consent events, {suppressed} suppressed numbers, {campaigns} campaigns, {messages} messages, {audit} audit entries",
     "cli.backup_key": "it needs the hash key with fingerprint {fingerprint} to be restored: keep the key file backed up too, apart",
     "cli.restored": "restored {total} rows from {file} (made {made} on {engine}); check it: tocsin audit verify",

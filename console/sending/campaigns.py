@@ -6,6 +6,7 @@ Every resident of the audience gets a Message row: `queued` if they may receive 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -13,14 +14,14 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from console.audit import append_audit
-from console.composing.composer import unfilled_placeholders, with_stop_mention
+from console.composing.composer import analyse, unfilled_placeholders, with_stop_mention
 from console.config import is_sender_id
 from console.consent.ledger import may_receive
 from console.consent.suppression import number_hasher
@@ -31,6 +32,7 @@ from console.roles import Role
 from console.sending.states import QUEUED, SKIPPED, STATES, CampaignStatus
 from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import is_sqlite, read_session, write_session
+from storage.faults import Fault, retry_while_locked
 from storage.models import (
     Campaign,
     ConsentState,
@@ -42,6 +44,8 @@ from storage.models import (
 )
 
 Kind = Literal["emergency", "planned"]
+T = TypeVar("T")
+
 EMERGENCY_PRIORITY = 100
 
 SKIP_NOT_SENDABLE = "not_sendable"
@@ -122,6 +126,16 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
         )
     if not request.text.strip():
         raise CampaignError("the message is empty", "campaign_empty")
+    parts = analyse(message_text(ctx, request)).segments
+    if parts > MAX_PARTS:
+        # 131 SMS per resident is a mistake (a pasted document), never an alert.
+        raise CampaignError(
+            f"the message needs {parts} SMS per recipient, over the {MAX_PARTS} allowed: "
+            "shorten it",
+            "campaign_too_long",
+            parts=parts,
+            limit=MAX_PARTS,
+        )
     unfilled = unfilled_placeholders(message_text(ctx, request))
     if unfilled:
         # A template's {lieu} must never reach residents as such.
@@ -141,11 +155,15 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
 # while the rest are enqueued; each later chunk is its own short transaction, so on
 # SQLite the worker's writes are never held up behind one long enqueue.
 FIRST_CHUNK = 200
+# The most SMS one message may take per recipient (Kannel's default max-messages too).
+MAX_PARTS = 10
 CHUNK = 5000
 # SQLite only: how long an emergency waits for a live worker to claim its first
 # recipients before enqueuing the rest, and the gap left between chunks for its writes.
 FIRST_CLAIM_WAIT_S = 0.5
 CHUNK_PAUSE_S = 0.03
+# How long an alert waits out a locked database before it gives up and says so.
+EMERGENCY_PATIENCE_S = 120.0
 
 
 def _let_the_sender_start(ctx: Context, campaign_id: int) -> bool:
@@ -170,7 +188,11 @@ def _let_the_sender_start(ctx: Context, campaign_id: int) -> bool:
 
 
 def create_campaign(
-    ctx: Context, request: CampaignRequest, *, on_started: Callable[[int], None] | None = None
+    ctx: Context,
+    request: CampaignRequest,
+    *,
+    on_started: Callable[[int], None] | None = None,
+    on_wait: Callable[[Fault], None] | None = None,
 ) -> Enqueued:
     """Create the campaign and enqueue every recipient.
 
@@ -179,12 +201,51 @@ def create_campaign(
     campaign stays `enqueued = False` until the last chunk; if the console dies
     half-way, `complete_enqueue` (run by the worker) finishes it, and the unique
     (campaign, number) makes that safe to run twice. `on_started` gets the campaign
-    id once the first chunk is committed (the console shows it live from then on)."""
+    id once the first chunk is committed (the console shows it live from then on).
+
+    An emergency waits out a locked database (an import, someone's open
+    transaction) for up to EMERGENCY_PATIENCE_S, telling `on_wait` each time: every
+    transaction here is safe to make again (a failed one rolled back whole; a chunk
+    already in is not doubled)."""
     needed = Role.ALERTER if request.kind == "emergency" else Role.OPERATOR
     ctx.require(needed)
     _validate(ctx, request)
     explicit = _parse_numbers(ctx, request.audience.numbers)
     now = ctx.clock.now()
+    emergency = request.kind == "emergency"
+
+    def patiently(work: Callable[[], T]) -> T:
+        if not emergency:
+            return work()
+        return retry_while_locked(work, patience_seconds=EMERGENCY_PATIENCE_S, on_wait=on_wait)
+
+    campaign, chunk = patiently(lambda: _create_first(ctx, request, explicit, now))
+    skipped = Counter(chunk.skipped)
+    assert campaign.id is not None
+    if on_started is not None:
+        on_started(campaign.id)
+    # SQLite has one writer: without these pauses the worker's claims wait behind every
+    # chunk, and the first SMS would leave only once the whole audience is enqueued.
+    one_writer = (
+        emergency
+        and is_sqlite(ctx.engine)
+        and not chunk.last
+        and _let_the_sender_start(ctx, campaign.id)
+    )
+    while not chunk.last:
+        chunk = patiently(
+            functools.partial(_next_chunk, ctx, campaign, request, explicit, chunk.last_contact_id)
+        )
+        skipped.update(chunk.skipped)
+        if one_writer and not chunk.last:
+            time.sleep(CHUNK_PAUSE_S)
+    return Enqueued(campaign.id, chunk.counts, dict(skipped))
+
+
+def _create_first(
+    ctx: Context, request: CampaignRequest, explicit: list[str], now: datetime
+) -> tuple[Campaign, _Chunk]:
+    """The campaign row, its audit entry and its first chunk, in one transaction."""
     emergency = request.kind == "emergency"
     with write_session(ctx.engine) as session:
         campaign = Campaign(
@@ -221,32 +282,20 @@ def create_campaign(
             after_id=0,
             limit=FIRST_CHUNK if emergency else None,
         )
-    skipped = Counter(chunk.skipped)
-    if on_started is not None:
-        on_started(campaign.id)
-    # SQLite has one writer: without these pauses the worker's claims wait behind every
-    # chunk, and the first SMS would leave only once the whole audience is enqueued.
-    one_writer = (
-        emergency
-        and is_sqlite(ctx.engine)
-        and not chunk.last
-        and _let_the_sender_start(ctx, campaign.id)
-    )
-    while not chunk.last:
-        with write_session(ctx.engine) as session:
-            chunk = _enqueue_chunk(
-                session,
-                ctx,
-                campaign,
-                request.audience,
-                explicit,
-                after_id=chunk.last_contact_id,
-                limit=CHUNK,
-            )
-        skipped.update(chunk.skipped)
-        if one_writer and not chunk.last:
-            time.sleep(CHUNK_PAUSE_S)
-    return Enqueued(campaign.id, chunk.counts, dict(skipped))
+    return campaign, chunk
+
+
+def _next_chunk(
+    ctx: Context,
+    campaign: Campaign,
+    request: CampaignRequest,
+    explicit: list[str],
+    after_id: int,
+) -> _Chunk:
+    with write_session(ctx.engine) as session:
+        return _enqueue_chunk(
+            session, ctx, campaign, request.audience, explicit, after_id=after_id, limit=CHUNK
+        )
 
 
 def complete_enqueue(ctx: Context, campaign_id: int) -> Enqueued:

@@ -23,8 +23,9 @@ from console.sending.states import (
     UNCERTAIN,
     CampaignStatus,
 )
-from console.sending.workers import ALIVE_WITHIN_S, alive_workers
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
 from storage.engine import read_session
+from storage.faults import Fault
 from storage.models import (
     Campaign,
     DeliveryEvent,
@@ -112,6 +113,8 @@ class QueueSnapshot:
     # Provider answers in each SPARK_BUCKET_S bucket, oldest first, the last one now.
     sparkline: list[int]
     health: ProviderHealth
+    # Why the database refuses writes while the worker is silent (sending paused).
+    database_fault: Fault | None = None
 
     @property
     def worker_alive(self) -> bool:
@@ -260,6 +263,7 @@ def queue_snapshot(ctx: Context) -> QueueSnapshot:
         rate=sum(rates.values()),
         sparkline=sparkline,
         health=health,
+        database_fault=silent_database_fault(ctx.engine, workers, now),
     )
 
 

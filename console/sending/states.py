@@ -79,8 +79,9 @@ _REPORTED: Final = frozenset({DELIVERED, UNDELIVERED, EXPIRED, REJECTED})
 _MOVES: Final[dict[str, frozenset[str]]] = {
     # Skipped later than enqueue only when the operator cancels the campaign.
     QUEUED: frozenset({SENDING, SKIPPED}),
-    # Back to queued only for a retryable failure, before the provider took it.
-    SENDING: frozenset({SUBMITTED, QUEUED, FAILED, UNCERTAIN}) | _REPORTED,
+    # Back to queued for a retryable failure, or a pause, before the provider took it;
+    # skipped when the campaign is cancelled before the provider took it.
+    SENDING: frozenset({SUBMITTED, QUEUED, SKIPPED, FAILED, UNCERTAIN}) | _REPORTED,
     SUBMITTED: _REPORTED | {FAILED},
     # The operator (or an emergency policy) re-sends, or marks it as sent.
     UNCERTAIN: frozenset({QUEUED, SUBMITTED}) | _REPORTED,

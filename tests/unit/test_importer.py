@@ -760,6 +760,9 @@ def test_unreadable_files_fail_with_the_file_and_the_reason(
         (write(tmp_path, crlf("Nom;Adresse", "Élodie;1 rue Haute"), "sans.csv"), "Nom, Adresse"),
         (write(tmp_path, crlf("Élodie;06 12 34 56 78"), "entete.csv"), "no header line"),
         (write(tmp_path, b"PK\x03\x04rest", "classeur.csv"), "not a CSV file"),
+        # /dev/zero, a binary: one endless line is refused before it fills the memory.
+        (write(tmp_path, b"nom;telephone\n" + b"\0" * 300_000, "zero.csv"), "line 2 is longer"),
+        (write(tmp_path, b"a;b\n" + b"x" * 70_000 + b"\nc;d\n", "long.csv"), "line 2 is longer"),
     ]
     for path, reason in cases:
         with pytest.raises(ImportFailed) as failure:
@@ -768,11 +771,11 @@ def test_unreadable_files_fail_with_the_file_and_the_reason(
         assert reason in str(failure.value)
     locked = write(tmp_path, SIMPLE, "verrou.csv")
 
-    def refuse(self: Path) -> bytes:
+    def refuse(self: Path, *args: object, **kwargs: object) -> object:
         raise PermissionError(13, "Permission denied", str(self))
 
     # Tests may run as root, which reads any file: simulate the refusal.
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
     with pytest.raises(ImportFailed, match="permission denied"):
         import_contacts(ctx, locked, ImportOptions())
     assert contacts(ctx) == {}

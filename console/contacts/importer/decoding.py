@@ -29,9 +29,40 @@ class Text:
     maybe_bad: bool
 
 
+# No resident's row is this long: past it the file is not a CSV (`/dev/zero`, a
+# binary), and reading on would only fill the memory.
+MAX_LINE_BYTES = 64 * 1024
+_BLOCK = 1024 * 1024
+
+
+def _read_capped(path: Path) -> bytes:
+    """The file's bytes, refused as soon as one line runs past MAX_LINE_BYTES."""
+    blocks: list[bytes] = []
+    line_number, line_length = 1, 0
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK):
+            blocks.append(block)
+            # The part after the block's last newline carries over to the next
+            # block. UTF-16 newlines hold the same 0x0A byte, so this counts them too.
+            lines = block.split(b"\n")
+            line_length += len(lines[0])
+            longest, where = line_length, line_number
+            for offset, line in enumerate(lines[1:], start=1):
+                if len(line) > longest:
+                    longest, where = len(line), line_number + offset
+            line_number += len(lines) - 1
+            line_length = len(lines[-1]) if len(lines) > 1 else line_length
+            if longest > MAX_LINE_BYTES:
+                raise ImportFailed(
+                    f"{path}: line {where} is longer than {MAX_LINE_BYTES // 1024} KiB: "
+                    "this is not a residents' CSV file"
+                )
+    return b"".join(blocks)
+
+
 def read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        data = _read_capped(path)
     except FileNotFoundError as exc:
         raise ImportFailed(f"{path}: file not found") from exc
     except IsADirectoryError as exc:
