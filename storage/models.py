@@ -76,15 +76,14 @@ class ConsentEvent(SQLModel, table=True):
 
 # The point-in-time replay (console.consent.replay) ranks each resident's events per
 # topic, latest occurred first, straight off this index: no sort of a million events.
-_consent_event: Any = ConsentEvent
 Index(
     "ix_consent_event_replay",
-    _consent_event.contact_id,
-    _consent_event.topic,
-    _consent_event.occurred_at.desc(),
-    _consent_event.seq.desc(),
-    _consent_event.recorded_at,
-    _consent_event.action,
+    col(ConsentEvent.contact_id),
+    col(ConsentEvent.topic),
+    col(ConsentEvent.occurred_at).desc(),
+    col(ConsentEvent.seq).desc(),
+    col(ConsentEvent.recorded_at),
+    col(ConsentEvent.action),
 )
 
 

@@ -36,7 +36,7 @@ from console.consent.retention import apply_retention, schedule, summary
 from console.consent.review import ReviewError, classify, pending_count, replies
 from console.contacts.service import ContactInput, add_contact, update_contact
 from console.context import Context
-from console.roles import PermissionDenied, Role
+from console.roles import PermissionDenied, Role, current_operator
 from console.sending.inbound import handle_inbound
 from console.sending.providers.base import InboundSms
 from storage.models import AuditEntry, ConsentState, Contact
@@ -350,7 +350,7 @@ def _cli(tmp_path: Path, db_url: str, *args: str) -> int:
         key.chmod(0o600)
     config.write_text(
         f'[database]\nurl = "{db_url}"\n[privacy]\nhash_key_file = "{key}"\n'
-        '[roles]\nadmin = ["*"]\n'
+        f'[roles]\nadmin = ["{current_operator()}"]\n'
     )
     return main(["--config", str(config), *args])
 
@@ -360,7 +360,7 @@ def test_import_refuses_an_unregistered_list(
 ) -> None:
     status = _cli(tmp_path, db_url, "import", "contacts", str(_csv(tmp_path)), "--list", "x")
     assert status == 2
-    assert "register its provenance first" in capsys.readouterr().err
+    assert "enregistrez d'abord sa provenance" in capsys.readouterr().err
 
 
 def test_import_with_a_registered_list(
