@@ -648,3 +648,11 @@ def test_retention_apply_from_the_cli(
     assert data["applied"] is True and data["count"] == 1
     with Session(engine) as session:
         assert session.exec(select(Contact)).one().erased_at is not None
+
+
+def test_register_pdf_with_the_longest_name(ctx: Context, tmp_path: Path) -> None:
+    _add(ctx, "06 40 00 00 98", "Jean-" + "x" * 195)
+    path = tmp_path / "long.pdf"
+    assert write_register_pdf(ctx, path, "alertes") == 1
+    text = PdfReader(path).pages[0].extract_text()
+    assert "Jean-xxx" in text and "x" * 190 not in text  # cut to its column
