@@ -167,37 +167,23 @@ def _day_end(text: str, config: Config, flag: str = "--at") -> object:
 def cmd_coverage(args: argparse.Namespace, config: Config) -> int:
     from datetime import datetime
 
-    from console.consent.coverage import STATES, coverage
-    from console.consent.replay import counts_at
+    from console.consent.coverage import STATES, coverage, coverage_at
 
     ctx = context(config)
+    t = translator(config)
     if args.at:
         at = _day_end(args.at, config)
         assert isinstance(at, datetime)
-        counts = counts_at(ctx.engine, at)
-        data = {
-            "at": at.isoformat(),
-            "topics": [
-                {"topic": topic, **counts.get(topic, {"consented": 0, "withdrawn": 0})}
-                for topic in config.topics
-            ],
-        }
-        if args.json:
-            print_json(data)
-        else:
-            for row in data["topics"]:
-                assert isinstance(row, dict)
-                print(
-                    f"{row['topic']:<14} consented {row['consented']:>8}  "
-                    f"withdrawn {row['withdrawn']:>8}"
-                )
-        return EXIT_OK
-    result = coverage(ctx, by_zone=args.by_zone)
+        if args.by_zone:
+            raise CliError(t("cli.at_not_by_zone"), EXIT_USAGE)
+        result = [coverage_at(ctx, at)]
+    else:
+        result = coverage(ctx, by_zone=args.by_zone)
     if args.json:
         print_json(
-            [{"zone": c.zone, "topics": [t.to_json() for t in c.topics]} for c in result]
+            [{"zone": c.zone, "topics": [row.to_json() for row in c.topics]} for c in result]
             if args.by_zone
-            else [t.to_json() for t in result[0].topics]
+            else [row.to_json() for row in result[0].topics]
         )
         return EXIT_OK
     from console.text import visible

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 FR: dict[str, str] = {
+    "cli.at_not_by_zone": "--at ne se combine pas avec --by-zone (les quartiers sont ceux d'aujourd'hui)",
     "cli.list_line": "{name}\t{provider}\t{topics}\t{residents} habitants, {in_force} en vigueur\texpire le {expires} ({state})",
     "cli.list_expired_state": "expiré",
     "cli.list_valid_state": "valide",
@@ -152,6 +153,7 @@ FR: dict[str, str] = {
 }
 
 EN: dict[str, str] = {
+    "cli.at_not_by_zone": "--at does not combine with --by-zone (quartiers are today's)",
     "cli.list_line": "{name}\t{provider}\t{topics}\t{residents} residents, {in_force} in force\texpires {expires} ({state})",
     "cli.list_expired_state": "expired",
     "cli.list_valid_state": "valid",
