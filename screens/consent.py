@@ -829,9 +829,11 @@ class ClassifyScreen(TocsinModal[bool]):
             return
         self._classify(chosen)
 
-    def _classify(self, topics: list[str]) -> None:
+    @work(exclusive=True, group="classify")
+    async def _classify(self, topics: list[str]) -> None:
+        """The write runs in a thread; the dialog stays until it is done or refused."""
         try:
-            review.classify(self.ctx, self.reply.id, topics)
+            await asyncio.to_thread(review.classify, self.ctx, self.reply.id, topics)
         except (review.ReviewError, PermissionDenied) as exc:
             self.show_error(exc)
             return

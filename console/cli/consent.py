@@ -167,37 +167,23 @@ def _day_end(text: str, config: Config, flag: str = "--at") -> object:
 def cmd_coverage(args: argparse.Namespace, config: Config) -> int:
     from datetime import datetime
 
-    from console.consent.coverage import STATES, coverage
-    from console.consent.replay import counts_at
+    from console.consent.coverage import STATES, coverage, coverage_at
 
     ctx = context(config)
+    t = translator(config)
     if args.at:
         at = _day_end(args.at, config)
         assert isinstance(at, datetime)
-        counts = counts_at(ctx.engine, at)
-        data = {
-            "at": at.isoformat(),
-            "topics": [
-                {"topic": topic, **counts.get(topic, {"consented": 0, "withdrawn": 0})}
-                for topic in config.topics
-            ],
-        }
-        if args.json:
-            print_json(data)
-        else:
-            for row in data["topics"]:
-                assert isinstance(row, dict)
-                print(
-                    f"{row['topic']:<14} consented {row['consented']:>8}  "
-                    f"withdrawn {row['withdrawn']:>8}"
-                )
-        return EXIT_OK
-    result = coverage(ctx, by_zone=args.by_zone)
+        if args.by_zone:
+            raise CliError(t("cli.at_not_by_zone"), EXIT_USAGE)
+        result = [coverage_at(ctx, at)]
+    else:
+        result = coverage(ctx, by_zone=args.by_zone)
     if args.json:
         print_json(
-            [{"zone": c.zone, "topics": [t.to_json() for t in c.topics]} for c in result]
+            [{"zone": c.zone, "topics": [row.to_json() for row in c.topics]} for c in result]
             if args.by_zone
-            else [t.to_json() for t in result[0].topics]
+            else [row.to_json() for row in result[0].topics]
         )
         return EXIT_OK
     from console.text import visible
@@ -229,23 +215,24 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
     from console.consent.reports import write_register_csv, write_register_pdf
 
     ctx = context(config)
+    t = translator(config)
     at = _day_end(args.at, config) if args.at else None
     assert at is None or isinstance(at, datetime)
     try:
         if args.format == "pdf":
             if not args.output:
-                raise CliError("--format pdf needs -o FILE", EXIT_USAGE)
+                raise CliError(t("cli.pdf_needs_output"), EXIT_USAGE)
             count = write_register_pdf(ctx, Path(args.output), args.topic, at)
-            print(f"{count} residents -> {args.output}", file=sys.stderr)
+            print(t("cli.register_written", count=count, file=args.output), file=sys.stderr)
         else:
             with _text_out(args.output) as out:
                 count = write_register_csv(ctx, out, args.topic, at)
             if args.output:
-                print(f"{count} residents -> {args.output}", file=sys.stderr)
+                print(t("cli.register_written", count=count, file=args.output), file=sys.stderr)
     except ConsentError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(t.error(exc), EXIT_USAGE) from exc
     except ChainHeadInvalid as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(t.error(exc)) from exc
     return EXIT_OK
 
 
@@ -255,13 +242,14 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
     from console.consent.reports import access_data, write_access_pdf
 
     ctx = context(config)
+    t = translator(config)
     contact_id = resolve_contact(ctx, args.contact)
     try:
         if args.format == "pdf":
             if not args.output:
-                raise CliError("--format pdf needs -o FILE", EXIT_USAGE)
+                raise CliError(t("cli.pdf_needs_output"), EXIT_USAGE)
             write_access_pdf(ctx, Path(args.output), contact_id)
-            print(f"contact #{contact_id} -> {args.output}", file=sys.stderr)
+            print(t("cli.access_written", id=contact_id, file=args.output), file=sys.stderr)
         elif args.output:
             from console.cli.terminal import json_text
 
@@ -269,9 +257,9 @@ def cmd_access(args: argparse.Namespace, config: Config) -> int:
         else:
             print_json(access_data(ctx, contact_id))
     except NoSuchContact as exc:
-        raise CliError(f"no contact #{contact_id}") from exc
+        raise CliError(t("error.no_contact", id=contact_id)) from exc
     except ChainHeadInvalid as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(t.error(exc)) from exc
     return EXIT_OK
 
 
@@ -279,11 +267,12 @@ def cmd_withdrawals(args: argparse.Namespace, config: Config) -> int:
     from console.consent.reports import write_withdrawals_csv
 
     ctx = context(config)
+    t = translator(config)
     since = parse_when(args.since, config)
     with _text_out(args.output) as out:
         count = write_withdrawals_csv(ctx, out, since)
     if args.output:
-        print(f"{count} withdrawals -> {args.output}", file=sys.stderr)
+        print(t("cli.withdrawals_written", count=count, file=args.output), file=sys.stderr)
     return EXIT_OK
 
 
@@ -293,11 +282,11 @@ def cmd_retention(args: argparse.Namespace, config: Config) -> int:
     from console.text import visible
 
     ctx = context(config)
+    t = translator(config)
     due = schedule(ctx)
     lapsed = expire_lists(ctx, apply=False)
     if args.apply:
         if not args.yes and due:
-            t = translator(config)
             confirm_typed(t, len(due), t("cli.what_retention"), sys.stdin, sys.stderr)
         lapsed = expire_lists(ctx, apply=True)
         due = apply_retention(ctx)
@@ -311,15 +300,20 @@ def cmd_retention(args: argparse.Namespace, config: Config) -> int:
             }
         )
         return EXIT_OK
-    verb = "erased" if args.apply else "due"
     for d in due:
         print(
-            f"#{d.contact_id}\t{visible(d.name)}\tlast {d.last_interaction.date().isoformat()}"
-            f"\tdue {d.due_at.date().isoformat()}"
+            t(
+                "cli.retention_line",
+                id=d.contact_id,
+                name=visible(d.name),
+                last=d.last_interaction.date().isoformat(),
+                due=d.due_at.date().isoformat(),
+            )
         )
-    print(f"{len(due)} residents {verb}", file=sys.stderr)
+    key = "cli.retention_erased" if args.apply else "cli.retention_due"
+    print(t(key, count=len(due)), file=sys.stderr)
     for name, count in lapsed.items():
-        print(f"list {name}: {count} consents expired", file=sys.stderr)
+        print(t("cli.list_expired", name=name, count=count), file=sys.stderr)
     return EXIT_OK
 
 
@@ -352,6 +346,7 @@ def cmd_classify(args: argparse.Namespace, config: Config) -> int:
     from console.consent.review import ReviewError, classify
 
     ctx = context(config)
+    t = translator(config)
     if args.all:
         topics = list(config.topics)
     elif args.nothing:
@@ -361,11 +356,11 @@ def cmd_classify(args: argparse.Namespace, config: Config) -> int:
     try:
         reply = classify(ctx, args.id, topics)
     except ReviewError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(t.error(exc), EXIT_USAGE) from exc
     if args.json:
         print_json({"id": reply.id, "withdraw": topics, "status": reply.status})
     else:
-        print(f"reply #{reply.id}: withdraw {', '.join(topics) or 'nothing'}")
+        print(t("cli.classified", id=reply.id, topics=", ".join(topics) or "-"))
     return EXIT_OK
 
 
@@ -373,13 +368,17 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
     from console.consent.lists import ListError, ListInput, add_list, list_summaries
 
     ctx = context(config)
+    t = translator(config)
     try:
         if args.action == "add":
             if args.wording_file:
                 try:
                     wording = Path(args.wording_file).read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError) as exc:
-                    raise CliError(f"{args.wording_file}: cannot read: {exc}", EXIT_USAGE) from exc
+                    raise CliError(
+                        t("cli.wording_unreadable", file=args.wording_file, error=str(exc)),
+                        EXIT_USAGE,
+                    ) from exc
             else:
                 wording = args.wording
             row = add_list(
@@ -398,15 +397,15 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
             if args.json:
                 print_json({"name": row.name, "proof_sha256": row.proof_sha256})
             else:
-                print(f"list {row.name} recorded (proof sha256 {row.proof_sha256})")
+                print(t("cli.list_recorded", name=row.name, sha=row.proof_sha256))
             return EXIT_OK
     except ListError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(t.error(exc), EXIT_USAGE) from exc
     summaries = list_summaries(ctx)
     if args.action == "show":
         found = [s for s in summaries if s.row.name == args.name]
         if not found:
-            raise CliError(f"no list {args.name!r}", EXIT_USAGE)
+            raise CliError(t("error.list_unknown", name=args.name), EXIT_USAGE)
         summaries = found
     if args.json:
         data = [s.to_json() for s in summaries]
@@ -415,15 +414,21 @@ def cmd_list(args: argparse.Namespace, config: Config) -> int:
     from console.text import visible
 
     for s in summaries:
-        state = "expired" if s.expired else "valid"
         print(
-            f"{s.row.name}\t{visible(s.row.provider)}\t{s.row.topics}\t"
-            f"{s.residents} residents, {s.in_force} in force\t"
-            f"expires {s.expires_at.date().isoformat()} ({state})"
+            t(
+                "cli.list_line",
+                name=s.row.name,
+                provider=visible(s.row.provider),
+                topics=s.row.topics,
+                residents=s.residents,
+                in_force=s.in_force,
+                expires=s.expires_at.date().isoformat(),
+                state=t("cli.list_expired_state" if s.expired else "cli.list_valid_state"),
+            )
         )
         if args.action == "show":
-            print(f"  contract: {visible(s.row.contract_ref)}")
-            print(f"  consented on: {s.row.consented_at.date().isoformat()}")
-            print(f"  wording: {visible(s.row.wording)}")
-            print(f"  proof: {visible(s.row.proof_file)} sha256 {s.row.proof_sha256}")
+            print(t("cli.list_contract", contract=visible(s.row.contract_ref)))
+            print(t("cli.list_consented", date=s.row.consented_at.date().isoformat()))
+            print(t("cli.list_wording", wording=visible(s.row.wording)))
+            print(t("cli.list_proof", file=visible(s.row.proof_file), sha=s.row.proof_sha256))
     return EXIT_OK

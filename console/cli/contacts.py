@@ -129,7 +129,7 @@ def _list_options(ctx: Context, args: argparse.Namespace, mapping: dict[str, str
     try:
         row = get_list(ctx, args.list)
     except ListError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(translator(ctx.config).error(exc), EXIT_USAGE) from exc
     topics = tuple(row.topics.split(","))
     return ImportOptions(
         mapping=mapping,

@@ -4,7 +4,6 @@ than their topic's retention period, and the chains' state."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 
@@ -12,24 +11,28 @@ from console.audit import verify_chains
 from console.consent.lists import add_months
 from console.context import Context
 from storage.engine import read_session
-from storage.models import ConsentEvent, ConsentState, Contact
+from storage.models import (
+    consent_event_table,
+    consent_state_table,
+    contact_table,
+)
 
 
 def without_proof(ctx: Context) -> int:
     """Live residents with a consent in force whose deciding event names no proof."""
-    state: Any = ConsentState
-    event: Any = ConsentEvent
-    contact: Any = Contact
+    state = consent_state_table
+    event = consent_event_table
+    contact = contact_table
     with read_session(ctx.engine) as session:
         return int(
             session.execute(
-                select(func.count(func.distinct(state.contact_id)))
-                .join(event, event.id == state.event_id)
-                .join(contact, contact.id == state.contact_id)
+                select(func.count(func.distinct(state.c.contact_id)))
+                .join(event, event.c.id == state.c.event_id)
+                .join(contact, contact.c.id == state.c.contact_id)
                 .where(
-                    state.granted.is_(True),
-                    contact.erased_at.is_(None),
-                    or_(event.proof_ref == "", event.proof_ref.is_(None)),
+                    state.c.granted.is_(True),
+                    contact.c.erased_at.is_(None),
+                    or_(event.c.proof_ref == "", event.c.proof_ref.is_(None)),
                 )
             ).scalar_one()
         )
@@ -37,13 +40,13 @@ def without_proof(ctx: Context) -> int:
 
 def older_than_retention(ctx: Context) -> int:
     """Consents in force given longer ago than their topic's retention period."""
-    state: Any = ConsentState
-    event: Any = ConsentEvent
+    state = consent_state_table
+    event = consent_event_table
     now = ctx.clock.now()
     conditions = [
         and_(
-            state.topic == key,
-            event.occurred_at < add_months(now, -topic.retention_months),
+            state.c.topic == key,
+            event.c.occurred_at < add_months(now, -topic.retention_months),
         )
         for key, topic in ctx.config.topics.items()
     ]
@@ -52,8 +55,8 @@ def older_than_retention(ctx: Context) -> int:
             session.execute(
                 select(func.count())
                 .select_from(state)
-                .join(event, event.id == state.event_id)
-                .where(state.granted.is_(True), or_(*conditions))
+                .join(event, event.c.id == state.c.event_id)
+                .where(state.c.granted.is_(True), or_(*conditions))
             ).scalar_one()
         )
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from console.consent.suppression import key_fingerprint, number_hasher
 from console.context import Context
 from storage.engine import read_session
-from storage.models import ConsentState, Contact, Suppression
+from storage.models import consent_state_table, contact_table, suppression_table
 
 STATES = ("consented", "withdrawn", "never_asked", "mission", "stop")
 
@@ -66,13 +66,13 @@ def suppressed_ids(conn: Connection, ctx: Context) -> set[int]:
     SQLite inside the query, so the numbers never cross into Python as rows. The
     answer is kept until a contact or the list changes (a number is only ever set
     with `updated_at`, and contacts are never deleted, only erased)."""
-    table: Any = Suppression.__table__  # type: ignore[attr-defined]
-    contact: Any = Contact
+    table = suppression_table
+    contact = contact_table
     listed = conn.execute(select(func.count(), func.max(table.c.created_at))).one()
     if not listed[0]:
         return set()
     known = conn.execute(
-        select(func.count(), func.max(contact.updated_at), func.max(contact.id))
+        select(func.count(), func.max(contact.c.updated_at), func.max(contact.c.id))
     ).one()
     fingerprint = (*listed, *known, key_fingerprint(ctx.hash_key))
     where = conn.engine.url.render_as_string(hide_password=True)
@@ -97,10 +97,10 @@ def _hash_and_match(conn: Connection, ctx: Context, digests: set[str]) -> set[in
             "SELECT id FROM contact WHERE erased_at IS NULL AND tocsin_on_stop_list(number)"
         )
         return {int(cid) for (cid,) in rows}
-    contact: Any = Contact
+    contact = contact_table
     rows = conn.execute(
-        select(contact.id, contact.number).where(
-            contact.erased_at.is_(None), contact.number.is_not(None)
+        select(contact.c.id, contact.c.number).where(
+            contact.c.erased_at.is_(None), contact.c.number.is_not(None)
         )
     )
     return {cid for cid, number in rows if digest(number) in digests}
@@ -113,42 +113,44 @@ def _grouped(
     granted, sendable). consent_state holds live contacts only (erasure deletes their
     rows), so the whole town's figures come off its index; the few residents without
     a usable number are taken back out."""
-    contact: Any = Contact
-    state: Any = ConsentState
+    contact = contact_table
+    state = consent_state_table
     totals: dict[str, list[int]] = {}
     decided: dict[tuple[str, str, bool, bool], int] = {}
     if by_zone:
         for zone, sendable, count in conn.execute(
-            select(contact.zone, contact.sendable, func.count())
-            .where(contact.erased_at.is_(None))
-            .group_by(contact.zone, contact.sendable)
+            select(contact.c.zone, contact.c.sendable, func.count())
+            .where(contact.c.erased_at.is_(None))
+            .group_by(contact.c.zone, contact.c.sendable)
         ):
             row = totals.setdefault(zone, [0, 0])
             row[0] += int(count)
             row[1] += int(count) if sendable else 0
         for zone, topic, granted, sendable, count in conn.execute(
-            select(contact.zone, state.topic, state.granted, contact.sendable, func.count())
-            .join(contact, contact.id == state.contact_id)
-            .where(contact.erased_at.is_(None))
-            .group_by(contact.zone, state.topic, state.granted, contact.sendable)
+            select(contact.c.zone, state.c.topic, state.c.granted, contact.c.sendable, func.count())
+            .join(contact, contact.c.id == state.c.contact_id)
+            .where(contact.c.erased_at.is_(None))
+            .group_by(contact.c.zone, state.c.topic, state.c.granted, contact.c.sendable)
         ):
             key = (zone, topic, bool(granted), bool(sendable))
             decided[key] = decided.get(key, 0) + int(count)
         return totals, decided
     # Two counts off indexes instead of a scan of the table (an erased contact is
     # never sendable).
-    live = conn.execute(select(func.count()).where(contact.erased_at.is_(None))).scalar_one()
-    sendable = conn.execute(select(func.count()).where(contact.sendable.is_(True))).scalar_one()
+    live = conn.execute(select(func.count()).where(contact.c.erased_at.is_(None))).scalar_one()
+    sendable = conn.execute(select(func.count()).where(contact.c.sendable.is_(True))).scalar_one()
     totals[""] = [int(live), int(sendable)]
     for topic, granted, count in conn.execute(
-        select(state.topic, state.granted, func.count()).group_by(state.topic, state.granted)
+        select(state.c.topic, state.c.granted, func.count()).group_by(
+            state.c.topic, state.c.granted
+        )
     ):
         decided[("", topic, bool(granted), True)] = int(count)
     for topic, granted, count in conn.execute(
-        select(state.topic, state.granted, func.count())
-        .join(contact, contact.id == state.contact_id)
-        .where(contact.sendable.is_(False))
-        .group_by(state.topic, state.granted)
+        select(state.c.topic, state.c.granted, func.count())
+        .join(contact, contact.c.id == state.c.contact_id)
+        .where(contact.c.sendable.is_(False))
+        .group_by(state.c.topic, state.c.granted)
     ):
         decided[("", topic, bool(granted), True)] -= int(count)
         decided[("", topic, bool(granted), False)] = int(count)
@@ -203,19 +205,21 @@ def _stop_rows(
     """(zone, topic, state it was counted in, sendable) -> residents on the STOP list."""
     if not stopped:
         return {}
-    contact: Any = Contact
-    state: Any = ConsentState
+    contact = contact_table
+    state = consent_state_table
     info: dict[int, tuple[str, bool]] = {}
     decided: dict[int, dict[str, bool]] = {}
     ids = sorted(stopped)
     for start in range(0, len(ids), 5000):
         part = ids[start : start + 5000]
         for cid, zone, sendable in conn.execute(
-            select(contact.id, contact.zone, contact.sendable).where(contact.id.in_(part))
+            select(contact.c.id, contact.c.zone, contact.c.sendable).where(contact.c.id.in_(part))
         ):
             info[cid] = (zone if by_zone else "", bool(sendable))
         for cid, topic, granted in conn.execute(
-            select(state.contact_id, state.topic, state.granted).where(state.contact_id.in_(part))
+            select(state.c.contact_id, state.c.topic, state.c.granted).where(
+                state.c.contact_id.in_(part)
+            )
         ):
             decided.setdefault(cid, {})[topic] = bool(granted)
     rows: dict[tuple[str, str, str, bool], int] = {}
@@ -246,35 +250,35 @@ def residents(
     limit: int = 100,
 ) -> list[Resident]:
     """The residents behind one figure of the matrix, by id, a page after `after_id`."""
-    contact: Any = Contact
-    cs: Any = ConsentState
-    query = select(contact.id, contact.name, contact.number, contact.zone).where(
-        contact.erased_at.is_(None), contact.id > after_id
+    contact = contact_table
+    cs = consent_state_table
+    query = select(contact.c.id, contact.c.name, contact.c.number, contact.c.zone).where(
+        contact.c.erased_at.is_(None), contact.c.id > after_id
     )
     if zone is not None:
-        query = query.where(contact.zone == zone)
-    decision = exists().where(and_(cs.contact_id == contact.id, cs.topic == topic))
+        query = query.where(contact.c.zone == zone)
+    decision = exists().where(and_(cs.c.contact_id == contact.c.id, cs.c.topic == topic))
     with read_session(ctx.engine) as session:
         conn = session.connection()
         stopped = suppressed_ids(conn, ctx)
         if state == "stop":
-            query = query.where(contact.id.in_(sorted(stopped) or [-1]))
+            query = query.where(contact.c.id.in_(sorted(stopped) or [-1]))
         else:
             if state in ("consented", "withdrawn"):
                 query = query.where(
                     exists().where(
                         and_(
-                            cs.contact_id == contact.id,
-                            cs.topic == topic,
-                            cs.granted == (state == "consented"),
+                            cs.c.contact_id == contact.c.id,
+                            cs.c.topic == topic,
+                            cs.c.granted == (state == "consented"),
                         )
                     )
                 )
             else:
                 query = query.where(~decision)
             if stopped:
-                query = query.where(contact.id.not_in(sorted(stopped)))
-        rows = conn.execute(query.order_by(contact.id).limit(limit)).all()
+                query = query.where(contact.c.id.not_in(sorted(stopped)))
+        rows = conn.execute(query.order_by(contact.c.id).limit(limit)).all()
     return [Resident(int(r[0]), r[1], r[2] or "", r[3]) for r in rows]
 
 
@@ -285,13 +289,13 @@ def coverage_at(ctx: Context, at: datetime) -> Coverage:
     or consenting resident counts as reachable."""
     from console.consent.replay import counts_at
 
-    contact: Any = Contact
+    contact = contact_table
     with read_session(ctx.engine) as session:
         total = int(
             session.execute(
                 select(func.count()).where(
-                    contact.created_at <= at,
-                    (contact.erased_at.is_(None)) | (contact.erased_at > at),
+                    contact.c.created_at <= at,
+                    (contact.c.erased_at.is_(None)) | (contact.c.erased_at > at),
                 )
             ).scalar_one()
         )

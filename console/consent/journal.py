@@ -11,7 +11,16 @@ from sqlalchemy import select
 
 from console.context import Context
 from storage.engine import read_session
-from storage.models import Campaign, ConsentEvent, Contact, InboundMessage, Message
+from storage.models import (
+    ConsentEvent,
+    Contact,
+    InboundMessage,
+    campaign_table,
+    consent_event_table,
+    contact_table,
+    inbound_message_table,
+    message_table,
+)
 
 
 @dataclass(frozen=True)
@@ -55,17 +64,17 @@ class JournalLine:
 
 
 def _filtered(query: Any, where: JournalFilter) -> Any:
-    event: Any = ConsentEvent
+    event = consent_event_table
     if where.topic:
-        query = query.where(event.topic == where.topic)
+        query = query.where(event.c.topic == where.topic)
     if where.source:
-        query = query.where(event.source == where.source)
+        query = query.where(event.c.source == where.source)
     if where.since is not None:
-        query = query.where(event.occurred_at >= where.since)
+        query = query.where(event.c.occurred_at >= where.since)
     if where.until is not None:
-        query = query.where(event.occurred_at < where.until)
+        query = query.where(event.c.occurred_at < where.until)
     if where.contact_id is not None:
-        query = query.where(event.contact_id == where.contact_id)
+        query = query.where(event.c.contact_id == where.contact_id)
     return query
 
 
@@ -78,15 +87,16 @@ def journal(
     newest_first: bool = True,
 ) -> list[JournalLine]:
     """A page of the journal, keyed on the chain's seq (newest first by default)."""
-    event: Any = ConsentEvent
-    contact: Any = Contact
-    query = select(event, contact.name, contact.erased_at).join(
-        contact, contact.id == event.contact_id
+    event = consent_event_table
+    contact = contact_table
+    # The ORM entity, filtered and ordered on its table's columns (the same columns).
+    query = select(ConsentEvent, contact.c.name, contact.c.erased_at).join(
+        contact, contact.c.id == event.c.contact_id
     )
     query = _filtered(query, where or JournalFilter())
     if before_seq is not None:
-        query = query.where(event.seq < before_seq if newest_first else event.seq > before_seq)
-    query = query.order_by(event.seq.desc() if newest_first else event.seq).limit(limit)
+        query = query.where(event.c.seq < before_seq if newest_first else event.c.seq > before_seq)
+    query = query.order_by(event.c.seq.desc() if newest_first else event.c.seq).limit(limit)
     with read_session(ctx.engine) as session:
         rows = session.execute(query).all()
     return [_line(row, name, erased) for row, name, erased in rows]
@@ -136,9 +146,9 @@ class NoSuchContact(Exception):
 def resident_history(ctx: Context, contact_id: int, *, message_limit: int = 500) -> History:
     """Everything about one resident's consent (oldest decision first), the messages
     sent to them (newest first, up to `message_limit`) and what they wrote to us."""
-    message: Any = Message
-    campaign: Any = Campaign
-    inbound: Any = InboundMessage
+    message = message_table
+    campaign = campaign_table
+    inbound = inbound_message_table
     with read_session(ctx.engine) as session:
         contact = session.get(Contact, contact_id)
         if contact is None:
@@ -146,23 +156,25 @@ def resident_history(ctx: Context, contact_id: int, *, message_limit: int = 500)
         session.expunge(contact)
         rows = session.execute(
             select(
-                message.id,
-                message.campaign_id,
-                campaign.topic,
-                campaign.created_at,
-                message.updated_at,
-                message.state,
-                message.reason,
-                campaign.text,
+                message.c.id,
+                message.c.campaign_id,
+                campaign.c.topic,
+                campaign.c.created_at,
+                message.c.updated_at,
+                message.c.state,
+                message.c.reason,
+                campaign.c.text,
             )
-            .join(campaign, campaign.id == message.campaign_id)
-            .where(message.contact_id == contact_id)
-            .order_by(message.id.desc())
+            .join(campaign, campaign.c.id == message.c.campaign_id)
+            .where(message.c.contact_id == contact_id)
+            .order_by(message.c.id.desc())
             .limit(message_limit)
         ).all()
         received = list(
             session.execute(
-                select(inbound).where(inbound.contact_id == contact_id).order_by(inbound.id)
+                select(InboundMessage)
+                .where(inbound.c.contact_id == contact_id)
+                .order_by(inbound.c.id)
             ).scalars()
         )
         for row in received:

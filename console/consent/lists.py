@@ -25,7 +25,12 @@ from console.context import Context
 from console.errors import TocsinError
 from console.roles import Role
 from storage.engine import read_session, write_session
-from storage.models import ConsentEvent, ConsentState, Contact, ContactList
+from storage.models import (
+    ContactList,
+    consent_event_table,
+    consent_state_table,
+    contact_table,
+)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -188,9 +193,9 @@ class ListSummary:
 
 
 def list_summaries(ctx: Context) -> list[ListSummary]:
-    event: Any = ConsentEvent
-    state: Any = ConsentState
-    contact: Any = Contact
+    event = consent_event_table
+    state = consent_state_table
+    contact = contact_table
     now = ctx.clock.now()
     with read_session(ctx.engine) as session:
         rows = list(session.execute(select(ContactList).order_by(ContactList.name)).scalars())
@@ -198,19 +203,19 @@ def list_summaries(ctx: Context) -> list[ListSummary]:
         for row in rows:
             ref = proof_ref(row)
             residents = session.execute(
-                select(func.count(func.distinct(event.contact_id))).where(
-                    event.source == "rented_list", event.proof_ref == ref
+                select(func.count(func.distinct(event.c.contact_id))).where(
+                    event.c.source == "rented_list", event.c.proof_ref == ref
                 )
             ).scalar_one()
             in_force = session.execute(
                 select(func.count())
                 .select_from(state)
-                .join(event, event.id == state.event_id)
-                .join(contact, contact.id == state.contact_id)
+                .join(event, event.c.id == state.c.event_id)
+                .join(contact, contact.c.id == state.c.contact_id)
                 .where(
-                    state.granted.is_(True),
-                    event.proof_ref == ref,
-                    contact.erased_at.is_(None),
+                    state.c.granted.is_(True),
+                    event.c.proof_ref == ref,
+                    contact.c.erased_at.is_(None),
                 )
             ).scalar_one()
             session.expunge(row)
@@ -222,8 +227,8 @@ def list_summaries(ctx: Context) -> list[ListSummary]:
 def expire_lists(ctx: Context, *, apply: bool) -> dict[str, int]:
     """Per expired list, the consents still resting on it; withdrawn when `apply`."""
     ctx.require(Role.ADMIN if apply else Role.VIEWER)
-    event: Any = ConsentEvent
-    state: Any = ConsentState
+    event = consent_event_table
+    state = consent_state_table
     now = ctx.clock.now()
     due: dict[str, int] = {}
     with write_session(ctx.engine) as session:
@@ -232,10 +237,10 @@ def expire_lists(ctx: Context, *, apply: bool) -> dict[str, int]:
             if expires_at(row) > now:
                 continue
             pairs = session.execute(
-                select(state.contact_id, state.topic)
-                .join(event, event.id == state.event_id)
-                .where(state.granted.is_(True), event.proof_ref == proof_ref(row))
-                .order_by(state.contact_id, state.topic)
+                select(state.c.contact_id, state.c.topic)
+                .join(event, event.c.id == state.c.event_id)
+                .where(state.c.granted.is_(True), event.c.proof_ref == proof_ref(row))
+                .order_by(state.c.contact_id, state.c.topic)
             ).all()
             due[row.name] = len(pairs)
             if not apply or not pairs:

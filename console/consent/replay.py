@@ -15,25 +15,25 @@ from typing import Any
 from sqlalchemy import Engine, Select, func, select
 
 from storage.engine import read_session
-from storage.models import ConsentEvent
+from storage.models import consent_event_table
 
 
 def _latest(at: datetime, topic: str | None) -> Any:
-    event: Any = ConsentEvent
+    event = consent_event_table
     query = select(
-        event.contact_id,
-        event.topic,
-        event.action,
-        event.id,
+        event.c.contact_id,
+        event.c.topic,
+        event.c.action,
+        event.c.id,
         func.row_number()
         .over(
-            partition_by=(event.contact_id, event.topic),
-            order_by=(event.occurred_at.desc(), event.seq.desc()),
+            partition_by=(event.c.contact_id, event.c.topic),
+            order_by=(event.c.occurred_at.desc(), event.c.seq.desc()),
         )
         .label("rank"),
-    ).where(event.recorded_at <= at)
+    ).where(event.c.recorded_at <= at)
     if topic is not None:
-        query = query.where(event.topic == topic)
+        query = query.where(event.c.topic == topic)
     return query.subquery()
 
 
@@ -54,14 +54,14 @@ def state_at(engine: Engine, at: datetime, topic: str | None = None) -> dict[tup
     The events are read in the order of `ix_consent_event_replay` (each resident's
     topic, the latest first) and the first of each pair kept: an index scan with no
     sort and no window, the fastest way through a million events on SQLite."""
-    event: Any = ConsentEvent
+    event = consent_event_table
     query = (
-        select(event.contact_id, event.topic, event.action)
-        .where(event.recorded_at <= at)
-        .order_by(event.contact_id, event.topic, event.occurred_at.desc(), event.seq.desc())
+        select(event.c.contact_id, event.c.topic, event.c.action)
+        .where(event.c.recorded_at <= at)
+        .order_by(event.c.contact_id, event.c.topic, event.c.occurred_at.desc(), event.c.seq.desc())
     )
     if topic is not None:
-        query = query.where(event.topic == topic)
+        query = query.where(event.c.topic == topic)
     state: dict[tuple[int, str], bool] = {}
     with engine.connect() as conn:
         for contact_id, topic_key, action in conn.execute(query):

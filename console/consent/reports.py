@@ -33,7 +33,7 @@ from console.context import Context
 from console.i18n import Translator
 from console.roles import Role
 from storage.engine import read_session
-from storage.models import ConsentEvent, Contact, Suppression
+from storage.models import Suppression, consent_event_table, contact_table, suppression_table
 
 
 def _town_time(ctx: Context, when: datetime, *, seconds: bool = False) -> str:
@@ -194,25 +194,25 @@ def register_rows(ctx: Context, topic: str, at: datetime | None = None) -> Itera
         )
     when = at or ctx.clock.now()
     public = ctx.config.topics[topic].legal_basis == "public_safety"
-    contact: Any = Contact
-    event: Any = ConsentEvent
+    contact = contact_table
+    event = consent_event_table
     decided = decisions_at(when, topic).subquery()
     query = (
         select(
-            contact.id,
-            contact.name,
-            contact.number,
-            contact.zone,
+            contact.c.id,
+            contact.c.name,
+            contact.c.number,
+            contact.c.zone,
             decided.c.granted,
-            event.source,
-            event.proof_ref,
-            event.text_version,
-            event.occurred_at,
+            event.c.source,
+            event.c.proof_ref,
+            event.c.text_version,
+            event.c.occurred_at,
         )
-        .outerjoin(decided, decided.c.contact_id == contact.id)
-        .outerjoin(event, event.id == decided.c.id)
-        .where(contact.erased_at.is_(None), contact.created_at <= when)
-        .order_by(contact.id)
+        .outerjoin(decided, decided.c.contact_id == contact.c.id)
+        .outerjoin(event, event.c.id == decided.c.id)
+        .where(contact.c.erased_at.is_(None), contact.c.created_at <= when)
+        .order_by(contact.c.id)
     )
     with read_session(ctx.engine) as session:
         conn = session.connection()
@@ -222,12 +222,12 @@ def register_rows(ctx: Context, topic: str, at: datetime | None = None) -> Itera
             since = {
                 digest: created
                 for digest, created in conn.execute(
-                    select(Suppression.__table__.c.number_hash, Suppression.__table__.c.created_at)  # type: ignore[attr-defined]
+                    select(suppression_table.c.number_hash, suppression_table.c.created_at)
                 )
             }
             numbers: dict[int, str] = dict(
                 conn.execute(
-                    select(contact.id, contact.number).where(contact.id.in_(sorted(stopped)))
+                    select(contact.c.id, contact.c.number).where(contact.c.id.in_(sorted(stopped)))
                 ).all()
             )
             stopped = {

@@ -21,7 +21,12 @@ from console.consent.lists import add_months
 from console.context import Context
 from console.roles import Role
 from storage.engine import read_session
-from storage.models import ConsentEvent, ConsentState, Contact, InboundMessage
+from storage.models import (
+    consent_event_table,
+    consent_state_table,
+    contact_table,
+    inbound_message_table,
+)
 
 
 @dataclass(frozen=True)
@@ -60,19 +65,19 @@ def schedule(ctx: Context, *, until: datetime | None = None) -> list[DueResident
     """Live residents whose retention ends by `until` (default: now), soonest first."""
     ctx.require(Role.VIEWER)
     limit = until or ctx.clock.now()
-    contact: Any = Contact
-    event: Any = ConsentEvent
-    inbound: Any = InboundMessage
-    state: Any = ConsentState
+    contact = contact_table
+    event = consent_event_table
+    inbound = inbound_message_table
+    state = consent_state_table
     last_event = (
-        select(event.contact_id, func.max(event.occurred_at).label("at"))
-        .group_by(event.contact_id)
+        select(event.c.contact_id, func.max(event.c.occurred_at).label("at"))
+        .group_by(event.c.contact_id)
         .subquery()
     )
     last_inbound = (
-        select(inbound.contact_id, func.max(inbound.received_at).label("at"))
-        .where(inbound.contact_id.is_not(None))
-        .group_by(inbound.contact_id)
+        select(inbound.c.contact_id, func.max(inbound.c.received_at).label("at"))
+        .where(inbound.c.contact_id.is_not(None))
+        .group_by(inbound.c.contact_id)
         .subquery()
     )
     topics = ctx.config.topics
@@ -81,21 +86,21 @@ def schedule(ctx: Context, *, until: datetime | None = None) -> list[DueResident
     with read_session(ctx.engine) as session:
         granted: dict[int, dict[str, bool]] = {}
         for cid, topic, is_granted in session.execute(
-            select(state.contact_id, state.topic, state.granted)
+            select(state.c.contact_id, state.c.topic, state.c.granted)
         ):
             granted.setdefault(cid, {})[topic] = bool(is_granted)
         rows = session.execute(
             select(
-                contact.id,
-                contact.name,
-                contact.zone,
-                contact.updated_at,
+                contact.c.id,
+                contact.c.name,
+                contact.c.zone,
+                contact.c.updated_at,
                 last_event.c.at,
                 last_inbound.c.at,
             )
-            .outerjoin(last_event, last_event.c.contact_id == contact.id)
-            .outerjoin(last_inbound, last_inbound.c.contact_id == contact.id)
-            .where(contact.erased_at.is_(None))
+            .outerjoin(last_event, last_event.c.contact_id == contact.c.id)
+            .outerjoin(last_inbound, last_inbound.c.contact_id == contact.c.id)
+            .where(contact.c.erased_at.is_(None))
         )
         for cid, name, zone, updated, ev_at, in_at in rows:
             moments = [m for m in (_aware(updated), _aware(ev_at), _aware(in_at)) if m]

@@ -27,7 +27,6 @@ FR: dict[str, str] = {
     "cli.contact_erased": "contact n° {id} effacé",
     "cli.contact_saved": "contact n° {id} {number} enregistré",
     "cli.what_erase": "contacts à effacer",
-    "cli.what_retention": "résidents à effacer (fin de conservation)",
     # Consent
     "cli.no_contact_number": "aucun contact avec le numéro {number}",
     "cli.consent_grant": "contact n° {id} : consentement à {topic} enregistré (n° {seq})",
@@ -95,7 +94,6 @@ EN: dict[str, str] = {
     "cli.contact_erased": "contact #{id} erased",
     "cli.contact_saved": "contact #{id} {number} saved",
     "cli.what_erase": "contacts to erase",
-    "cli.what_retention": "residents to erase (retention over)",
     # Consent
     "cli.no_contact_number": "no contact with number {number}",
     "cli.consent_grant": "contact #{id}: {topic} grant recorded (#{seq})",

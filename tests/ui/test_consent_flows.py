@@ -200,3 +200,39 @@ async def test_checks_view(make_app: AppFactory, replies: Context) -> None:
         lines = _cells(app)
     assert any("Chaîne consent vérifiée" in line for line in lines)
     assert any("Réponses en attente : 2" in line for line in lines)
+
+
+async def test_lists_view_and_withdrawals_from_the_journal(
+    make_app: AppFactory, town: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from console.consent.lists import ListInput, add_list
+
+    proof = tmp_path / "preuve.pdf"
+    proof.write_bytes(b"proof")
+    add_list(
+        town,
+        ListInput(
+            "dataloc-2025",
+            "[b]DataLoc[/b]",
+            "C-1",
+            datetime(2025, 1, 1, tzinfo=UTC),
+            "Oui",
+            ("infos",),
+            proof,
+        ),
+    )
+    monkeypatch.chdir(tmp_path)
+    app = make_app(start_mode="consentements")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        assert _cells(app) == ["dataloc-2025"]
+        assert _cells(app, 1) == ["[b]DataLoc[/b]"]  # shown as typed, not as markup
+        assert _cells(app, 5) == ["01/01/2026"]  # 12 months after the consent
+        await pilot.press("j", "p")
+        await settle(pilot)
+    (written,) = tmp_path.glob("retraits-*.csv")
+    assert "Appel téléphonique" in written.read_text(encoding="utf-8-sig")

@@ -36,7 +36,7 @@ from console.consent.retention import apply_retention, schedule, summary
 from console.consent.review import ReviewError, classify, pending_count, replies
 from console.contacts.service import ContactInput, add_contact, update_contact
 from console.context import Context
-from console.roles import PermissionDenied, Role
+from console.roles import PermissionDenied, Role, current_operator
 from console.sending.inbound import handle_inbound
 from console.sending.providers.base import InboundSms
 from storage.models import AuditEntry, ConsentState, Contact
@@ -350,7 +350,7 @@ def _cli(tmp_path: Path, db_url: str, *args: str) -> int:
         key.chmod(0o600)
     config.write_text(
         f'[database]\nurl = "{db_url}"\n[privacy]\nhash_key_file = "{key}"\n'
-        '[roles]\nadmin = ["*"]\n'
+        f'[roles]\nadmin = ["{current_operator()}"]\n'
     )
     return main(["--config", str(config), *args])
 
@@ -360,7 +360,7 @@ def test_import_refuses_an_unregistered_list(
 ) -> None:
     status = _cli(tmp_path, db_url, "import", "contacts", str(_csv(tmp_path)), "--list", "x")
     assert status == 2
-    assert "register its provenance first" in capsys.readouterr().err
+    assert "enregistrez d'abord sa provenance" in capsys.readouterr().err
 
 
 def test_import_with_a_registered_list(
@@ -648,3 +648,11 @@ def test_retention_apply_from_the_cli(
     assert data["applied"] is True and data["count"] == 1
     with Session(engine) as session:
         assert session.exec(select(Contact)).one().erased_at is not None
+
+
+def test_register_pdf_with_the_longest_name(ctx: Context, tmp_path: Path) -> None:
+    _add(ctx, "06 40 00 00 98", "Jean-" + "x" * 195)
+    path = tmp_path / "long.pdf"
+    assert write_register_pdf(ctx, path, "alertes") == 1
+    text = PdfReader(path).pages[0].extract_text()
+    assert "Jean-xxx" in text and "x" * 190 not in text  # cut to its column
