@@ -286,7 +286,7 @@ class ConsentementsScreen(Screen[None]):
         self._journal_done = len(data) < PAGE
         self._append_journal(table, data)
         self._head(self._describe_filter())
-        self._status(f"{len(self._rows)}")
+        self._journal_status()
 
     def _append_journal(self, table: DataTable[Any], data: list[JournalLine]) -> None:
         t = self.t
@@ -321,7 +321,11 @@ class ConsentementsScreen(Screen[None]):
             return
         self._journal_done = len(data) < PAGE
         self._append_journal(self.query_one(DataTable), data)
-        self._status(f"{len(self._rows)}")
+        self._journal_status()
+
+    def _journal_status(self) -> None:
+        more = "cons.journal_rows" if self._journal_done else "cons.journal_rows_more"
+        self._status(self.t(more, count=len(self._rows)))
 
     @on(DataTable.RowHighlighted)
     def _prefetch(self, event: DataTable.RowHighlighted) -> None:
@@ -378,7 +382,9 @@ class ConsentementsScreen(Screen[None]):
                 key=f"r:{reply.id}",
             )
         self._head()
-        self._status(t("cons.review.empty") if not data else str(len(data)))
+        self._status(
+            t("cons.review.empty") if not data else t("cons.review.count", count=len(data))
+        )
 
     def _review_enter(self) -> None:
         if not self._rows:
@@ -423,7 +429,7 @@ class ConsentementsScreen(Screen[None]):
                 key=f"l:{row.name}",
             )
         self._head()
-        self._status(str(len(data)))
+        self._status(t("cons.lists.count", count=len(data)))
 
     # Checks ------------------------------------------------------------------
 
