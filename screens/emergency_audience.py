@@ -1,25 +1,32 @@
 """Alert, step 2: every resident of the alert topic, or chosen zones; the number of
-recipients follows each change."""
+recipients follows each change. A ticked line reads `[x]`, an unticked one `[ ]`:
+the shape says it, not only the colour."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import ClassVar
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, SelectionList, Static
+from textual.strip import Strip
+from textual.widgets import Footer, OptionList, SelectionList, Static
+from textual.widgets.option_list import OptionDoesNotExist
 from textual.widgets.selection_list import Selection
 
-from console.sending.alerts import AlertDraft, preview, zone_counts
+from console.sending.alerts import AlertDraft, AlertIncomplete, preview, zone_counts
 from console.sending.campaigns import Preview
 from console.sending.figures import count
 from console.text import visible
-from screens.widgets.alert_step import AlertStep
+from screens.widgets.alert_step import AlertStep, AlertSteps
 
 EVERYONE = "\x00all"
+TICKED = "[x]"
+UNTICKED = "[ ]"
 
 
 class AudienceList(SelectionList[str]):
@@ -28,17 +35,32 @@ class AudienceList(SelectionList[str]):
         Binding("enter", "screen.next_step", "binding.next", show=False),
     ]
 
+    def render_line(self, y: int) -> Strip:
+        # SelectionList draws the same coloured block ticked or not; draw a box whose
+        # shape changes instead, keeping the option's index for the mouse.
+        line = OptionList.render_line(self, y)
+        index = self.scroll_offset.y + y
+        try:
+            selection = self.get_option_at_index(index)
+        except OptionDoesNotExist:
+            return line
+        ticked = selection.value in self._selected
+        base = next(iter(line)).style if line.cell_length else None
+        mark = Style(bold=True, color="green") if ticked else Style(dim=True)
+        style = (base or Style()) + mark + Style(meta={"option": index})
+        return Strip([Segment(TICKED if ticked else UNTICKED, style), Segment(" ", base), *line])
+
 
 class AudienceStep(AlertStep):
-    STEP = 2
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "next_step", "binding.next", id="alert.next"),
         Binding("space", "tick", "binding.toggle", id="alert.toggle", show=False),
     ]
 
-    def __init__(self, draft: AlertDraft) -> None:
-        super().__init__(draft)
+    def __init__(self, steps: AlertSteps) -> None:
+        super().__init__(steps)
         self.preview: Preview | None = None
+        draft = self.draft
         self._selected: set[str] = {EVERYONE} if draft.everyone else set(draft.zones)
 
     def compose(self) -> ComposeResult:
@@ -68,7 +90,7 @@ class AudienceStep(AlertStep):
 
     def on_mount(self) -> None:
         self.query_one(AudienceList).focus()
-        self._count()
+        self._count(self.holding())
 
     @on(SelectionList.SelectedChanged)
     def _changed(self, event: SelectionList.SelectedChanged[str]) -> None:
@@ -86,15 +108,15 @@ class AudienceStep(AlertStep):
                 choices.deselect(EVERYONE)
             now.discard(EVERYONE)
         self._selected = now
-        self._count()
+        self.query_one("#form-error", Static).update("")
+        self._count(self.holding())
 
-    def _draft(self) -> AlertDraft:
+    def holding(self) -> AlertDraft:
         zones = tuple(v for v in self.query_one(AudienceList).selected if v != EVERYONE)
         return replace(self.draft, everyone=EVERYONE in self._selected, zones=zones)
 
     @work(exclusive=True, thread=True)
-    def _count(self) -> None:
-        draft = self._draft()
+    def _count(self, draft: AlertDraft) -> None:
         if not draft.everyone and not draft.zones:
             self.app.call_from_thread(self._show, None)
             return
@@ -120,12 +142,7 @@ class AudienceStep(AlertStep):
         self.query_one(AudienceList).action_select()
 
     def action_next_step(self) -> None:
-        from screens.emergency_compose import ComposeStep
-
-        draft = self._draft()
-        if not draft.everyone and not draft.zones:
-            self.query_one("#form-error", Static).update(
-                Text(self.t("alert.no_audience"), style="red")
-            )
-            return
-        self.app.push_screen(ComposeStep(draft))
+        try:
+            self.steps.forward(self.holding())
+        except AlertIncomplete as exc:
+            self.query_one("#form-error", Static).update(Text(self.t.error(exc), style="red"))

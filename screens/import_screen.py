@@ -15,13 +15,14 @@ from textual.widgets import Button, Input, Label, RichLog, Static
 from console.contacts.importer import ImportFailed, ImportOptions, ImportReport, import_contacts
 from console.roles import PermissionDenied
 from console.text import visible
-from screens.widgets.modal import TocsinModal
+from screens.widgets.modal import ALERT_KEY, TocsinModal
 
 
 class ImportScreen(TocsinModal[bool]):
     CSS_PATH = "import_screen.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="import.close"),
+        ALERT_KEY,
     ]
 
     def __init__(self) -> None:
