@@ -61,14 +61,11 @@ class ComposeStep(AlertStep):
         yield Footer()
 
     def _kept_note(self) -> Text:
-        """Back at step 1 or 2 with a text of their own: the operator's text was kept,
-        and ctrl+r gives the chosen template back."""
-        draft = self.opened_on
-        if draft.text == draft.prefilled or not draft.template:
+        """Back at step 1 with a text of their own, another template chosen: the
+        operator's text was kept, and ctrl+r gives the new template instead."""
+        if not self.steps.flow.text_kept:
             return Text()
-        if draft.text == self.steps.flow.template_text():
-            return Text()
-        return Text(self.t("alert.text_kept", template=visible(draft.template)), style="dim")
+        return Text(self.t("alert.text_kept", template=visible(self.draft.template)), style="dim")
 
     def on_mount(self) -> None:
         self.query_one("#message").focus()
@@ -103,7 +100,7 @@ class ComposeStep(AlertStep):
             self.notify(self.t("composer.already_gsm7"))
 
     def action_from_template(self) -> None:
-        self.query_one(ComposerPanel).replace_text(self.steps.flow.template_text())
+        self.query_one(ComposerPanel).replace_text(self.steps.flow.restart_from_template())
         self.query_one("#kept-note", Static).update("")
 
     def action_next_step(self) -> None:

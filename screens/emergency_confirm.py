@@ -105,7 +105,9 @@ class ConfirmStep(AlertStep):
             )
         )
         self.query_one("#summary", Static).update(summary)
-        self.query_one("#ahead", Static).update(self._ahead(now))
+        ahead = self._ahead(now)
+        self.query_one("#ahead", Static).update(ahead)
+        self.query_one("#ahead", Static).set_class(bool(ahead.plain), "-shown")
         self.query_one("#confirm-prompt", Static).update(
             Text(t("alert.type_count", count=result.recipients), style="bold")
         )

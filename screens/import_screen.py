@@ -18,6 +18,13 @@ from console.text import visible
 from screens.widgets.modal import ALERT_KEY, TocsinModal
 
 
+class PathInput(Input):
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        # `!` opens the alert from this dialog, even with the cursor in the path (a
+        # path with a `!` in it can be pasted).
+        return character != "!" and super().check_consume_key(key, character)
+
+
 class ImportScreen(TocsinModal[bool]):
     CSS_PATH = "import_screen.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -35,7 +42,7 @@ class ImportScreen(TocsinModal[bool]):
             yield Static(Text(t("import.title"), style="bold"))
             with Horizontal(classes="form-row"):
                 yield Label(t("import.path"))
-                yield Input(id="path", compact=True)
+                yield PathInput(id="path", compact=True)
             yield Static(id="detected")
             yield RichLog(id="report", wrap=True, markup=False, highlight=False, auto_scroll=False)
             with Horizontal(id="form-buttons"):

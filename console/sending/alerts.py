@@ -49,6 +49,12 @@ class AlertDraft:
     # The text as the composer first showed it (the template filled in): while the
     # text is still exactly this, the operator has not typed anything of their own.
     prefilled: str = ""
+    # The choices (template, everyone, zones) that prefilled text was made for.
+    prefilled_for: tuple[str, bool, tuple[str, ...]] | None = None
+
+    def choices(self) -> tuple[str, bool, tuple[str, ...]]:
+        """What the prefilled text depends on."""
+        return (self.template, self.everyone, self.zones)
 
     def audience(self) -> Audience:
         return Audience(everyone=True) if self.everyone else Audience(zones=self.zones)
@@ -211,21 +217,33 @@ class AlertFlow:
         """The draft the composer opens on: the operator's text, or the template filled
         in with what Tocsin knows (recorded as prefilled)."""
         if not self.draft.text:
-            text = prefill(self.ctx, self.draft)
-            self.draft = replace(self.draft, text=text, prefilled=text)
+            self.restart_from_template()
         return self.draft
 
-    def template_text(self) -> str:
-        """The chosen template filled in anew, for an operator who wants it back."""
-        return prefill(self.ctx, replace(self.draft, text=""))
+    def restart_from_template(self) -> str:
+        """The chosen template filled in anew (the operator's text dropped)."""
+        draft = self.draft
+        text = prefill(self.ctx, replace(draft, text=""))
+        self.draft = replace(draft, text=text, prefilled=text, prefilled_for=draft.choices())
+        return text
+
+    @property
+    def text_kept(self) -> bool:
+        """A text the operator typed, kept though another template or other zones were
+        chosen since: the template filled in for them is one key away."""
+        draft = self.draft
+        return (
+            bool(draft.template)
+            and draft.prefilled_for != draft.choices()
+            and draft.text != draft.prefilled
+        )
 
     def _carried(self, new: AlertDraft) -> AlertDraft:
         old = self.draft
         untouched = new.text == new.prefilled
-        changed = (new.template, new.everyone, new.zones) != (old.template, old.everyone, old.zones)
-        if changed and untouched:
+        if new.choices() != old.choices() and untouched:
             # Nothing of the operator's: the composer prefills the new choice.
-            return replace(new, text="", prefilled="")
+            return replace(new, text="", prefilled="", prefilled_for=None)
         return new
 
 

@@ -17,19 +17,17 @@ from textual.widgets import Input
 class CountField(Input):
     DEFAULT_CSS = """
     CountField {
-        width: 14;
-        height: 1;
+        width: 16;
+        height: 3;
         padding: 0 1;
-        background: $warning 30%;
+        border: tall $warning;
+        background: $warning 20%;
         color: $text;
         text-style: bold;
     }
     CountField:focus {
-        background: $warning 55%;
-    }
-    CountField > .input--placeholder {
-        color: $text-muted;
-        text-style: not bold;
+        border: tall $warning;
+        background: $warning 40%;
     }
     """
 
@@ -38,12 +36,15 @@ class CountField(Input):
         # next digit, which must add to it, not replace it.
         super().__init__(
             id=id,
-            compact=True,
             restrict=r"\d*",
             max_length=9,
             placeholder=placeholder,
             select_on_focus=False,
         )
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        # Only digits are the field's: `!` stays the dialog's key for the alert.
+        return character is not None and character.isdigit()
 
     def matches(self, expected: int) -> bool:
         return self.value.strip() == str(expected)
