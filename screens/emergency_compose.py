@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Label, Static
 
-from console.sending.alerts import AlertDraft, AlertIncomplete, final_text, preview
+from console.sending.alerts import AlertDraft, AlertIncomplete, final_text, may_send, preview
 from console.sending.campaigns import CampaignError
 from console.text import visible
 from screens.widgets.alert_step import AlertStep, AlertSteps
@@ -36,6 +36,7 @@ class ComposeStep(AlertStep):
         super().__init__(steps)
         self.recipients: int | None = None
         self.opened_on = steps.flow.composing()
+        self._offer_template = steps.flow.text_kept
 
     def compose(self) -> ComposeResult:
         t = self.t
@@ -63,7 +64,7 @@ class ComposeStep(AlertStep):
     def _kept_note(self) -> Text:
         """Back at step 1 with a text of their own, another template chosen: the
         operator's text was kept, and ctrl+r gives the new template instead."""
-        if not self.steps.flow.text_kept:
+        if not self._offer_template:
             return Text()
         return Text(self.t("alert.text_kept", template=visible(self.draft.template)), style="dim")
 
@@ -73,7 +74,11 @@ class ComposeStep(AlertStep):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "from_template":
-            return bool(self.draft.template)
+            # Offered when the operator's text was kept over another choice.
+            return self._offer_template
+        if action == "next_step" and not may_send(self.ctx):
+            # Shown dimmed: the header says from step 1 who sends the alert.
+            return None
         return True
 
     @work(exclusive=True, thread=True)
@@ -102,6 +107,8 @@ class ComposeStep(AlertStep):
     def action_from_template(self) -> None:
         self.query_one(ComposerPanel).replace_text(self.steps.flow.restart_from_template())
         self.query_one("#kept-note", Static).update("")
+        self._offer_template = False
+        self.refresh_bindings()
 
     def action_next_step(self) -> None:
         try:
