@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Static
 
 from screens.widgets.modal import ALERT_KEY, TocsinModal
-from screens.widgets.typed_count import CountField, route_digit
+from screens.widgets.typed_count import DIGIT_KEYS, CountField, type_digit
 
 
 class ConfirmActionScreen(TocsinModal[bool]):
@@ -25,6 +25,7 @@ class ConfirmActionScreen(TocsinModal[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="confirm.cancel"),
         ALERT_KEY,
+        *DIGIT_KEYS,
     ]
 
     def __init__(
@@ -82,8 +83,8 @@ class ConfirmActionScreen(TocsinModal[bool]):
             return self.alert_key
         return True
 
-    def on_key(self, event: events.Key) -> None:
-        route_digit(self, event)
+    def action_count_digit(self, digit: str) -> None:
+        type_digit(self, digit)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#confirm")

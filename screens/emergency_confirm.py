@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on, work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -35,12 +35,13 @@ from screens.confirm_action import ConfirmActionScreen
 from screens.widgets.alert_step import AlertStep, AlertSteps
 from screens.widgets.composer import money
 from screens.widgets.shell import shell
-from screens.widgets.typed_count import CountField, route_digit
+from screens.widgets.typed_count import DIGIT_KEYS, CountField, type_digit
 
 
 class ConfirmStep(AlertStep):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "binding.back", id="alert.confirm_back"),
+        *DIGIT_KEYS,
     ]
 
     def __init__(self, steps: AlertSteps) -> None:
@@ -69,8 +70,8 @@ class ConfirmStep(AlertStep):
         self.query_one(CountField).focus()
         self._count(self.draft)
 
-    def on_key(self, event: events.Key) -> None:
-        route_digit(self, event)
+    def action_count_digit(self, digit: str) -> None:
+        type_digit(self, digit)
 
     @work(exclusive=True, thread=True)
     def _count(self, draft: AlertDraft) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events, on
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -17,7 +17,7 @@ from console.contacts.service import ContactError, erase_contact, get_contact
 from console.roles import PermissionDenied
 from console.text import visible
 from screens.widgets.modal import ALERT_KEY, TocsinModal
-from screens.widgets.typed_count import CountField, route_digit
+from screens.widgets.typed_count import DIGIT_KEYS, CountField, type_digit
 
 ERASE_COUNT = 1
 
@@ -29,6 +29,7 @@ class EraseScreen(TocsinModal[bool]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="erase.cancel"),
         ALERT_KEY,
+        *DIGIT_KEYS,
     ]
 
     def __init__(self, contact_id: int) -> None:
@@ -59,8 +60,8 @@ class EraseScreen(TocsinModal[bool]):
     def on_mount(self) -> None:
         self.query_one(CountField).focus()
 
-    def on_key(self, event: events.Key) -> None:
-        route_digit(self, event)
+    def action_count_digit(self, digit: str) -> None:
+        type_digit(self, digit)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#confirm")

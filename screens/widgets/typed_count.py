@@ -1,15 +1,15 @@
 """The field where the operator types a count to confirm a mass or destructive action.
 
 The typed number is the safety, so the field is what the dialog is about: focused
-when the dialog opens, drawn in a colour that stands out, and digits typed while
-the focus is elsewhere in the dialog (on a button) still land in it. A reflex
+when the dialog opens, framed in a colour that stands out, and digits typed while
+the focus is elsewhere in the dialog (on a button) still land in it (DIGIT_KEYS). A reflex
 Enter on an empty or wrong count is refused by the dialog, never sent."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from textual import events
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Input
 
@@ -50,22 +50,21 @@ class CountField(Input):
         return self.value.strip() == str(expected)
 
 
-def route_digit(screen: Screen[Any], event: events.Key) -> None:
-    """Call from a dialog's on_key: a digit typed on a button goes into the count
-    field (and never reaches the app, where digits switch modes)."""
-    character = event.character
-    if character is None or not character.isdigit() or len(character) != 1:
-        return
+# Digits typed while the focus is on a button go into the count field. Priority
+# bindings, so the App moves the focus before it hands the next key on: digits and
+# an Enter typed fast (or pasted) after them all reach the field, none the button.
+# The field itself consumes digits, so these never fire while it has the focus.
+DIGIT_KEYS: list[BindingType] = [
+    Binding(digit, f"count_digit('{digit}')", show=False, priority=True) for digit in "0123456789"
+]
+
+
+def type_digit(screen: Screen[Any], digit: str) -> None:
+    """What a dialog's action_count_digit does: the digit at the end of its field."""
     fields = screen.query(CountField)
     if not fields:
         return
     field = fields.first()
-    if screen.focused is field:
-        return
-    event.stop()
-    event.prevent_default()
-    # At once, not on the next tick: an Enter typed right after the digits must reach
-    # the field, not the button that had the focus.
     screen.set_focus(field)
     field.cursor_position = len(field.value)
-    field.insert_text_at_cursor(character)
+    field.insert_text_at_cursor(digit)

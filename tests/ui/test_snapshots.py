@@ -263,6 +263,7 @@ def test_retry_confirmation(
         await pilot.press("enter")
         await polled(pilot, CampaignScreen)
         await pilot.press("R")
+        await pilot.app.workers.wait_for_complete()
         await _settle(pilot)
 
     assert snap_compare(make_app(start_mode="envois"), terminal_size=size, run_before=retry)
