@@ -70,6 +70,10 @@ class ConfirmStep(AlertStep):
         self.query_one(CountField).focus()
         self._count(self.draft)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Once confirmed, the alert is on its way: no step back from under it.
+        return not (self.sending and action in ("back", "count_digit"))
+
     def action_count_digit(self, digit: str) -> None:
         type_digit(self, digit)
 
@@ -129,7 +133,8 @@ class ConfirmStep(AlertStep):
     @on(Button.Pressed, "#cancel")
     def _abandon(self) -> None:
         """Drops the whole alert, back to where `!` was pressed."""
-        self.steps.abandon()
+        if not self.sending:
+            self.steps.abandon()
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#confirm")
@@ -153,9 +158,15 @@ class ConfirmStep(AlertStep):
                 Text("✗ " + t("alert.nobody"), style="bold red")
             )
             return
-        self.sending = True
+        self._sending(True)
         self.query_one("#form-error", Static).update(Text(t("alert.sending"), style="bold"))
         self._send(self.draft)
+
+    def _sending(self, sending: bool) -> None:
+        self.sending = sending
+        for widget in (self.query_one(CountField), self.query_one("#cancel", Button)):
+            widget.disabled = sending
+        self.refresh_bindings()
 
     @work(exclusive=True, thread=True, group="alert-send")
     def _send(self, draft: AlertDraft) -> None:
@@ -170,7 +181,8 @@ class ConfirmStep(AlertStep):
             app.call_from_thread(self._failed, exc)
 
     def _failed(self, exc: BaseException) -> None:
-        self.sending = False
+        self._sending(False)
+        self.query_one(CountField).focus()
         self.query_one("#form-error", Static).update("")
         self.notify(
             self.t("alert.failed", error=self.t.error(exc)),

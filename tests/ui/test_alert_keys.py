@@ -132,7 +132,14 @@ async def test_q_asks_while_an_alert_is_being_prepared(make_app: AppFactory, tow
         await pilot.press("enter")
         await _wait_for(pilot, AudienceStep)
         step = app.screen
-        # The palette can still change modes (ctrl+p is not a single key).
+        # ctrl+q on a step asks the same question.
+        await pilot.press("ctrl+q")
+        await _wait_for(pilot, ConfirmActionScreen)
+        await pilot.press("escape")
+        await _wait_for(pilot, AudienceStep)
+        assert app.screen is step and app.is_running
+        # Modes do not change from a step (keys and palette are closed); should
+        # anything change it behind the alert's back, `q` and `!` still know.
         app.switch_mode("contacts")
         await _wait_for(pilot, ContactsScreen)
         await pilot.press("q")
