@@ -377,3 +377,23 @@ async def test_typed_count_dialogs_take_digits_and_bang(
         await _settle(pilot)
         assert app.screen is dialog and field.value == "2"
     assert _campaigns(town)[0].status == "queued"
+
+
+async def test_the_count_field_sits_in_its_row_after_a_dialog(make_app: AppFactory) -> None:
+    """Stylesheets are app-wide: the dialogs' own count-field margin must not push the
+    alert's field out of its row (it did once a dialog had been shown)."""
+    app = make_app(start_mode="contacts")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("d")
+        assert isinstance(app.screen, EraseScreen)
+        await pilot.press("escape")
+        await _start(pilot)
+        await pilot.press("enter", "enter")
+        await _wait_for(pilot, ComposeStep)
+        await pilot.press("ctrl+n")
+        await _wait_for(pilot, ConfirmStep)
+        await _expected_count(pilot)
+        await _settle(pilot)
+        field = app.screen.query_one(CountField)
+        row = app.screen.query_one("#count-row")
+        assert field.region.y == row.region.y and field.region.height == 3
