@@ -27,12 +27,8 @@ from screens.contacts import ContactsScreen
 from screens.envois import EnvoisScreen
 from screens.help import HelpScreen
 from screens.placeholder import CalendrierScreen, ConsentementsScreen
-from screens.widgets.alert_step import AlertStep
+from screens.widgets.inert import INERT_WHILE_TYPING, keys_inert_on
 from screens.widgets.translate import translate_bindings
-
-# The App's actions that single keys (and the palette) start: none of them runs while
-# an alert step or a dialog is on top. ctrl+q stays, and asks first (action_quit).
-INERT_WHILE_TYPING = frozenset({"switch_mode", "leave", "emergency", "command_palette"})
 
 
 class TocsinApp(App[None]):
@@ -104,7 +100,7 @@ class TocsinApp(App[None]):
             screen = self.screen
         except Exception:  # no screen yet, while starting
             return False
-        return isinstance(screen, AlertStep) or screen.is_modal
+        return keys_inert_on(screen)
 
     # The alert -------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.screen import Screen
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import DataTable, Input, Static, TextArea
 
 from console.context import Context
 from console.sending.campaigns import Audience, CampaignRequest, create_campaign
@@ -25,6 +25,7 @@ from screens.emergency_confirm import ConfirmStep
 from screens.emergency_template import TemplateStep
 from screens.envois import EnvoisScreen
 from screens.erase import EraseScreen
+from screens.help import HelpScreen
 from screens.import_screen import ImportScreen
 from screens.widgets.alert_step import AlertStep
 from screens.widgets.typed_count import CountField
@@ -397,3 +398,17 @@ async def test_the_count_field_sits_in_its_row_after_a_dialog(make_app: AppFacto
         field = app.screen.query_one(CountField)
         row = app.screen.query_one("#count-row")
         assert field.region.y == row.region.y and field.region.height == 3
+
+
+async def test_help_over_a_step_lists_only_the_keys_that_work(make_app: AppFactory) -> None:
+    app = make_app(start_mode="envois")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _start(pilot)
+        await pilot.press("f1")
+        await _wait_for(pilot, HelpScreen)
+        table = app.screen.query_one(DataTable)
+        ids = {str(table.get_row_at(row)[2]) for row in range(table.row_count)}
+        assert "alert.back" in ids and "app.help" in ids
+        assert not ids & {"mode.envois", "app.quit", "app.emergency", "app.palette"}
+        await pilot.press("escape")
+        await _wait_for(pilot, TemplateStep)
