@@ -21,6 +21,7 @@ from console.i18n import Translator
 from console.sending.alerts import SendingNow, sending_now
 from console.sending.figures import count
 from console.sending.worker_launch import Launched
+from console.text import visible
 from screens.alert_flow import OpenAlert
 from screens.confirm_action import ConfirmActionScreen
 from screens.contacts import ContactsScreen
@@ -141,15 +142,21 @@ class TocsinApp(App[None]):
 
     @work(thread=True, exclusive=True, group="quit")
     def ask_before_quitting(self) -> None:
-        now = sending_now(self.ctx)
+        now: SendingNow | BaseException
+        try:
+            now = sending_now(self.ctx)
+        except Exception as exc:  # the database unreachable: ask, saying so
+            now = exc
         self.call_from_thread(self._quit_or_ask, now)
 
-    def quit_reasons(self, now: SendingNow) -> list[str]:
+    def quit_reasons(self, now: SendingNow | BaseException) -> list[str]:
         t = self.t
         reasons = []
         if self.alert is not None:
             reasons.append(t("quit.alert_open", step=self.alert.where))
-        if now.waiting:
+        if isinstance(now, BaseException):
+            reasons.append(t("quit.unknown", error=visible(t.error(now))))
+        elif now.waiting:
             reasons.append(
                 t(
                     "quit.sending",
@@ -165,7 +172,7 @@ class TocsinApp(App[None]):
                 reasons.append(t("quit.no_worker"))
         return reasons
 
-    def _quit_or_ask(self, now: SendingNow) -> None:
+    def _quit_or_ask(self, now: SendingNow | BaseException) -> None:
         reasons = self.quit_reasons(now)
         if not reasons:
             self.exit()

@@ -79,9 +79,19 @@ class ConfirmStep(AlertStep):
 
     @work(exclusive=True, thread=True)
     def _count(self, draft: AlertDraft) -> None:
-        result = preview(self.ctx, draft)
-        now = sending_now(self.ctx)
+        try:
+            result = preview(self.ctx, draft)
+            now = sending_now(self.ctx)
+        except Exception as exc:  # the database unreachable: said, nothing sent
+            self.app.call_from_thread(self._count_failed, exc)
+            return
         self.app.call_from_thread(self._show, result, now)
+
+    def _count_failed(self, exc: BaseException) -> None:
+        t = self.t
+        self.query_one("#form-error", Static).update(
+            Text("✗ " + t("alert.count_failed", error=visible(t.error(exc))), style="bold red")
+        )
 
     def _show(self, result: Preview, now: SendingNow) -> None:
         self.expected = result

@@ -22,6 +22,8 @@ FR: dict[str, str] = {
     "quit.demo_worker": "Le service d'envoi (worker) de la démo tourne dans cette console : quitter l'arrête, et ces messages ne partiront qu'à la prochaine ouverture.",
     "quit.worker_goes_on": "Le service d'envoi (worker) continue sans la console : l'envoi se poursuit.",
     "quit.no_worker": "Aucun service d'envoi (worker) actif : ces messages attendent qu'il démarre.",
+    "quit.unknown": "Impossible de savoir si des envois sont en cours : {error}",
+    "alert.count_failed": "Le nombre de destinataires n'a pas pu être compté : {error}",
 }
 
 EN: dict[str, str] = {
@@ -44,4 +46,6 @@ EN: dict[str, str] = {
     "quit.demo_worker": "The demo's sending service (worker) runs inside this console: quitting stops it, and these messages go out only when you open it again.",
     "quit.worker_goes_on": "The sending service (worker) goes on without the console: the send continues.",
     "quit.no_worker": "No sending service (worker) is running: these messages wait for it to start.",
+    "quit.unknown": "Cannot tell whether sends are under way: {error}",
+    "alert.count_failed": "The recipients could not be counted: {error}",
 }

@@ -412,3 +412,20 @@ async def test_help_over_a_step_lists_only_the_keys_that_work(make_app: AppFacto
         assert not ids & {"mode.envois", "app.quit", "app.emergency", "app.palette"}
         await pilot.press("escape")
         await _wait_for(pilot, TemplateStep)
+
+
+async def test_q_asks_when_the_database_cannot_tell(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(ctx: Context) -> None:
+        raise OSError("database is locked \x1b[31m[b]")
+
+    monkeypatch.setattr("screens.app.sending_now", unreachable)
+    app = make_app(start_mode="contacts")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await _wait_for(pilot, ConfirmActionScreen)
+        body = _plain(app.screen.query_one("#confirm-body", Static))
+        assert "Impossible de savoir si des envois sont en cours" in body
+        assert "\x1b" not in body and "[b]" in body
+        assert app.is_running
