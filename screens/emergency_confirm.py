@@ -37,6 +37,9 @@ from screens.widgets.composer import money
 from screens.widgets.shell import shell
 from screens.widgets.typed_count import DIGIT_KEYS, CountField, type_digit
 
+# How often the red lines above the count (no worker, another alert) are read again.
+AHEAD_EVERY_S = 3.0
+
 
 class ConfirmStep(AlertStep):
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -69,6 +72,8 @@ class ConfirmStep(AlertStep):
     def on_mount(self) -> None:
         self.query_one(CountField).focus()
         self._count(self.draft)
+        # A worker may die or start, another alert finish, while the operator reads.
+        self.set_interval(AHEAD_EVERY_S, self._poll_ahead)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Once confirmed, the alert is on its way: no step back from under it.
@@ -87,6 +92,20 @@ class ConfirmStep(AlertStep):
             return
         self.app.call_from_thread(self._show, result, now)
 
+    @work(exclusive=True, thread=True, group="ahead")
+    def _poll_ahead(self) -> None:
+        try:
+            now = sending_now(self.ctx)
+        except Exception:  # said by the next poll that works; the count stays
+            return
+        self.app.call_from_thread(self._show_ahead, now)
+
+    def _show_ahead(self, now: SendingNow) -> None:
+        self.sending_now = now
+        ahead = self._ahead(now)
+        self.query_one("#ahead", Static).update(ahead)
+        self.query_one("#ahead", Static).set_class(bool(ahead.plain), "-shown")
+
     def _count_failed(self, exc: BaseException) -> None:
         t = self.t
         self.query_one("#form-error", Static).update(
@@ -95,7 +114,6 @@ class ConfirmStep(AlertStep):
 
     def _show(self, result: Preview, now: SendingNow) -> None:
         self.expected = result
-        self.sending_now = now
         t = self.t
         draft = self.draft
         analysis = analyse(final_text(self.ctx, draft.text))
@@ -120,9 +138,7 @@ class ConfirmStep(AlertStep):
             )
         )
         self.query_one("#summary", Static).update(summary)
-        ahead = self._ahead(now)
-        self.query_one("#ahead", Static).update(ahead)
-        self.query_one("#ahead", Static).set_class(bool(ahead.plain), "-shown")
+        self._show_ahead(now)
         self.query_one("#confirm-prompt", Static).update(
             Text(t("alert.type_count", count=result.recipients), style="bold")
         )

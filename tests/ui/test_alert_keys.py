@@ -429,3 +429,24 @@ async def test_q_asks_when_the_database_cannot_tell(
         assert "Impossible de savoir si des envois sont en cours" in body
         assert "\x1b" not in body and "[b]" in body
         assert app.is_running
+
+
+async def test_the_red_lines_follow_a_worker_that_starts(
+    make_app: AppFactory, town: Context
+) -> None:
+    app = make_app(start_mode="envois")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _start(pilot)
+        await pilot.press("enter", "enter")
+        await _wait_for(pilot, ComposeStep)
+        await pilot.press("ctrl+n")
+        await _wait_for(pilot, ConfirmStep)
+        await _expected_count(pilot)
+        ahead = app.screen.query_one("#ahead", Static)
+        assert "Aucun service d'envoi" in _plain(ahead)
+        beat(town.engine, "elsewhere:1:abc", "simulated", town.clock.now())
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if "Aucun service d'envoi" not in _plain(ahead):
+                break
+        assert _plain(ahead) == "" and not ahead.has_class("-shown")
