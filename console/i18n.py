@@ -8,7 +8,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from console.locales import alert, cli
+from console.locales import alert, cli, consent
 from console.locales.en import EN
 from console.locales.fr import FR
 
@@ -16,6 +16,7 @@ from console.locales.fr import FR
 # as two dicts FR and EN side by side, listed here.
 _PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = (
     (cli.FR, cli.EN),
+    (consent.FR, consent.EN),
     (alert.FR, alert.EN),
 )
 

@@ -451,8 +451,9 @@ class Worker:
     async def _give_back_stopped(self, claimed: Sequence[Claimed]) -> None:
         """Claimed messages of a stopped campaign that no provider has seen: skipped
         when it was cancelled, queued again (for the resume) when paused."""
-        cancelled = [c for c in claimed if self._stopped.get(c.campaign_id) == "cancelled"]
-        paused = [c for c in claimed if self._stopped.get(c.campaign_id) != "cancelled"]
+        stopped, gone = self._stopped, CampaignStatus.CANCELLED
+        cancelled = [c for c in claimed if stopped.get(c.campaign_id) == gone]
+        paused = [c for c in claimed if stopped.get(c.campaign_id) != gone]
         now = self.ctx.clock.now()
         if cancelled:
             await self._in_db(
