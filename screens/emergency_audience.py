@@ -7,15 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.strip import Strip
-from textual.widgets import Footer, OptionList, SelectionList, Static
-from textual.widgets.option_list import OptionDoesNotExist
+from textual.widgets import Footer, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from console.sending.alerts import AlertDraft, AlertIncomplete, preview, zone_counts
@@ -23,32 +19,16 @@ from console.sending.campaigns import Preview
 from console.sending.figures import count
 from console.text import visible
 from screens.widgets.alert_step import AlertStep, AlertSteps
+from screens.widgets.tick_list import TickList
 
 EVERYONE = "\x00all"
-TICKED = "[x]"
-UNTICKED = "[ ]"
 
 
-class AudienceList(SelectionList[str]):
+class AudienceList(TickList[str]):
     # Space ticks a line; Enter goes on (instead of ticking it too).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "screen.next_step", "binding.next", show=False),
     ]
-
-    def render_line(self, y: int) -> Strip:
-        # SelectionList draws the same coloured block ticked or not; draw a box whose
-        # shape changes instead, keeping the option's index for the mouse.
-        line = OptionList.render_line(self, y)
-        index = self.scroll_offset.y + y
-        try:
-            selection = self.get_option_at_index(index)
-        except OptionDoesNotExist:
-            return line
-        ticked = selection.value in self._selected
-        base = next(iter(line)).style if line.cell_length else None
-        mark = Style(bold=True, color="green") if ticked else Style(dim=True)
-        style = (base or Style()) + mark + Style(meta={"option": index})
-        return Strip([Segment(TICKED if ticked else UNTICKED, style), Segment(" ", base), *line])
 
 
 class AudienceStep(AlertStep):

@@ -19,7 +19,7 @@ from console.sending.workers import beat, new_owner
 from screens.app import TocsinApp
 from screens.confirm_action import ConfirmActionScreen
 from screens.contacts import ContactsScreen
-from screens.emergency_audience import TICKED, UNTICKED, AudienceList, AudienceStep
+from screens.emergency_audience import AudienceList, AudienceStep
 from screens.emergency_compose import ComposeStep
 from screens.emergency_confirm import ConfirmStep
 from screens.emergency_template import TemplateStep
@@ -28,6 +28,7 @@ from screens.erase import EraseScreen
 from screens.help import HelpScreen
 from screens.import_screen import ImportScreen
 from screens.widgets.alert_step import AlertStep
+from screens.widgets.tick_list import TICKED, UNTICKED
 from screens.widgets.typed_count import CountField
 from tests.ui.conftest import AppFactory
 from tests.ui.test_alert_flows import _campaigns, _expected_count, _plain, _settle, _wait_for
