@@ -8,7 +8,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from console.locales import cli, consent
+from console.locales import alert, cli, consent
 from console.locales.en import EN
 from console.locales.fr import FR
 
@@ -17,6 +17,7 @@ from console.locales.fr import FR
 _PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = (
     (cli.FR, cli.EN),
     (consent.FR, consent.EN),
+    (alert.FR, alert.EN),
 )
 
 

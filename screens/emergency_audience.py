@@ -1,5 +1,6 @@
 """Alert, step 2: every resident of the alert topic, or chosen zones; the number of
-recipients follows each change."""
+recipients follows each change. A ticked line reads `[x]`, an unticked one `[ ]`:
+the shape says it, not only the colour."""
 
 from __future__ import annotations
 
@@ -13,16 +14,17 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from console.sending.alerts import AlertDraft, preview, zone_counts
+from console.sending.alerts import AlertDraft, AlertIncomplete, preview, zone_counts
 from console.sending.campaigns import Preview
 from console.sending.figures import count
 from console.text import visible
-from screens.widgets.alert_step import AlertStep
+from screens.widgets.alert_step import AlertStep, AlertSteps
+from screens.widgets.tick_list import TickList
 
 EVERYONE = "\x00all"
 
 
-class AudienceList(SelectionList[str]):
+class AudienceList(TickList[str]):
     # Space ticks a line; Enter goes on (instead of ticking it too).
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "screen.next_step", "binding.next", show=False),
@@ -30,15 +32,15 @@ class AudienceList(SelectionList[str]):
 
 
 class AudienceStep(AlertStep):
-    STEP = 2
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "next_step", "binding.next", id="alert.next"),
         Binding("space", "tick", "binding.toggle", id="alert.toggle", show=False),
     ]
 
-    def __init__(self, draft: AlertDraft) -> None:
-        super().__init__(draft)
+    def __init__(self, steps: AlertSteps) -> None:
+        super().__init__(steps)
         self.preview: Preview | None = None
+        draft = self.draft
         self._selected: set[str] = {EVERYONE} if draft.everyone else set(draft.zones)
 
     def compose(self) -> ComposeResult:
@@ -68,7 +70,7 @@ class AudienceStep(AlertStep):
 
     def on_mount(self) -> None:
         self.query_one(AudienceList).focus()
-        self._count()
+        self._count(self.holding())
 
     @on(SelectionList.SelectedChanged)
     def _changed(self, event: SelectionList.SelectedChanged[str]) -> None:
@@ -86,15 +88,15 @@ class AudienceStep(AlertStep):
                 choices.deselect(EVERYONE)
             now.discard(EVERYONE)
         self._selected = now
-        self._count()
+        self.query_one("#form-error", Static).update("")
+        self._count(self.holding())
 
-    def _draft(self) -> AlertDraft:
+    def holding(self) -> AlertDraft:
         zones = tuple(v for v in self.query_one(AudienceList).selected if v != EVERYONE)
         return replace(self.draft, everyone=EVERYONE in self._selected, zones=zones)
 
     @work(exclusive=True, thread=True)
-    def _count(self) -> None:
-        draft = self._draft()
+    def _count(self, draft: AlertDraft) -> None:
         if not draft.everyone and not draft.zones:
             self.app.call_from_thread(self._show, None)
             return
@@ -120,12 +122,7 @@ class AudienceStep(AlertStep):
         self.query_one(AudienceList).action_select()
 
     def action_next_step(self) -> None:
-        from screens.emergency_compose import ComposeStep
-
-        draft = self._draft()
-        if not draft.everyone and not draft.zones:
-            self.query_one("#form-error", Static).update(
-                Text(self.t("alert.no_audience"), style="red")
-            )
-            return
-        self.app.push_screen(ComposeStep(draft))
+        try:
+            self.steps.forward(self.holding())
+        except AlertIncomplete as exc:
+            self.query_one("#form-error", Static).update(Text(self.t.error(exc), style="red"))

@@ -1,5 +1,4 @@
-"""Alert, step 3: the text, with the composer's live counters, and the sender ID.
-Only alerters go past this step; the others see why."""
+"""Alert, step 3: the text, with the composer's live counters, and the sender ID."""
 
 from __future__ import annotations
 
@@ -13,30 +12,37 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input, Label, Static
 
-from console.composing.composer import unfilled_placeholders
-from console.roles import Role
-from console.sending.alerts import AlertDraft, final_text, prefill, preview
-from console.sending.campaigns import CampaignError, check_sender_id
-from screens.widgets.alert_step import AlertStep
+from console.sending.alerts import AlertDraft, AlertIncomplete, final_text, may_send, preview
+from console.sending.campaigns import CampaignError
+from console.text import visible
+from screens.widgets.alert_step import AlertStep, AlertSteps
 from screens.widgets.composer import ComposerPanel
 
 
 class ComposeStep(AlertStep):
-    STEP = 3
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "next_step", "binding.next", id="alert.compose_next", priority=True),
         Binding("ctrl+t", "gsm7", "binding.gsm7", id="alert.gsm7", priority=True),
+        Binding(
+            "ctrl+r",
+            "from_template",
+            "binding.from_template",
+            id="alert.from_template",
+            priority=True,
+        ),
     ]
 
-    def __init__(self, draft: AlertDraft) -> None:
-        super().__init__(draft)
+    def __init__(self, steps: AlertSteps) -> None:
+        super().__init__(steps)
         self.recipients: int | None = None
+        self.opened_on = steps.flow.composing()
+        self._offer_template = steps.flow.text_kept
 
     def compose(self) -> ComposeResult:
         t = self.t
         yield self.header()
         yield ComposerPanel(
-            self.draft.text or prefill(self.ctx, self.draft),
+            self.opened_on.text,
             t,
             price_per_segment=self.ctx.config.provider.price_per_segment,
             finalize=lambda text: final_text(self.ctx, text),
@@ -45,22 +51,39 @@ class ComposeStep(AlertStep):
         with Horizontal(id="sender-row"):
             yield Label(t("alert.sender"))
             yield Input(
-                self.draft.sender_id or self.ctx.config.town.sender_id,
+                self.opened_on.sender_id or self.ctx.config.town.sender_id,
                 id="sender",
                 compact=True,
                 max_length=11,
                 restrict=r"[A-Za-z0-9]*",
             )
+        yield Static(self._kept_note(), id="kept-note")
         yield Static(id="form-error")
         yield Footer()
 
+    def _kept_note(self) -> Text:
+        """Back at step 1 with a text of their own, another template chosen: the
+        operator's text was kept, and ctrl+r gives the new template instead."""
+        if not self._offer_template:
+            return Text()
+        return Text(self.t("alert.text_kept", template=visible(self.draft.template)), style="dim")
+
     def on_mount(self) -> None:
         self.query_one("#message").focus()
-        self._count()
+        self._count(self.draft)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "from_template":
+            # Offered when the operator's text was kept over another choice.
+            return self._offer_template
+        if action == "next_step" and not may_send(self.ctx):
+            # Shown dimmed: the header says from step 1 who sends the alert.
+            return None
+        return True
 
     @work(exclusive=True, thread=True)
-    def _count(self) -> None:
-        recipients = preview(self.ctx, self.draft).recipients
+    def _count(self, draft: AlertDraft) -> None:
+        recipients = preview(self.ctx, draft).recipients
         self.app.call_from_thread(self._show_recipients, recipients)
 
     def _show_recipients(self, recipients: int) -> None:
@@ -70,36 +93,27 @@ class ComposeStep(AlertStep):
     def _error(self, message: str) -> None:
         self.query_one("#form-error", Static).update(Text(f"✗ {message}", style="bold red"))
 
+    def holding(self) -> AlertDraft:
+        return replace(
+            self.draft,
+            text=self.query_one(ComposerPanel).text,
+            sender_id=self.query_one("#sender", Input).value.strip(),
+        )
+
     def action_gsm7(self) -> None:
         if not self.query_one(ComposerPanel).apply_gsm7():
             self.notify(self.t("composer.already_gsm7"))
 
-    def action_next_step(self) -> None:
-        from screens.emergency_confirm import ConfirmStep
+    def action_from_template(self) -> None:
+        self.query_one(ComposerPanel).replace_text(self.steps.flow.restart_from_template())
+        self.query_one("#kept-note", Static).update("")
+        self._offer_template = False
+        self.refresh_bindings()
 
-        t = self.t
-        text = self.query_one(ComposerPanel).text
-        sender = self.query_one("#sender", Input).value.strip()
-        if not text.strip():
-            self._error(t("error.campaign_empty"))
-            return
-        unfilled = unfilled_placeholders(text)
-        if unfilled:
-            self._error(t("alert.fill_placeholders", names=", ".join(f"{{{n}}}" for n in unfilled)))
-            return
+    def action_next_step(self) -> None:
         try:
-            check_sender_id(sender)
-        except CampaignError as exc:
-            self._error(t.error(exc))
-            self.query_one("#sender", Input).focus()
-            return
-        if self.ctx.role < Role.ALERTER:
-            self._error(
-                t(
-                    "alert.not_alerter",
-                    operator=self.ctx.operator,
-                    role=t(f"error.role_{self.ctx.role.name.lower()}"),
-                )
-            )
-            return
-        self.app.push_screen(ConfirmStep(replace(self.draft, text=text, sender_id=sender)))
+            self.steps.forward(self.holding())
+        except (AlertIncomplete, CampaignError) as exc:
+            self._error(self.t.error(exc))
+            if exc.code == "campaign_sender_id":
+                self.query_one("#sender", Input).focus()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Footer, OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets.option_list import Option, OptionDoesNotExist
 
-from console.sending.alerts import AlertDraft, templates
+from console.sending.alerts import templates
 from console.text import visible
 from screens.widgets.alert_step import AlertStep
 
@@ -18,11 +19,6 @@ FREE_TEXT = "\x00free"
 
 
 class TemplateStep(AlertStep):
-    STEP = 1
-
-    def __init__(self, draft: AlertDraft | None = None) -> None:
-        super().__init__(draft or AlertDraft())
-
     def compose(self) -> ComposeResult:
         t = self.t
         yield self.header()
@@ -43,12 +39,16 @@ class TemplateStep(AlertStep):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(OptionList).focus()
+        choices = self.query_one(OptionList)
+        # Back from a later step: the cursor on the template chosen before.
+        chosen = self.draft.template or (FREE_TEXT if self.draft.text else "")
+        if chosen:
+            # A template removed from the config since: the cursor stays on the first.
+            with contextlib.suppress(OptionDoesNotExist):
+                choices.highlighted = choices.get_option_index(chosen)
+        choices.focus()
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        from screens.emergency_audience import AudienceStep
-
         label = event.option.id or FREE_TEXT
-        draft = replace(self.draft, template="" if label == FREE_TEXT else label)
-        self.app.push_screen(AudienceStep(draft))
+        self.steps.forward(replace(self.draft, template="" if label == FREE_TEXT else label))

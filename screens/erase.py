@@ -1,4 +1,5 @@
-"""Erase a contact (RGPD): the operator types the count of contacts to erase."""
+"""Erase a contact (RGPD): the operator types the count of contacts to erase, in the
+field that has the focus when the dialog opens."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from console.contacts.numbers import display
 from console.contacts.service import ContactError, erase_contact, get_contact
 from console.roles import PermissionDenied
 from console.text import visible
-from screens.widgets.modal import TocsinModal
+from screens.widgets.modal import ALERT_KEY, TocsinModal
+from screens.widgets.typed_count import DIGIT_KEYS, CountField, type_digit
 
 ERASE_COUNT = 1
 
@@ -26,6 +28,8 @@ class EraseScreen(TocsinModal[bool]):
     CSS_PATH = "contact_form.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="erase.cancel"),
+        ALERT_KEY,
+        *DIGIT_KEYS,
     ]
 
     def __init__(self, contact_id: int) -> None:
@@ -47,21 +51,26 @@ class EraseScreen(TocsinModal[bool]):
                 )
             )
             yield Static(Text(t("erase.prompt", count=ERASE_COUNT)), id="erase-prompt")
-            yield Input(id="erase-count", compact=True, restrict=r"\d*", max_length=6)
+            yield CountField(id="erase-count")
             yield Static(id="form-error")
             with Horizontal(id="form-buttons"):
                 yield Button(t("form.cancel"), id="cancel", compact=True)
                 yield Button(t("erase.confirm"), variant="error", id="confirm", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
+        self.query_one(CountField).focus()
+
+    def action_count_digit(self, digit: str) -> None:
+        type_digit(self, digit)
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#confirm")
     def _confirm(self) -> None:
-        if self.query_one("#erase-count", Input).value.strip() != str(ERASE_COUNT):
+        typed = self.query_one(CountField)
+        if not typed.matches(ERASE_COUNT):
             self.show_error(self.t("erase.mismatch", count=ERASE_COUNT))
-            self.query_one("#erase-count", Input).focus()
+            typed.value = ""
+            typed.focus()
             return
         try:
             result = erase_contact(self.ctx, self.contact_id)

@@ -11,6 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
+from screens.widgets.inert import INERT_WHILE_TYPING, keys_inert_on
 from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
@@ -39,11 +40,16 @@ class HelpScreen(ModalScreen[None]):
         table = self.query_one(DataTable)
         table.add_columns(t("help.col.key"), t("help.col.action"), t("help.col.id"))
         seen: set[tuple[str, str]] = set()
+        # Over an alert step or a dialog, the App's single keys do nothing: not listed.
+        inert = keys_inert_on(self.under)
         for node in (self.app, self.under):
             for bindings in node._bindings.key_to_bindings.values():
                 for binding in bindings:
                     # Textual's own bindings (focus, copy) have no id and no catalog entry.
                     if not binding.id or (binding.action, binding.key) in seen:
+                        continue
+                    action = binding.action.partition("(")[0]
+                    if inert and node is self.app and action in INERT_WHILE_TYPING:
                         continue
                     seen.add((binding.action, binding.key))
                     table.add_row(
@@ -51,8 +57,11 @@ class HelpScreen(ModalScreen[None]):
                         Text(binding.description),
                         Text(binding.id or "", style="dim"),
                     )
-        palette = self.app.COMMAND_PALETTE_BINDING
-        table.add_row(Text(palette), Text(t("binding.palette")), Text("app.palette", style="dim"))
+        if not inert:
+            palette = self.app.COMMAND_PALETTE_BINDING
+            table.add_row(
+                Text(palette), Text(t("binding.palette")), Text("app.palette", style="dim")
+            )
         table.focus()
 
     async def action_dismiss(self, result: None = None) -> None:

@@ -15,13 +15,21 @@ from textual.widgets import Button, Input, Label, RichLog, Static
 from console.contacts.importer import ImportFailed, ImportOptions, ImportReport, import_contacts
 from console.roles import PermissionDenied
 from console.text import visible
-from screens.widgets.modal import TocsinModal
+from screens.widgets.modal import ALERT_KEY, TocsinModal
+
+
+class PathInput(Input):
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        # `!` opens the alert from this dialog, even with the cursor in the path (a
+        # path with a `!` in it can be pasted).
+        return character != "!" and super().check_consume_key(key, character)
 
 
 class ImportScreen(TocsinModal[bool]):
     CSS_PATH = "import_screen.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="import.close"),
+        ALERT_KEY,
     ]
 
     def __init__(self) -> None:
@@ -34,7 +42,7 @@ class ImportScreen(TocsinModal[bool]):
             yield Static(Text(t("import.title"), style="bold"))
             with Horizontal(classes="form-row"):
                 yield Label(t("import.path"))
-                yield Input(id="path", compact=True)
+                yield PathInput(id="path", compact=True)
             yield Static(id="detected")
             yield RichLog(id="report", wrap=True, markup=False, highlight=False, auto_scroll=False)
             with Horizontal(id="form-buttons"):

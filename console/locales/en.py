@@ -282,8 +282,6 @@ EN: dict[str, str] = {
     "alert.not_reached": "not reached: {skipped}",
     "alert.no_audience": "Tick “Every resident” or at least one zone.",
     "alert.sender": "Sender (3 to 11):",
-    "alert.fill_placeholders": "Fill in first: {names}",
-    "alert.not_alerter": "{operator} has the {role} role: only the alerter role sends an alert ([roles] alerter in the config).",
     "alert.summary_to": "Alert to: {where}",
     "alert.summary_figures": "{recipients} recipients · {segments} SMS each ({encoding}) · estimated cost {cost} · sender {sender}",
     "alert.type_count": "To send, type the number of recipients: {count}",

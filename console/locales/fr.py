@@ -283,8 +283,6 @@ FR: dict[str, str] = {
     "alert.not_reached": "non joints : {skipped}",
     "alert.no_audience": "Cochez « Tous les habitants » ou au moins un quartier.",
     "alert.sender": "Expéditeur (3 à 11) :",
-    "alert.fill_placeholders": "Complétez d'abord : {names}",
-    "alert.not_alerter": "{operator} a le rôle {role} : seul le rôle alerteur envoie une alerte ([roles] alerter dans la configuration).",
     "alert.summary_to": "Alerte à : {where}",
     "alert.summary_figures": "{recipients} destinataires · {segments} SMS chacun ({encoding}) · coût estimé {cost} · expéditeur {sender}",
     "alert.type_count": "Pour envoyer, tapez le nombre de destinataires : {count}",

@@ -85,7 +85,9 @@ class CampaignActions:
             self.after_campaign_action()
 
         screen.app.push_screen(
-            ConfirmActionScreen(title, body, label, type_count=type_count or None, danger=danger),
+            ConfirmActionScreen(
+                title, body, label, type_count=type_count or None, danger=danger, alert_key=True
+            ),
             answered,
         )
 

@@ -170,6 +170,12 @@ class ComposerPanel(Vertical):
             )
         )
 
+    def replace_text(self, text: str) -> None:
+        """Start again from this text (a template filled in anew)."""
+        self.query_one(TextArea).load_text(text)
+        self._place_cursor()
+        self._update()
+
     def apply_gsm7(self) -> bool:
         """Replace the text by its GSM-7 version; False when there is none."""
         suggestion = analyse(self.text).gsm7_suggestion

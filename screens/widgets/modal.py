@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from rich.text import Text
 from textual import on
+from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -16,6 +17,14 @@ from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
 ResultT = TypeVar("ResultT")
+
+# `!` in a dialog whose fields never take it as text (a count, a file path): the
+# alert opens over the dialog, which is there again, as it was, when the alert is done.
+# Priority, so that the focused field does not swallow it; same id as the App's `!`,
+# so a site keymap moves both.
+ALERT_KEY = Binding(
+    "exclamation_mark", "alert", "binding.emergency", id="app.emergency", priority=True, show=False
+)
 
 
 class TocsinModal(ModalScreen[ResultT]):
@@ -39,3 +48,6 @@ class TocsinModal(ModalScreen[ResultT]):
 
     def action_cancel(self) -> None:
         self.dismiss(self.CANCEL_RESULT)
+
+    def action_alert(self) -> None:
+        shell(self).open_alert()

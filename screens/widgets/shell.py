@@ -20,6 +20,8 @@ class TocsinShell(Protocol):
 
     def action_start_worker(self) -> None: ...
 
+    def open_alert(self) -> None: ...
+
 
 def shell(node: DOMNode) -> TocsinShell:
     """The running Tocsin App of a screen or widget."""

@@ -56,8 +56,7 @@ class Tmux:
         )
 
 
-@pytest.fixture
-def tmux(tmp_path: Path) -> Iterator[Tmux]:
+def _console(tmp_path: Path, width: int, height: int) -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
         missing_component("tmux is not installed (apt-get install tmux)")
     if not os.access(TOCSIN, os.X_OK):
@@ -66,12 +65,23 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
     town = tmp_path / "town"
     command = f"{TOCSIN} demo --dir {town} --residents 300; echo EXITED-$?; sleep 30"
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "100", "-y", "30", command],
+        ["tmux", "new-session", "-d", "-s", session, "-x", str(width), "-y", str(height), command],
         check=True,
         env={**os.environ, "TERM": "xterm-256color", "LANG": "C.UTF-8"},
     )
     yield Tmux(session)
     subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    yield from _console(tmp_path, 100, 30)
+
+
+@pytest.fixture
+def tmux80(tmp_path: Path) -> Iterator[Tmux]:
+    """The smallest terminal the console is made for."""
+    yield from _console(tmp_path, 80, 24)
 
 
 def test_demo_search_add_and_quit(tmux: Tmux) -> None:
@@ -129,12 +139,88 @@ def test_demo_emergency_alert_to_completion(tmux: Tmux) -> None:
     found = re.search(r"tapez le nombre de destinataires : ([\d ]+)", screen)
     assert found is not None, screen
     count = found.group(1).replace(" ", "")
-    tmux.keys("BTab")  # from Cancel up to the count
+    # The count field has the focus: the count, as the screen says, and Enter.
     tmux.keys(count, literal=True)
     tmux.keys("Enter")
     tmux.wait_for("en file")
     screen = tmux.wait_for("terminée", timeout=90)
     assert "ALERTE" in screen and "100 %" in screen
     assert "en attente 0" in screen.replace("\u00a0", " ")
+    tmux.keys("q")
+    tmux.wait_for("EXITED-0")
+
+
+def _count_asked(screen: str) -> str:
+    found = re.search(r"tapez le nombre de destinataires : ([\d  ]+)", screen)
+    assert found is not None, screen
+    return re.sub(r"\D", "", found.group(1))
+
+
+def _stray_keys(tmux: Tmux, step: str, keys: str = "q2!") -> str:
+    """Keys an operator under stress may hit: nothing happens, the step stays."""
+    for key in keys:
+        tmux.keys(key, literal=True)
+    time.sleep(0.5)
+    screen = tmux.wait_for(step)
+    assert "EXITED" not in screen and "Aucun envoi" not in screen, screen
+    return screen
+
+
+def test_alert_at_80x24_keys_do_what_the_screen_says(tmux80: Tmux) -> None:
+    tmux = tmux80
+    tmux.wait_for("Aucun envoi")
+    tmux.wait_for("Worker actif")
+    time.sleep(0.5)
+    tmux.keys("!")
+    tmux.wait_for("étape 1/4")
+    _stray_keys(tmux, "étape 1/4")
+    tmux.keys("Enter")  # Inondation, as the screen says
+    tmux.wait_for("étape 2/4")
+    screen = _stray_keys(tmux, "étape 2/4")
+    assert "[x] Tous les habitants" in screen and "[ ] " in screen
+    tmux.keys("Down")
+    tmux.keys("Space")  # the first quartier ticked: "Tous les habitants" unticked
+    screen = tmux.wait_for("[ ] Tous les habitants")
+    assert "[x] " in screen
+    tmux.keys("Up")
+    tmux.keys("Space")  # everyone again: a send long enough to quit during it
+    screen = tmux.wait_for("[x] Tous les habitants")
+    assert screen.count("[x]") == 1
+    tmux.keys("Enter")
+    tmux.wait_for("étape 3/4")
+    tmux.wait_for("GSM-7")
+    # At step 3 every key is text: typed, seen, then rubbed out.
+    tmux.keys("End")
+    tmux.keys("q2!", literal=True)
+    tmux.wait_for("q2!")
+    tmux.keys("BSpace", "BSpace", "BSpace")
+    # Back a step and forward again: the text is kept (the prefilled one follows).
+    tmux.keys("Escape")
+    time.sleep(0.6)  # tmux's escape-time
+    tmux.wait_for("étape 2/4")
+    tmux.keys("Enter")
+    tmux.wait_for("étape 3/4")
+    tmux.keys("C-n")
+    screen = tmux.wait_for("tapez le nombre de destinataires")
+    assert "étape 4/4" in screen
+    count = _count_asked(screen)
+    # A reflex Enter on the empty field sends nothing.
+    tmux.keys("Enter")
+    tmux.wait_for("Ce n'est pas le nombre de destinataires")
+    _stray_keys(tmux, "étape 4/4", "q!")
+    # Digits typed go into the field, even from a button, Enter right after them.
+    tmux.keys("Tab")
+    tmux.keys(count, literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for("en file")
+    # q while it sends: asked first, and the demo's worker named.
+    tmux.keys("q")
+    screen = tmux.wait_for("Quitter Tocsin ?")
+    assert "de la démo" in screen
+    tmux.keys("Enter")  # the focus is on the harmless button
+    time.sleep(0.5)
+    assert "EXITED" not in tmux.screen()
+    screen = tmux.wait_for("terminée", timeout=90)
+    assert "ALERTE" in screen
     tmux.keys("q")
     tmux.wait_for("EXITED-0")

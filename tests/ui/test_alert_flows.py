@@ -24,6 +24,7 @@ from screens.emergency_compose import ComposeStep
 from screens.emergency_confirm import ConfirmStep
 from screens.emergency_template import TemplateStep
 from screens.envois import EnvoisScreen
+from screens.widgets.typed_count import CountField
 from storage.models import AuditEntry, Campaign, Message
 from tests.ui.conftest import AppFactory
 from tests.ui.test_envois_flows import polled
@@ -90,9 +91,9 @@ async def test_alert_from_contacts_to_delivered(
         assert isinstance(app.screen, ContactsScreen)
         expected = await _to_confirmation(pilot)
         assert expected > 0
-        # The cursor sits on Cancel; the count goes in the field above it.
-        assert app.focused is not None and app.focused.id == "cancel"
-        await pilot.press("shift+tab", *str(expected), "enter")
+        # The cursor sits in the count field: the count is typed as the screen says.
+        assert app.focused is not None and app.focused.id == "confirm-count"
+        await pilot.press(*str(expected), "enter")
         await _wait_for(pilot, EnvoisScreen)
         campaign = _campaigns(town)[0]
         assert campaign.kind == "emergency" and campaign.priority == 100
@@ -144,15 +145,19 @@ async def test_a_wrong_count_sends_nothing(make_app: AppFactory, town: Context) 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         expected = await _to_confirmation(pilot)
-        await pilot.press("enter")  # on Cancel: the alert is dropped
-        await _wait_for(pilot, ContactsScreen)
-        assert _campaigns(town) == []
-        expected = await _to_confirmation(pilot)
-        await pilot.press("shift+tab", *str(expected + 1), "enter")
+        await pilot.press("enter")  # a reflex Enter on the empty field: nothing sent
         await _settle(pilot)
         assert isinstance(app.screen, ConfirmStep)
         assert "tapez " + str(expected) in _plain(app.screen.query_one("#form-error", Static))
+        await pilot.press(*str(expected + 1), "enter")  # the wrong count: nothing either
+        await _settle(pilot)
+        assert isinstance(app.screen, ConfirmStep)
+        assert app.screen.query_one(CountField).value == ""
         assert _campaigns(town) == []
+        await pilot.press("tab", "enter")  # "Abandonner l'alerte": dropped, nothing sent
+        await _wait_for(pilot, ContactsScreen)
+        assert app.alert is None
+    assert _campaigns(town) == []
 
 
 async def test_esc_backs_out_one_step_at_a_time(make_app: AppFactory, town: Context) -> None:
@@ -173,16 +178,28 @@ async def test_only_alerters_get_past_composing(
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("exclamation_mark")
         await _wait_for(pilot, TemplateStep)
+        # Said from the first step: who they are, that they may only prepare, who sends.
+        said = _plain(app.screen.query_one("#alert-role", Static))
+        assert "peut préparer cette alerte mais pas l'envoyer" in said
+        assert "le groupe tocsin-alert" in said and "root" in said
         await pilot.press("enter")
         await _wait_for(pilot, AudienceStep)
         await pilot.press("enter")
         await _wait_for(pilot, ComposeStep)
         await pilot.press("ctrl+n")
         await _settle(pilot)
+        # ctrl+n is shown dimmed and does nothing; the header still says who sends.
         assert isinstance(app.screen, ComposeStep)
-        error = _plain(app.screen.query_one("#form-error", Static))
-        assert "seul le rôle alerteur envoie une alerte" in error
+        assert "pas l'envoyer" in _plain(app.screen.query_one("#alert-role", Static))
     assert _campaigns(town) == []
+
+
+async def test_an_alerter_is_told_nothing_about_roles(make_app: AppFactory) -> None:
+    app = make_app(role=Role.ALERTER)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("exclamation_mark")
+        await _wait_for(pilot, TemplateStep)
+        assert not app.screen.query("#alert-role")
 
 
 async def test_no_worker_is_said_at_once_and_one_can_be_started(
@@ -198,7 +215,10 @@ async def test_no_worker_is_said_at_once_and_one_can_be_started(
     app.worker_launcher = launcher
     async with app.run_test(size=(120, 40)) as pilot:
         expected = await _to_confirmation(pilot)
-        await pilot.press("shift+tab", *str(expected), "enter")
+        # Said in red before confirming, and asked again once it is queued.
+        ahead = _plain(app.screen.query_one("#ahead", Static))
+        assert "Aucun service d'envoi (worker) actif" in ahead
+        await pilot.press(*str(expected), "enter")
         await _wait_for(pilot, ConfirmActionScreen)
         assert "Aucun worker actif" in _plain(app.screen.query_one("#form-title", Static))
         await pilot.press("tab", "enter")

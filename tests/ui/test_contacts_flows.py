@@ -115,8 +115,11 @@ async def test_erase_needs_the_typed_count(make_app: AppFactory, engine) -> None
         await pilot.pause()
         await pilot.press("d")
         assert isinstance(app.screen, EraseScreen)
-        assert app.screen.query_one("#cancel").has_focus  # a stray Enter cancels
-        app.screen.query_one("#erase-count", Input).focus()
+        # The count field has the focus: a stray Enter erases nothing.
+        assert app.screen.query_one("#erase-count", Input).has_focus
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, EraseScreen)
         await pilot.press("2", "enter")
         await pilot.pause()
         assert isinstance(app.screen, EraseScreen)  # wrong count: nothing erased

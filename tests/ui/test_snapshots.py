@@ -14,7 +14,7 @@ from console.roles import Role
 from console.sending.campaigns import Audience, CampaignRequest, create_campaign
 from console.sending.providers.base import SendResult
 from console.sending.queue import claim_batch, finish_campaigns, record_results
-from console.sending.workers import beat
+from console.sending.workers import beat, new_owner
 from screens.campaign import CampaignScreen
 from tests.ui.conftest import AppFactory
 from tests.ui.test_envois_flows import polled
@@ -249,6 +249,75 @@ def test_alert_refused_to_a_viewer(
         await _alert_steps(pilot, ["enter", "enter", "ctrl+n"])
 
     assert snap_compare(make_app(role=Role.VIEWER), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_retry_confirmation(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
+    """A typed-count dialog from a campaign's view: the count field focused."""
+    _busy_town(town)
+
+    async def retry(pilot: Pilot[None]) -> None:
+        await _polled(pilot)
+        await pilot.press("enter")
+        await polled(pilot, CampaignScreen)
+        await pilot.press("R")
+        await pilot.app.workers.wait_for_complete()
+        await _settle(pilot)
+
+    assert snap_compare(make_app(start_mode="envois"), terminal_size=size, run_before=retry)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_prepared_by_an_operator(
+    snap_compare, make_app: AppFactory, size: tuple[int, int]
+) -> None:
+    """Step 1 says at once that an operator may prepare, and who sends."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        await _alert_steps(pilot, [])
+
+    assert snap_compare(make_app(role=Role.OPERATOR), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_alert_confirmation_behind_another_alert(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
+    """Another alert sending, a worker alive: said in red before the count is typed;
+    the count typed so far in the field."""
+    _busy_town(town)
+
+    async def run(pilot: Pilot[None]) -> None:
+        await _alert_steps(pilot, ["enter", "down", "space", "enter", "ctrl+n", "1"])
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_quit_while_sending(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
+    """q with messages waiting and the demo's worker in this process: asked first."""
+    create_campaign(
+        town,
+        CampaignRequest(
+            topic="evenements",
+            text="Fête du village samedi 15h",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+        ),
+    )
+    beat(town.engine, new_owner(), "simulated", town.clock.now())
+
+    async def run(pilot: Pilot[None]) -> None:
+        await _settle(pilot)
+        await pilot.press("q")
+        await pilot.app.workers.wait_for_complete()
+        await _settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=run)
 
 
 # --- Consentements ------------------------------------------------------------------
