@@ -58,6 +58,7 @@ _CLAIM = """
 SELECT m.id, m.campaign_id, m.number, m.attempts, c.text, c.sender_id, c.kind
 FROM message m JOIN campaign c ON c.id = m.campaign_id
 WHERE m.state = :queued AND m.next_attempt_at <= :now AND c.status IN (:queued, :running)
+  AND (c.send_until IS NULL OR c.send_until > :now)
 ORDER BY m.priority DESC, m.next_attempt_at, m.id
 LIMIT :limit"""
 
