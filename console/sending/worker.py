@@ -266,7 +266,19 @@ class Worker:
         for campaign_id in stalled:
             log.warning("campaign #%d was left half enqueued: completing it", campaign_id)
             await self._in_db(complete_enqueue, self.ctx, campaign_id)
+        await self._plan()
         await self._in_db(finish_campaigns, engine)
+
+    async def _plan(self) -> None:
+        """The scheduler: planned occurrences that are due become campaigns (once,
+        whatever the other workers do), missed ones wait for the operator."""
+        from console.planning.scheduler import tick as scheduler_tick
+
+        result = await self._in_db(scheduler_tick, self.ctx)
+        if result.sent or result.missed:
+            log.info(
+                "scheduler: %d occurrence(s) sent, %d missed", result.sent, result.missed
+            )
 
     async def _poll_reports(self) -> None:
         """Providers without a callback (the simulated one) hand reports over here."""
