@@ -10,10 +10,12 @@ from collections.abc import Mapping
 
 from console.locales.en import EN
 from console.locales.fr import FR
+from console.locales.planning import EN as PLANNING_EN
+from console.locales.planning import FR as PLANNING_FR
 
 # A capability with many strings of its own keeps them in console/locales/<name>.py,
 # as two dicts FR and EN side by side, listed here.
-_PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = ()
+_PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = ((PLANNING_FR, PLANNING_EN),)
 
 
 def _merged(base: Mapping[str, str], parts: tuple[Mapping[str, str], ...]) -> dict[str, str]:

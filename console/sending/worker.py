@@ -276,9 +276,7 @@ class Worker:
 
         result = await self._in_db(scheduler_tick, self.ctx)
         if result.sent or result.missed:
-            log.info(
-                "scheduler: %d occurrence(s) sent, %d missed", result.sent, result.missed
-            )
+            log.info("scheduler: %d occurrence(s) sent, %d missed", result.sent, result.missed)
 
     async def _poll_reports(self) -> None:
         """Providers without a callback (the simulated one) hand reports over here."""
