@@ -76,7 +76,7 @@ def test_plan_add_shows_ten_occurrences_in_french_then_saves(
             "2026-04-01",
             "--until",
             "2026-04-30",
-        )  # fmt: skip
+        )
         == 0
     )
     out = capsys.readouterr()
@@ -134,7 +134,7 @@ def test_events_and_their_reminders(config_file: Path, capsys: pytest.CaptureFix
             "J-7,J-1",
             "--yes",
             "--json",
-        )  # fmt: skip
+        )
         == 0
     )
     added = _json(capsys)
@@ -188,7 +188,7 @@ def test_calendar_export(
             "--best-slot",
             "2026-03-16",
             "--yes",
-        )  # fmt: skip
+        )
         == 0
     )
     capsys.readouterr()
