@@ -530,3 +530,40 @@ def cancel_event(ctx: Context, event_id: int) -> int:
             details={"reminders_cancelled": int(cancelled)},
         )
     return int(cancelled)
+
+
+def parse_when_text(text: str, zone_name: str) -> dict[str, Any]:
+    """What an operator types in the form's "when" field, as PlanRequest fields:
+    "2026-03-16T12:15" or "2026-03-16 12:15", "meilleur 2026-03-16" (best 2026-03-16),
+    "cron every-monday 12:15 [du 2026-04-01 au 2026-04-30]" (or "from ... to ..."),
+    "événement 3 J-7,J-1" (event 3 J-7,J-1)."""
+    from zoneinfo import ZoneInfo
+
+    words = text.strip().split()
+    if not words:
+        raise PlanError("when: empty", "plan_when_text", text=text)
+    head = words[0].lower()
+    try:
+        if head in ("meilleur", "best"):
+            return {"when": "best_slot", "best_day": date.fromisoformat(words[1])}
+        if head == "cron":
+            rest = words[1:]
+            first = last = None
+            for opener in ("du", "from"):
+                if opener in rest:
+                    where = rest.index(opener)
+                    first = date.fromisoformat(rest[where + 1])
+                    closer = rest[where + 2].lower() if len(rest) > where + 2 else ""
+                    if closer in ("au", "to"):
+                        last = date.fromisoformat(rest[where + 3])
+                    rest = rest[:where]
+            return {"when": "cron", "cron": " ".join(rest), "first_day": first, "last_day": last}
+        if head in ("événement", "evenement", "event"):
+            offsets = parse_offsets(words[2]) if len(words) > 2 else ()
+            return {"when": "event", "event_id": int(words[1]), "offsets": offsets}
+        at = datetime.fromisoformat(" ".join(words).replace(" ", "T", 1))
+    except (IndexError, ValueError) as exc:
+        raise PlanError(f"when: {text!r} not understood", "plan_when_text", text=text) from exc
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo(zone_name))
+    return {"when": "at", "at": at}
