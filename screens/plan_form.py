@@ -48,7 +48,8 @@ class PlanFormScreen(TocsinModal[int | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "binding.back", id="plan.cancel"),
         Binding("ctrl+s", "save", "binding.save", id="plan.save"),
-        Binding("f5", "preview", "calendar.form.preview", id="plan.preview"),
+        Binding("ctrl+t", "gsm7", "binding.gsm7", id="plan.gsm7", priority=True),
+        Binding("f5", "show_preview", "calendar.form.preview", id="plan.preview"),
     ]
 
     def __init__(self, *, day: date, replaces: int | None = None) -> None:
@@ -56,6 +57,7 @@ class PlanFormScreen(TocsinModal[int | None]):
         self.day = day
         self.replaces = replaces
         self.preview: PlanPreview | None = None
+        self._scroll_to_preview = False
 
     def compose(self) -> ComposeResult:
         t = self.t
@@ -105,7 +107,11 @@ class PlanFormScreen(TocsinModal[int | None]):
 
     def on_mount(self) -> None:
         self.query_one("#field-audience", Input).focus()
+        self._scroll_to_preview = False
         self.action_preview()
+
+    def action_gsm7(self) -> None:
+        self.query_one(ComposerPanel).apply_gsm7()
 
     def _final_text(self, text: str) -> str:
         try:
@@ -133,6 +139,10 @@ class PlanFormScreen(TocsinModal[int | None]):
         )
 
     @on(Button.Pressed, "#preview")
+    def action_show_preview(self) -> None:
+        self._scroll_to_preview = True
+        self.action_preview()
+
     def action_preview(self) -> None:
         try:
             request = self._request()
@@ -188,12 +198,13 @@ class PlanFormScreen(TocsinModal[int | None]):
         shown = self.query_one("#plan-preview", Static)
         shown.update(out)
         self.query_one(ComposerPanel).set_recipients(found.recipients)
-        # On a small terminal the preview is below the fold: bring it up.
-        self.call_after_refresh(shown.scroll_visible, animate=False)
+        if self._scroll_to_preview:
+            # On a small terminal the preview is below the fold: bring it up.
+            self.call_after_refresh(shown.scroll_visible, animate=False)
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
-        self.action_preview()
+        self.action_show_preview()
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
@@ -237,7 +248,7 @@ class CancelPlanScreen(TocsinModal[int | None]):
             )
             yield Static(Text(visible(self.item.text)))
             yield Static(id="form-error")
-            with Horizontal(id="form-buttons"):
+            with Vertical(id="cancel-buttons"):
                 if self.item.state == "planned":
                     yield Button(
                         t("calendar.cancel.one", when=say_when(t, self.item.due, zone)),

@@ -58,7 +58,7 @@ def test_calendar_form_preview(
         assert isinstance(screen, PlanFormScreen)
         screen.query_one("#message").load_text("Réunion publique lundi à 18h")  # type: ignore[attr-defined]
         screen.query_one("#field-when", Input).value = "cron chaque-lundi 12h15"
-        screen.action_preview()
+        screen.action_show_preview()
         for _ in range(100):
             await pilot.pause(0.02)
             if screen.preview is not None and screen.preview.occurrences[0].key.endswith("12:15"):
