@@ -139,10 +139,12 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
         if day in days:
             days[day].events.append(event.name)
     after = (start - timedelta(minutes=1)).astimezone(zone).strftime(KEY_FORMAT)
+    too_late = now - timedelta(minutes=ctx.config.planning.grace_minutes)
     for schedule in schedules.values():
         if schedule.status != "active":
             continue
-        assert schedule.id is not None
+        schedule_id = schedule.id
+        assert schedule_id is not None
         reminder = None
         if schedule.kind == "reminder":
             event = events.get(schedule.event_id)
@@ -150,6 +152,7 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
                 continue
             reminder = reminder_day(rules, event, schedule.offset_days)
         key = max(after, schedule.cursor_local)
+        topic, text, kind = schedule.topic, schedule.text, schedule.kind
         for occurrence in occurrences(
             schedule,
             rules,
@@ -158,22 +161,21 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
             limit=MAX_PER_SCHEDULE,
             until=end,
         ):
-            if occurrence.due >= end:
+            due = occurrence.due
+            if due >= end:
                 break
-            if (schedule.id, occurrence.key) in all_keys or occurrence.due < now - timedelta(
-                minutes=ctx.config.planning.grace_minutes
-            ):
+            if due < too_late or (schedule_id, occurrence.key) in all_keys:
                 continue
-            day = occurrence.due.astimezone(zone).date()
-            if day in days:
-                days[day].items.append(
+            shown = days.get(due.astimezone(zone).date())
+            if shown is not None:
+                shown.items.append(
                     PlannedItem(
-                        schedule.id,
+                        schedule_id,
                         occurrence.key,
-                        occurrence.due,
-                        schedule.topic,
-                        schedule.text,
-                        schedule.kind,
+                        due,
+                        topic,
+                        text,
+                        kind,
                         "blocked" if occurrence.held else "planned",
                         tuple(b.reason for b in occurrence.moved_by),
                     )

@@ -56,11 +56,13 @@ def holidays_subdivision(config: Config) -> str | None:
     return _REGION_SUBDIVISIONS.get(config.town.region)
 
 
+@functools.lru_cache(maxsize=256)
 def _hhmm(text: str) -> time:
     hours, minutes = text.split(":")
     return time(int(hours), int(minutes))
 
 
+@functools.lru_cache(maxsize=65536)
 def localize(naive: datetime, zone: ZoneInfo) -> datetime:
     """A local wall time as UTC. A time that does not exist (the spring DST gap)
     goes to the end of the gap (02:30 -> 03:00); one that happens twice is the first."""
@@ -117,6 +119,7 @@ class SendRules:
         self.election_topics = frozenset(planning.election_topics)
         self.justification_topics = frozenset(planning.justification_topics)
         self._slots = _parse_slots(planning.best_slots)
+        self._allowed: dict[tuple[str, datetime], tuple[datetime, list[Blocked]]] = {}
 
     # -- calendar facts ---------------------------------------------------------------
 
@@ -198,6 +201,17 @@ class SendRules:
     def next_allowed(self, topic: str, at: datetime) -> tuple[datetime, list[Blocked]]:
         """The first instant at or after `at` when `topic` may send, and the rules
         that moved it there (empty when `at` is allowed)."""
+        # The month view asks for the same slots over and over (hundreds of
+        # schedules at 12:15): the answer depends on the config alone.
+        key = (topic, at)
+        found = self._allowed.get(key)
+        if found is None:
+            if len(self._allowed) > 100_000:
+                self._allowed.clear()
+            found = self._allowed[key] = self._next_allowed(topic, at)
+        return found[0], list(found[1])
+
+    def _next_allowed(self, topic: str, at: datetime) -> tuple[datetime, list[Blocked]]:
         rules = self.rules_for(topic)
         if rules is None:
             return at, []

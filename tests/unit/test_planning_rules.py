@@ -208,3 +208,31 @@ def test_first_saturday_and_works_period() -> None:
     assert moved["2026-04-05T12:15"] == _paris(2026, 4, 7, 8, 0)
     assert all(o.due.astimezone(PARIS).time() >= time(8) for o in found)
     assert all(o.due - o.nominal >= timedelta(0) for o in found)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "15 12 * * *",
+        "0 10 * * 6#1",
+        "*/45 * * * *",
+        "0 9 * * 1-5",
+        "0 0 1,15 * 1",
+        "30 2 * * 7",
+        "0 0 L * *",
+        "0 12 * 3 *",
+        "5,35 8-18/2 * * 0,6",
+        "0 7 29 2 *",
+        "0 10 * * 2#3",
+    ],
+)
+def test_the_fast_cron_walk_agrees_with_croniter(expression: str) -> None:
+    from croniter import croniter
+
+    from console.planning.schedules import cron_walk
+
+    start = datetime(2026, 1, 1, 0, 0)
+    walker = croniter(expression, start)
+    expected = [walker.get_next(datetime) for _ in range(300)]
+    fast = cron_walk(expression, start)
+    assert [next(fast) for _ in range(300)] == expected
