@@ -165,18 +165,12 @@ def main() -> None:
     )
 
     print("(c) a scheduler tick with 1,000 schedules, none due")
-    for n in range(max(0, 1000 - args.plans - args.plans // 4)):
-        add_plan(
-            ctx,
-            PlanRequest(
-                when="at",
-                at=NOW + timedelta(days=40, minutes=n),
-                topic="evenements",
-                text="x",
-                sender_id="MAIRIE",
-                audience=everyone,
-            ),
-        )
+    with write_session(ctx.engine) as session:
+        for n in range(max(0, 1000 - args.plans)):
+            at = NOW + timedelta(days=40, minutes=n)
+            values = models["at"].model_dump(exclude={"id"})
+            values.update(at_local=at.astimezone(ZONE).strftime("%Y-%m-%dT%H:%M"), next_due_at=at)
+            session.add(Schedule(**values))
     with read_session(ctx.engine) as session:
         total = session.execute(text("SELECT count(*) FROM schedule")).scalar_one()
     print(f"  {total} schedules")

@@ -322,4 +322,6 @@ class Occurrence(SQLModel, table=True):
     state: str = Field(max_length=16, index=True)
     reason: str = Field(default="", max_length=200)
     campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    # Residents the fatigue cap held back when it was sent (the calendar's load).
+    capped: int = Field(default=0)
     recorded_at: datetime

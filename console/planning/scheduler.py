@@ -34,7 +34,12 @@ from console.planning.service import (
     get_schedule,
 )
 from console.roles import Role
-from console.sending.campaigns import Audience, CampaignRequest, create_campaign
+from console.sending.campaigns import (
+    SKIP_FATIGUE_CAP,
+    Audience,
+    CampaignRequest,
+    create_campaign,
+)
 from console.sending.states import QUEUED, SKIPPED
 from storage.engine import read_session, write_session
 from storage.models import Campaign, Message, Schedule
@@ -260,9 +265,17 @@ def materialise(
         session.flush()
 
     try:
-        create_campaign(_as_planner(ctx, schedule), request, in_transaction=record)
+        made = create_campaign(_as_planner(ctx, schedule), request, in_transaction=record)
     except (IntegrityError, _AlreadyDone):
         return False
+    capped = made.skipped.get(SKIP_FATIGUE_CAP, 0)
+    if capped:
+        with write_session(ctx.engine) as session:
+            session.execute(
+                update(OccurrenceRow)
+                .where(col(OccurrenceRow.campaign_id) == made.campaign_id)
+                .values(capped=capped)
+            )
     return True
 
 

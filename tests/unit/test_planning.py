@@ -251,6 +251,12 @@ def test_fatigue_cap_at_planning_and_at_send(ctx: Context, clock: FrozenClock) -
             ).scalars()
         )
     assert reasons == {"fatigue_cap"}
+    # The calendar's load for the day: 3 messages sent, 3 residents held by the cap.
+    from console.planning.calendar_view import read_period
+
+    day = date(2026, 3, 14)
+    info = read_period(ctx, day, day).days[day]
+    assert (info.messages, info.capped) == (3, 3)
 
 
 def test_planned_campaigns_never_send_outside_their_slot(ctx: Context, clock: FrozenClock) -> None:

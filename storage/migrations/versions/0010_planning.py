@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("state", _str(length=16), nullable=False),
         sa.Column("reason", _str(length=200), nullable=False),
         sa.Column("campaign_id", sa.Integer(), nullable=True),
+        sa.Column("capped", sa.Integer(), nullable=False),
         sa.Column("recorded_at", _time(), nullable=False),
         sa.ForeignKeyConstraint(["campaign_id"], ["campaign.id"]),
         sa.ForeignKeyConstraint(["schedule_id"], ["schedule.id"]),
