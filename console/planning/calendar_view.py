@@ -152,6 +152,9 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
             days[day].events.append(event.name)
     after = (start - timedelta(minutes=1)).astimezone(zone).strftime(KEY_FORMAT)
     too_late = now - timedelta(minutes=ctx.config.planning.grace_minutes)
+    # Occurrences due before `too_late` and not recorded are not shown: no need to walk
+    # them. A few days' margin keeps those a Sunday or a holiday moved to today.
+    past = (too_late - timedelta(days=4)).astimezone(zone).strftime(KEY_FORMAT)
     for schedule in schedules.values():
         if schedule.status != "active":
             continue
@@ -163,7 +166,7 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
             if event is None:
                 continue
             reminder = reminder_day(rules, event, schedule.offset_days)
-        key = max(after, schedule.cursor_local)
+        key = max(after, schedule.cursor_local, past)
         topic, text, kind = schedule.topic, schedule.text, schedule.kind
         for occurrence in occurrences(
             schedule,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session, col
 
 from console.audit import append_audit
@@ -567,3 +567,33 @@ def parse_when_text(text: str, zone_name: str) -> dict[str, Any]:
     if at.tzinfo is None:
         at = at.replace(tzinfo=ZoneInfo(zone_name))
     return {"when": "at", "at": at}
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """What Envois shows of the planner: the next planned sends and the missed ones."""
+
+    next_sends: list[tuple[datetime, str, str, int]]
+    missed: int
+
+
+def upcoming(ctx: Context, limit: int = 3) -> Upcoming:
+    with read_session(ctx.engine) as session:
+        rows = session.execute(
+            select(
+                col(Schedule.next_due_at),
+                col(Schedule.topic),
+                col(Schedule.text),
+                col(Schedule.id),
+            )
+            .where(col(Schedule.status) == "active", col(Schedule.next_due_at).is_not(None))
+            .order_by(col(Schedule.next_due_at))
+            .limit(limit)
+        ).all()
+        missed = session.execute(
+            select(func.count()).where(col(OccurrenceRow.state) == "missed")
+        ).scalar_one()
+    return Upcoming(
+        [(due, topic, text, int(schedule_id)) for due, topic, text, schedule_id in rows],
+        int(missed),
+    )

@@ -247,3 +247,19 @@ async def test_viewers_look_but_cannot_plan(make_app: AppFactory, town: Context)
         await pilot.press("right", "right", "enter", "x")
         await pilot.pause()
         assert isinstance(app.screen, CalendrierScreen)
+
+
+async def test_envois_lists_the_next_planned_sends_and_the_missed(
+    make_app: AppFactory, town: Context
+) -> None:
+    seed_plans(town)
+    app = make_app(start_mode="envois")
+    async with app.run_test(size=(120, 40)) as pilot:
+        line = app.screen.query_one("#planned", Static)
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if line.display:
+                break
+        shown = str(line.render())
+        assert "Planifiés" in shown and "2 manqué(s)" in shown
+        assert "[b]" not in shown or "\x1b" not in shown
