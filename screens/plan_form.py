@@ -36,11 +36,22 @@ from screens.widgets.modal import TocsinModal
 
 
 def parse_audience(text: str) -> Audience:
-    """ "tous"/"all"/"*" for everyone, else zones separated by commas."""
+    """ "tous"/"all"/"*" for everyone; else quartiers separated by commas, and groups
+    written "groupe:NAME" (or "group:NAME")."""
     cleaned = text.strip()
     if cleaned.lower() in ("tous", "toutes", "all", "*", ""):
         return Audience(everyone=True)
-    return Audience(zones=tuple(z.strip() for z in cleaned.split(",") if z.strip()))
+    zones: list[str] = []
+    groups: list[str] = []
+    for part in (p.strip() for p in cleaned.split(",")):
+        if not part:
+            continue
+        head, _, name = part.partition(":")
+        if name and head.strip().lower() in ("groupe", "group"):
+            groups.append(name.strip())
+        else:
+            zones.append(part)
+    return Audience(zones=tuple(zones), groups=tuple(groups))
 
 
 class PlanFormScreen(TocsinModal[int | None]):
@@ -67,7 +78,11 @@ class PlanFormScreen(TocsinModal[int | None]):
             schedule = get_schedule(self.ctx, self.replaces)
             topic, text = schedule.topic, schedule.text
             loaded = Audience.from_json(schedule.audience)
-            audience = "tous" if loaded.everyone else ", ".join(loaded.zones)
+            audience = (
+                "tous"
+                if loaded.everyone
+                else ", ".join([*loaded.zones, *(f"groupe:{g}" for g in loaded.groups)])
+            )
             if schedule.kind == "cron":
                 when = f"cron {schedule.cron}"
             elif schedule.kind == "reminder":

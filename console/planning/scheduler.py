@@ -24,6 +24,7 @@ from sqlmodel import Session, col
 
 from console.audit import append_audit
 from console.context import Context
+from console.errors import TocsinError
 from console.planning.fatigue import capped_contacts
 from console.planning.rules import VALID_UNTIL, send_rules
 from console.planning.schedules import Occurrence, occurrences
@@ -76,7 +77,12 @@ def tick(ctx: Context, now: datetime | None = None) -> TickResult:
             ).scalars()
         )
     for schedule in due:
-        _advance(ctx, schedule, now, result)
+        try:
+            _advance(ctx, schedule, now, result)
+        except (IntegrityError, PlanError, ValueError, TocsinError) as exc:
+            # One broken plan (a topic removed from config, an impossible rule) must
+            # not stop the others nor the sender: it is logged and retried later.
+            log.error("planned send #%s: %s", schedule.id, exc)
     _keep_in_slot(ctx, now, result)
     return result
 

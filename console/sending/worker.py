@@ -274,7 +274,11 @@ class Worker:
         whatever the other workers do), missed ones wait for the operator."""
         from console.planning.scheduler import tick as scheduler_tick
 
-        result = await self._in_db(scheduler_tick, self.ctx)
+        try:
+            result = await self._in_db(scheduler_tick, self.ctx)
+        except Exception:  # the planner must never stop the sender (alerts)
+            log.exception("scheduler tick failed; sending goes on")
+            return
         if result.sent or result.missed:
             log.info("scheduler: %d occurrence(s) sent, %d missed", result.sent, result.missed)
 

@@ -263,3 +263,23 @@ async def test_envois_lists_the_next_planned_sends_and_the_missed(
         shown = str(line.render())
         assert "Planifiés" in shown and "2 manqué(s)" in shown
         assert "[b]" not in shown or "\x1b" not in shown
+
+
+def test_the_form_reads_zones_and_groups() -> None:
+    from screens.plan_form import parse_audience
+
+    assert parse_audience("tous") == Audience(everyone=True)
+    assert parse_audience("La Gare, groupe:seniors , Le Moulin") == Audience(
+        zones=("La Gare", "Le Moulin"), groups=("seniors",)
+    )
+
+
+async def test_help_in_the_calendar_lists_its_keys(make_app: AppFactory) -> None:
+    from screens.help import HelpScreen
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press_loaded(pilot, "4")
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
