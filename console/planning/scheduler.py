@@ -31,7 +31,7 @@ from console.planning.schedules import Occurrence, occurrences
 from console.planning.service import (
     DEFAULT_VALID_HOURS,
     PlanError,
-    _event_days,
+    event_reminder_day,
     get_schedule,
 )
 from console.roles import Role
@@ -90,7 +90,7 @@ def tick(ctx: Context, now: datetime | None = None) -> TickResult:
 def _advance(ctx: Context, schedule: Schedule, now: datetime, result: TickResult) -> None:
     rules = send_rules(ctx.config)
     try:
-        day = _event_days(ctx, schedule)
+        day = event_reminder_day(ctx, schedule)
     except PlanError:
         day = None
     found = occurrences(

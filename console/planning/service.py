@@ -141,7 +141,7 @@ def _drafts(ctx: Context, request: PlanRequest) -> list[Schedule]:
     return drafts
 
 
-def _event_days(ctx: Context, schedule: Schedule) -> date | None:
+def event_reminder_day(ctx: Context, schedule: Schedule) -> date | None:
     if schedule.kind != "reminder" or schedule.event_id is None:
         return None
     with read_session(ctx.engine) as session:
@@ -160,7 +160,7 @@ def schedule_occurrences(
         schedule,
         rules,
         after_key=key,
-        reminder_day=_event_days(ctx, schedule),
+        reminder_day=event_reminder_day(ctx, schedule),
         limit=count,
     )
 
