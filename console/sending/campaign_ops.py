@@ -36,6 +36,8 @@ class CampaignView:
     start_at: datetime
     audience: dict[str, Any]
     counts: dict[str, int]
+    # The planned send it is an occurrence of (tocsin plan), or None.
+    schedule_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class CampaignView:
             "audience": self.audience,
             "counts": self.counts,
             "total": sum(self.counts.values()),
+            "schedule_id": self.schedule_id,
         }
 
 
@@ -70,6 +73,7 @@ def _view(campaign: Campaign, counts: dict[str, int]) -> CampaignView:
         campaign.start_at,
         json.loads(campaign.audience or "{}"),
         counts,
+        campaign.schedule_id,
     )
 
 

@@ -94,6 +94,10 @@ def test_one_off_in_quiet_hours_moves_and_fires_once(ctx: Context, clock: Frozen
     [campaign] = _campaigns(ctx)
     assert campaign.schedule_id == schedule_id
     assert campaign.send_until == _paris(ctx, 2026, 3, 16, 20, 0)
+    from console.sending.campaign_ops import get_campaign
+
+    assert campaign.id is not None
+    assert get_campaign(ctx, campaign.id).to_json()["schedule_id"] == schedule_id
     [plan] = list_plans(ctx, include_done=True)
     assert plan.status == "done" and plan.occurrences["sent"] == 1
 
