@@ -69,6 +69,7 @@ class PlanFormScreen(TocsinModal[int | None]):
         self.replaces = replaces
         self.preview: PlanPreview | None = None
         self._scroll_to_preview = False
+        self._saving = False
 
     def compose(self) -> ComposeResult:
         t = self.t
@@ -223,14 +224,33 @@ class PlanFormScreen(TocsinModal[int | None]):
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
+        if self._saving:
+            return
         try:
             request = self._request()
+        except TocsinError as exc:
+            self.show_error(exc)
+            return
+        self._saving = True
+        self._save(request)
+
+    @work(exclusive=True, thread=True, group="plan-save")
+    def _save(self, request: PlanRequest) -> None:
+        """Off the UI thread: saving resolves the audience again (seconds for a town)."""
+        try:
             ids = add_plan(self.ctx, request)
             if self.replaces is not None:
                 cancel_plan(self.ctx, self.replaces)
         except (TocsinError, ValueError, PermissionDenied) as exc:
-            self.show_error(exc)
+            self.app.call_from_thread(self._save_failed, exc)
             return
+        self.app.call_from_thread(self._saved, ids)
+
+    def _save_failed(self, exc: Exception) -> None:
+        self._saving = False
+        self.show_error(exc)
+
+    def _saved(self, ids: list[int]) -> None:
         self.notify(self.t("calendar.form.saved", id=ids[0] if ids else "?"))
         self.dismiss(ids[0] if ids else None)
 
@@ -286,12 +306,16 @@ class CancelPlanScreen(TocsinModal[int | None]):
     def _series(self) -> None:
         self._cancel("")
 
+    @work(exclusive=True, thread=True, group="plan-cancel")
     def _cancel(self, key: str) -> None:
         try:
             count = cancel_plan(self.ctx, self.item.schedule_id, key)
         except (TocsinError, PermissionDenied) as exc:
-            self.show_error(exc)
+            self.app.call_from_thread(self.show_error, exc)
             return
+        self.app.call_from_thread(self._cancelled, key, count)
+
+    def _cancelled(self, key: str, count: int) -> None:
         what = key or self.t("calendar.cancel.series")
         self.notify(
             self.t("planning.cancelled", id=self.item.schedule_id, what=what)

@@ -284,7 +284,7 @@ def _plan_add(args: argparse.Namespace, ctx: Context) -> int:
             sys.stderr.write(t("planning.preview.justification") + "\n")
     if not args.yes:
         confirm_typed(preview.recipients, "recipients per occurrence", sys.stdin, sys.stderr)
-    ids = add_plan(ctx, request)
+    ids = add_plan(ctx, request, preview=preview)
     if args.json:
         print_json(
             {

@@ -206,10 +206,15 @@ def preview_plan(ctx: Context, request: PlanRequest, count: int = 10) -> PlanPre
     )
 
 
-def add_plan(ctx: Context, request: PlanRequest) -> list[int]:
-    """Save the request's schedules; the scheduler fires them when due."""
+def add_plan(
+    ctx: Context, request: PlanRequest, *, preview: PlanPreview | None = None
+) -> list[int]:
+    """Save the request's schedules; the scheduler fires them when due. `preview`:
+    the one just shown for this very request (resolving a 100,000-resident audience
+    again costs seconds)."""
     ctx.require(Role.OPERATOR)
-    preview = preview_plan(ctx, request, count=10)
+    if preview is None:
+        preview = preview_plan(ctx, request, count=10)
     if preview.needs_justification and not request.justification.strip():
         raise PlanError(
             "this send falls in an election period (Code électoral L52-1): give a "

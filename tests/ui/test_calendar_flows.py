@@ -181,7 +181,10 @@ async def test_plan_a_send_from_the_form(make_app: AppFactory, town: Context, en
         preview = str(form.query_one("#plan-preview", Static).render())
         assert "mardi 17 mars 2026 à 08:00" in preview
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        for _ in range(200):  # saved from a thread
+            await pilot.pause(0.02)
+            if isinstance(app.screen, CalendrierScreen):
+                break
         assert isinstance(app.screen, CalendrierScreen)
     with Session(engine) as session:
         schedule = session.execute(select(Schedule)).scalar_one()
