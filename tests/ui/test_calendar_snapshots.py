@@ -67,3 +67,22 @@ def test_calendar_form_preview(
         await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=form)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_calendar_month_in_an_election_period(
+    snap_compare, engine, clock, town: Context, size: tuple[int, int]
+) -> None:
+    """Municipales on 15 and 22 March 2026: L52-1 shades the month, L49 the eves and
+    the days of the rounds; the day panel names them."""
+    from console.config import parse_config
+    from screens.app import TocsinApp
+    from tests.conftest import make_context
+
+    config = parse_config(
+        '[[planning.elections]]\nname = "Municipales"\n'
+        "first_round = 2026-03-15\nsecond_round = 2026-03-22\n",
+        "test",
+    )
+    app = TocsinApp(make_context(engine, config, clock), start_mode="contacts")
+    assert snap_compare(app, terminal_size=size, run_before=_month)
