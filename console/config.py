@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +24,15 @@ from pydantic import (
 )
 
 from console.composing.composer import PLACEHOLDERS, placeholders_in
+
+# A sender name residents see: letters and digits, 3 to 11, at least one letter (what
+# operators accept). The config and every campaign check it here.
+SENDER_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}")
+
+
+def is_sender_id(value: str) -> bool:
+    return SENDER_ID.fullmatch(value) is not None
+
 
 SYSTEM_CONFIG = Path("/etc/tocsin/config.toml")
 
@@ -61,7 +72,7 @@ class TownConfig(_Strict):
     @field_validator("sender_id")
     @classmethod
     def _sender_id(cls, value: str) -> str:
-        if not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}", value):
+        if not is_sender_id(value):
             raise ValueError(
                 f"expected 3 to 11 letters and digits, at least one letter (got {value!r})"
             )
@@ -105,6 +116,12 @@ class TopicConfig(_Strict):
     # Appended on its own line to every message of the topic; "" for none. When
     # unset: DEFAULT_STOP_MENTION for a consent topic, "" for public safety.
     stop_mention: str = ""
+    # SMS words a resident sends to opt in (accents, case and spacing ignored). When
+    # unset: "OUI <TOPIC>" and "INSCRIPTION <TOPIC>" for a consent topic, none for
+    # public safety (it needs no opt-in); filled in by Config, which knows the key.
+    keywords: list[str] = Field(default_factory=list)
+    # Residents are due for erasure this long after their last interaction.
+    retention_months: int = Field(default=36, ge=1, le=1200)
 
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +131,14 @@ class TopicConfig(_Strict):
             basis = data.get("legal_basis", "consent")
             data = {**data, "stop_mention": DEFAULT_STOP_MENTION if basis == "consent" else ""}
         return data
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: list[str]) -> list[str]:
+        for word in value:
+            if not re.search(r"[A-Za-z0-9]", word):
+                raise ValueError(f"expected words a resident can type (got {word!r})")
+        return value
 
     @field_validator("templates")
     @classmethod
@@ -168,16 +193,32 @@ ALERT_TEMPLATES: Mapping[str, str] = {
 }
 
 
+def default_keywords(key: str) -> list[str]:
+    word = key.upper()
+    return [f"OUI {word}", f"INSCRIPTION {word}"]
+
+
 def _default_topics() -> dict[str, TopicConfig]:
     return {
         "alertes": TopicConfig(
             label="Alertes", legal_basis="public_safety", templates=dict(ALERT_TEMPLATES)
         ),
-        "evenements": TopicConfig(label="Événements"),
-        "travaux": TopicConfig(label="Travaux"),
-        "elections": TopicConfig(label="Élections"),
-        "infos": TopicConfig(label="Infos"),
+        "evenements": TopicConfig(label="Événements", keywords=default_keywords("evenements")),
+        "travaux": TopicConfig(label="Travaux", keywords=default_keywords("travaux")),
+        "elections": TopicConfig(label="Élections", keywords=default_keywords("elections")),
+        "infos": TopicConfig(label="Infos", keywords=default_keywords("infos")),
     }
+
+
+class ConsentConfig(_Strict):
+    # Answer an SMS keyword opt-in with a confirmation SMS (a message of the send
+    # ledger like any other, on the topic it opted in to).
+    confirm_keyword: bool = False
+    # {sujet} is the topic's label.
+    confirmation_text: str = "Inscription enregistrée : {sujet}. Désinscription : répondez STOP"
+    # Consents from a rented list lapse this long after the residents gave them,
+    # unless `tocsin list add --expiry-months` says otherwise.
+    list_expiry_months: int = Field(default=12, ge=1, le=120)
 
 
 class AlertConfig(_Strict):
@@ -370,6 +411,25 @@ class Config(_Strict):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     alert: AlertConfig = Field(default_factory=AlertConfig)
     planning: PlanningConfig = Field(default_factory=PlanningConfig)
+    consent: ConsentConfig = Field(default_factory=ConsentConfig)
+
+    def topic_keywords(self, key: str) -> list[str]:
+        return list(self.topics[key].keywords)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_keywords(cls, data: Any) -> Any:
+        # A topic's default keywords are made of its key, which only Config knows.
+        if not isinstance(data, dict) or not isinstance(data.get("topics"), dict):
+            return data
+        topics = {}
+        for key, topic in data["topics"].items():
+            if isinstance(topic, dict) and "keywords" not in topic and isinstance(key, str):
+                basis = topic.get("legal_basis", "consent")
+                words = default_keywords(key) if basis == "consent" else []
+                topic = {**topic, "keywords": words}
+            topics[key] = topic
+        return {**data, "topics": topics}
 
     @model_validator(mode="after")
     def _alert_topic_exists(self) -> Config:
@@ -405,6 +465,10 @@ def database_url(config: Config) -> str:
     return config.database.url or default_database_url()
 
 
+def user_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("tocsin")) / "config.toml"
+
+
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
     """--config, then TOCSIN_CONFIG, then /etc/tocsin, then the user config dir."""
     for given in (explicit, environ.get("TOCSIN_CONFIG")):
@@ -413,8 +477,7 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
             if not path.is_file():
                 raise ConfigError(f"{path}: config file not found")
             return path
-    user = Path(platformdirs.user_config_dir("tocsin")) / "config.toml"
-    for candidate in (SYSTEM_CONFIG, user):
+    for candidate in (SYSTEM_CONFIG, user_config_file()):
         if candidate.is_file():
             return candidate
     return None
@@ -464,12 +527,81 @@ def parse_config(text: str, source: str) -> Config:
         raise ConfigError(f"{source}: {_describe(first)}") from exc
 
 
-def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+# Only a file root owns (and nobody else may write) can say who is admin, where the
+# database is, which key and which provider: the system config, or one root keeps
+# beside it. Tests point this at their own user.
+TRUSTED_OWNER = 0
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    path: Path | None
+    # Tables of a user's own config that were not applied (the system config rules).
+    ignored: tuple[str, ...] = ()
+
+
+def trusted(path: Path) -> bool:
+    """Owned by root and writable by nobody else."""
+    info = path.stat()
+    return info.st_uid == TRUSTED_OWNER and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def read_configuration(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """The configuration in force, and what of a user's own file was set aside.
+
+    Without a system config (/etc/tocsin/config.toml: a single-user install, the
+    demo) the file found is the configuration. Once the system config exists it is
+    the town's: a user's own file (--config, TOCSIN_CONFIG, the user config dir)
+    only sets that user's [console] preferences, unless root owns it and nobody
+    else may write it. Roles are a security boundary; a config of one's own must not
+    make oneself admin.
+    """
     path = find_config_file(explicit, os.environ if environ is None else environ)
     if path is None:
-        return Config()
+        return LoadedConfig(Config(), None)
+    raw = _read_toml(path)
+    system = SYSTEM_CONFIG
+    if not system.is_file():
+        return LoadedConfig(_validated(raw, path), path)
+    if not trusted(system):
+        raise ConfigError(
+            f"{system}: must be owned by root and writable by nobody else "
+            f"(chown root: {system}; chmod 644 {system}); roles depend on it"
+        )
+    if path == system:
+        # The town's config; the user's preferences still come from their own dir.
+        user = user_config_file()
+        if not user.is_file() or user == system:
+            return LoadedConfig(_validated(raw, path), path)
+        path, raw = user, _read_toml(user)
+    elif trusted(path):
+        return LoadedConfig(_validated(raw, path), path)
+    own = _validated({"console": raw.get("console", {})}, path)
+    town = _validated(_read_toml(system), system)
+    ignored = tuple(sorted(key for key in raw if key != "console"))
+    return LoadedConfig(town.model_copy(update={"console": own.console}), system, ignored)
+
+
+def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    return read_configuration(explicit, environ).config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    return parse_config(text, str(path))
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _validated(raw: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc.errors()[0])}") from exc

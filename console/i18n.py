@@ -8,6 +8,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
+from console.locales import cli, consent
 from console.locales.en import EN
 from console.locales.fr import FR
 from console.locales.planning import EN as PLANNING_EN
@@ -15,7 +16,11 @@ from console.locales.planning import FR as PLANNING_FR
 
 # A capability with many strings of its own keeps them in console/locales/<name>.py,
 # as two dicts FR and EN side by side, listed here.
-_PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = ((PLANNING_FR, PLANNING_EN),)
+_PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = (
+    (cli.FR, cli.EN),
+    (consent.FR, consent.EN),
+    (PLANNING_FR, PLANNING_EN),
+)
 
 
 def _merged(base: Mapping[str, str], parts: tuple[Mapping[str, str], ...]) -> dict[str, str]:

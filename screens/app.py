@@ -14,10 +14,10 @@ from console.context import Context
 from console.i18n import Translator
 from console.sending.worker_launch import Launched
 from screens.calendar import CalendrierScreen
+from screens.consent import ConsentementsScreen
 from screens.contacts import ContactsScreen
 from screens.envois import EnvoisScreen
 from screens.help import HelpScreen
-from screens.placeholder import ConsentementsScreen
 from screens.widgets.translate import translate_bindings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING
 
 from console.cli.common import (
     EXIT_OK,
@@ -14,8 +14,13 @@ from console.cli.common import (
     confirm_typed,
     context,
     print_json,
+    translator,
 )
 from console.config import Config
+
+if TYPE_CHECKING:
+    from console.contacts.importer import ImportOptions
+    from console.context import Context
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +40,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     contacts.add_argument("--source", help="where that consent comes from")
     contacts.add_argument("--proof", default="", help="proof reference of that consent")
     contacts.add_argument("--text-version", default="", help="consent text version")
+    contacts.add_argument(
+        "--list",
+        metavar="NAME",
+        help="a rented list registered with `tocsin list add`: its topics are granted on its terms",
+    )
     contacts.add_argument("--rejects", metavar="FILE", help="write rejected rows to FILE")
     contacts.add_argument("--dry-run", action="store_true", help="check only, write nothing")
     contacts.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -70,23 +80,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from console.contacts.importer import ImportFailed, ImportOptions, import_contacts
 
+    t = translator(config)
     mapping: dict[str, str] = {}
     for item in args.map:
         field, sep, column = item.partition("=")
         if not sep or not field or not column:
-            raise CliError(f"--map {item!r}: expected FIELD=COLUMN", EXIT_USAGE)
+            raise CliError(t("cli.map_bad", item=repr(item)), EXIT_USAGE)
         mapping[field.strip()] = column.strip()
     if args.consent and not args.source:
-        raise CliError("--consent needs --source (where the consent comes from)", EXIT_USAGE)
+        raise CliError(t("cli.consent_needs_source"), EXIT_USAGE)
+    if args.list and (args.consent or args.source or args.proof):
+        raise CliError(t("cli.list_sets_consent"), EXIT_USAGE)
     ctx = context(config)
-    options = ImportOptions(
-        mapping=mapping,
-        consent_topic=args.consent,
-        consent_source=args.source or "",
-        consent_proof=args.proof,
-        consent_text_version=args.text_version,
-        dry_run=args.dry_run,
-    )
+    if args.list:
+        options = _list_options(ctx, args, mapping)
+    else:
+        options = ImportOptions(
+            mapping=mapping,
+            consent_topic=args.consent,
+            consent_source=args.source or "",
+            consent_proof=args.proof,
+            consent_text_version=args.text_version,
+            dry_run=args.dry_run,
+        )
     try:
         report = import_contacts(ctx, Path(args.file), options)
     except ImportFailed as exc:
@@ -94,15 +110,38 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:  # bad mapping or consent options
         raise CliError(str(exc), EXIT_USAGE) from exc
     if args.rejects:
-        report.write_rejects(Path(args.rejects))
+        report.write_rejects(Path(args.rejects), t.language)
     if args.json:
         print_json(report.to_json())
     else:
         from console.text import visible
 
-        for line in report.summary_lines(config.console.language):
+        for line in report.summary_lines(t.language):
             print(visible(line))
     return EXIT_OK
+
+
+def _list_options(ctx: Context, args: argparse.Namespace, mapping: dict[str, str]) -> ImportOptions:
+    """A rented list imports only once its provenance is recorded."""
+    from console.consent.lists import ListError, get_list, proof_ref
+    from console.contacts.importer import ImportOptions
+
+    try:
+        row = get_list(ctx, args.list)
+    except ListError as exc:
+        raise CliError(translator(ctx.config).error(exc), EXIT_USAGE) from exc
+    topics = tuple(row.topics.split(","))
+    return ImportOptions(
+        mapping=mapping,
+        source=f"list:{row.name}",
+        consent_topic=topics[0],
+        consent_more_topics=topics[1:],
+        consent_source="rented_list",
+        consent_proof=proof_ref(row),
+        consent_text_version=args.text_version or f"list:{row.name}"[:50],
+        consent_at=row.consented_at,
+        dry_run=args.dry_run,
+    )
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:
@@ -116,7 +155,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
             # A write error (a full disk) names no file: say which.
             exc.filename = exc.filename or args.output
             raise
-        print(f"{count} contacts -> {args.output}", file=sys.stderr)
+        print(translator(config)("cli.exported", count=count, file=args.output), file=sys.stderr)
     else:
         export_contacts(ctx, sys.stdout)
     return EXIT_OK
@@ -134,6 +173,7 @@ def cmd_contact(args: argparse.Namespace, config: Config) -> int:
     )
 
     ctx = context(config)
+    t = translator(config)
     try:
         if args.action == "add":
             contact = add_contact(
@@ -162,13 +202,17 @@ def cmd_contact(args: argparse.Namespace, config: Config) -> int:
             )
         else:
             if not args.yes:
-                confirm_count(1, sys.stdin, sys.stderr)
+                confirm_typed(t, 1, t("cli.what_erase"), sys.stdin, sys.stderr)
             result = erase_contact(ctx, args.id)
-            out = {"id": result.contact_id, "erased": True, "suppressed": result.suppressed}
-            print_json(out) if args.json else print(f"contact #{result.contact_id} erased")
+            if args.json:
+                print_json(
+                    {"id": result.contact_id, "erased": True, "suppressed": result.suppressed}
+                )
+            else:
+                print(t("cli.contact_erased", id=result.contact_id))
             return EXIT_OK
     except ContactError as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(t.error(exc)) from exc
     if args.json:
         print_json(
             {
@@ -182,9 +226,5 @@ def cmd_contact(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
-        print(f"contact #{contact.id} {contact.number} saved")
+        print(t("cli.contact_saved", id=contact.id, number=contact.number))
     return EXIT_OK
-
-
-def confirm_count(count: int, stdin: TextIO, stderr: TextIO) -> None:
-    confirm_typed(count, "contacts to erase", stdin, stderr)

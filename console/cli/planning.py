@@ -283,7 +283,7 @@ def _plan_add(args: argparse.Namespace, ctx: Context) -> int:
         if preview.needs_justification:
             sys.stderr.write(t("planning.preview.justification") + "\n")
     if not args.yes:
-        confirm_typed(preview.recipients, "recipients per occurrence", sys.stdin, sys.stderr)
+        confirm_typed(t, preview.recipients, t("planning.what_recipients"), sys.stdin, sys.stderr)
     ids = add_plan(ctx, request, preview=preview)
     if args.json:
         print_json(

@@ -1,11 +1,13 @@
 """What operators do to a campaign once it is queued: look, pause, resume, cancel,
-resolve uncertain messages. Each acts between batches: a worker only claims messages
-of a queued or running campaign, and every change here is one transaction."""
+resolve uncertain messages. Every change here is one transaction; a worker only
+claims messages of a queued or running campaign, and gives back within a moment
+what it holds of one paused or cancelled (console.sending.worker): only the provider
+calls already under way finish."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -15,11 +17,53 @@ from sqlmodel import col
 from console.audit import append_audit
 from console.context import Context
 from console.roles import Role
-from console.sending.campaigns import CampaignError, _counts
-from console.sending.states import FAILED, QUEUED, SKIPPED, STATES, SUBMITTED, UNCERTAIN
-from console.sending.workers import ALIVE_WITHIN_S, alive_workers
+from console.sending.campaigns import Audience, CampaignError, state_counts
+from console.sending.states import (
+    ACTIVE_STATUSES,
+    CLAIMABLE_STATUSES,
+    FAILED,
+    QUEUED,
+    SENDING,
+    SKIPPED,
+    STATES,
+    SUBMITTED,
+    UNCERTAIN,
+    CampaignStatus,
+)
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
 from storage.engine import read_session, write_session
 from storage.models import Campaign, DeliveryEvent, Message
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What a pause or a cancel did, counted in messages.
+
+    `not_sent`: queued at the stop (cancel: now skipped; pause: held for the resume).
+    `claimed`: already claimed by a worker at the stop; of those, `given_back` never
+    reached the provider (skipped, or queued again), `left_after` did (the calls that
+    were under way: they left after the stop), and `in_flight` were still being sent
+    when the report was made (the worker is slow to answer, or none is alive).
+    """
+
+    change: str
+    not_sent: int
+    claimed: int
+    given_back: int = 0
+    left_after: int = 0
+    in_flight: int = 0
+    # The claimed messages' ids, to settle the report later (not shown).
+    ids: tuple[int, ...] = field(default=(), repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "change": self.change,
+            "not_sent": self.not_sent,
+            "claimed": self.claimed,
+            "given_back": self.given_back,
+            "left_after": self.left_after,
+            "in_flight": self.in_flight,
+        }
 
 
 @dataclass(frozen=True)
@@ -38,8 +82,11 @@ class CampaignView:
     counts: dict[str, int]
     # The planned send it is an occurrence of (tocsin plan), or None.
     schedule_id: int | None = None
+    # Set by a pause or a cancel (change_campaign), None otherwise.
+    stop: StopReport | None = None
 
     def to_json(self) -> dict[str, Any]:
+        stop = {} if self.stop is None else {"stop": self.stop.to_json()}
         return {
             "id": self.id,
             "topic": self.topic,
@@ -55,6 +102,7 @@ class CampaignView:
             "counts": self.counts,
             "total": sum(self.counts.values()),
             "schedule_id": self.schedule_id,
+            **stop,
         }
 
 
@@ -71,7 +119,7 @@ def _view(campaign: Campaign, counts: dict[str, int]) -> CampaignView:
         campaign.created_by,
         campaign.created_at,
         campaign.start_at,
-        json.loads(campaign.audience or "{}"),
+        Audience.from_json(campaign.audience).to_dict(),
         counts,
         campaign.schedule_id,
     )
@@ -84,7 +132,8 @@ def list_campaigns(ctx: Context, limit: int = 50) -> list[CampaignView]:
             .scalars()
             .all()
         )
-        return [_view(c, _counts(session, c.id or 0)) for c in campaigns]
+        counts = state_counts(session, [c.id for c in campaigns if c.id is not None])
+        return [_view(c, counts[c.id]) for c in campaigns if c.id is not None]
 
 
 def get_campaign(ctx: Context, campaign_id: int) -> CampaignView:
@@ -92,21 +141,37 @@ def get_campaign(ctx: Context, campaign_id: int) -> CampaignView:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise CampaignError(f"no campaign #{campaign_id}", "no_campaign", id=campaign_id)
-        return _view(campaign, _counts(session, campaign_id))
+        return _view(campaign, state_counts(session, [campaign_id])[campaign_id])
 
 
 Change = Literal["pause", "resume", "cancel"]
-_ALLOWED: dict[str, tuple[str, ...]] = {
-    "pause": ("queued", "running"),
-    "resume": ("paused",),
-    "cancel": ("queued", "running", "paused"),
+_ALLOWED: dict[str, tuple[CampaignStatus, ...]] = {
+    "pause": CLAIMABLE_STATUSES,
+    "resume": (CampaignStatus.PAUSED,),
+    "cancel": ACTIVE_STATUSES,
 }
-_NEW_STATUS = {"pause": "paused", "resume": "running", "cancel": "cancelled"}
+_NEW_STATUS = {
+    "pause": CampaignStatus.PAUSED,
+    "resume": CampaignStatus.RUNNING,
+    "cancel": CampaignStatus.CANCELLED,
+}
+# How long a pause or a cancel waits, at most, for the workers to give back what they
+# hold and for the calls under way to end, before it reports (usually a few tenths
+# of a second: workers look every 0.1 s).
+SETTLE_S = 5.0
+_SETTLE_POLL_S = 0.05
 
 
-def change_campaign(ctx: Context, campaign_id: int, change: Change) -> CampaignView:
-    """Pause, resume or cancel. Messages already handed to a worker finish their call;
-    a cancel marks the ones still queued `skipped` (reason: cancelled)."""
+def change_campaign(
+    ctx: Context, campaign_id: int, change: Change, settle_s: float = SETTLE_S
+) -> CampaignView:
+    """Pause, resume or cancel.
+
+    A cancel marks the messages still queued `skipped` (reason: cancelled). Messages a
+    worker has claimed but not yet handed to the provider are given back by it at
+    once (skipped for a cancel, queued again for a pause); only the calls under way
+    finish. A pause or a cancel waits up to `settle_s` for that, then says in
+    `stop` how many still left after it (0: report at once, see `settle_stop`)."""
     view = get_campaign(ctx, campaign_id)
     ctx.require(Role.ALERTER if view.kind == "emergency" else Role.OPERATOR)
     if view.status not in _ALLOWED[change]:
@@ -131,15 +196,56 @@ def change_campaign(ctx: Context, campaign_id: int, change: Change) -> CampaignV
                 .where(col(Message.campaign_id) == campaign_id, col(Message.state) == QUEUED)
                 .values(state=SKIPPED, reason="cancelled", updated_at=now)
             ).rowcount  # type: ignore[attr-defined]
+        claimed: tuple[int, ...] = ()
+        if change != "resume":
+            # Read after the status change, in its transaction: a worker claims
+            # nothing more of this campaign, so these are all it will ever hold.
+            claimed = tuple(
+                session.execute(
+                    select(col(Message.id)).where(
+                        col(Message.campaign_id) == campaign_id, col(Message.state) == SENDING
+                    )
+                ).scalars()
+            )
         append_audit(
             session,
             at=now,
             operator=ctx.operator,
             action=f"campaign.{change}",
             target=f"campaign:{campaign_id}",
-            details={"cancelled": cancelled},
+            details={"cancelled": cancelled, "claimed": len(claimed)},
         )
-    return get_campaign(ctx, campaign_id)
+    if change == "resume":
+        return get_campaign(ctx, campaign_id)
+    not_sent = cancelled if change == "cancel" else view.counts.get(QUEUED, 0)
+    report = StopReport(change, not_sent, len(claimed), in_flight=len(claimed), ids=claimed)
+    if claimed and settle_s > 0 and alive_workers(ctx.engine, now, ALIVE_WITHIN_S):
+        report = settle_stop(ctx, report, settle_s)
+    return replace(get_campaign(ctx, campaign_id), stop=report)
+
+
+def settle_stop(ctx: Context, report: StopReport, wait_s: float) -> StopReport:
+    """Count again what became of the messages claimed at the stop, waiting up to
+    `wait_s` for none to be `sending` any more."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with read_session(ctx.engine) as session:
+            states = list(
+                session.execute(
+                    select(col(Message.state)).where(col(Message.id).in_(report.ids))
+                ).scalars()
+            )
+        in_flight = sum(1 for state in states if state == SENDING)
+        if not in_flight or time.monotonic() >= deadline:
+            break
+        time.sleep(_SETTLE_POLL_S)
+    given_back = sum(1 for state in states if state in (QUEUED, SKIPPED))
+    return replace(
+        report,
+        given_back=given_back,
+        left_after=len(states) - in_flight - given_back,
+        in_flight=in_flight,
+    )
 
 
 Resolution = Literal["resend", "mark-sent"]
@@ -193,7 +299,7 @@ def retry_failed(ctx: Context, campaign_id: int) -> int:
     credentials...); returns how many. Attempts start again from zero."""
     view = get_campaign(ctx, campaign_id)
     ctx.require(Role.ALERTER if view.kind == "emergency" else Role.OPERATOR)
-    if view.status == "cancelled":
+    if view.status == CampaignStatus.CANCELLED:
         raise CampaignError(
             f"campaign #{campaign_id} is cancelled: cannot retry",
             "campaign_change",
@@ -238,8 +344,8 @@ def retry_failed(ctx: Context, campaign_id: int) -> int:
             # A finished campaign runs again for these messages.
             session.execute(
                 update(Campaign)
-                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == "done")
-                .values(status="running")
+                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == CampaignStatus.DONE)
+                .values(status=CampaignStatus.RUNNING)
             )
         append_audit(
             session,
@@ -282,12 +388,13 @@ def queue_status(ctx: Context) -> dict[str, Any]:
         active = session.execute(
             select(func.count())
             .select_from(Campaign)
-            .where(col(Campaign.status).in_(("queued", "running", "paused")))
+            .where(col(Campaign.status).in_(ACTIVE_STATUSES))
         ).scalar_one()
     workers = alive_workers(ctx.engine, now, ALIVE_WITHIN_S)
+    fault = silent_database_fault(ctx.engine, workers, now)
     return {
         "messages": {state: int(by_state.get(state, 0)) for state in STATES},
-        "in_flight": int(by_state.get("sending", 0)),
+        "in_flight": int(by_state.get(SENDING, 0)),
         "no_report": int(no_report),
         "rate_per_second": round(int(last_minute) / 60, 2),
         "active_campaigns": int(active),
@@ -302,4 +409,5 @@ def queue_status(ctx: Context) -> dict[str, Any]:
             }
             for w in workers
         ],
+        "database_fault": fault and str(fault),
     }

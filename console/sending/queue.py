@@ -8,30 +8,32 @@ never silently re-sent.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, and_, or_, select, update
 from sqlmodel import Session
 
 from console.sending.providers.base import DeliveryReport, SendResult
 from console.sending.states import (
+    CLAIMABLE_STATUSES,
     FAILED,
     QUEUED,
     REJECTED,
     SENDING,
+    SKIPPED,
     SUBMITTED,
     UNCERTAIN,
+    CampaignStatus,
     can_move,
 )
-from storage.engine import write_session
-from storage.models import Campaign, DeliveryEvent, Message
-from storage.rawsql import dialect, write_cursor
+from storage.engine import read_session, write_session
+from storage.models import DeliveryEvent, campaign_table, message_table
+from storage.rawsql import Dialect, dialect, write_cursor
 
-# Campaigns whose messages may be claimed.
-ACTIVE = ("queued", "running")
+ACTIVE = CLAIMABLE_STATUSES
 # Retry backoff: 2, 4, 8 ... seconds, at most 5 minutes.
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
@@ -54,61 +56,150 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     return float(max(delay, retry_after or 0.0))
 
 
-_CLAIM = """
-SELECT m.id, m.campaign_id, m.number, m.attempts, c.text, c.sender_id, c.kind
-FROM message m JOIN campaign c ON c.id = m.campaign_id
-WHERE m.state = :queued AND m.next_attempt_at <= :now AND c.status IN (:queued, :running)
-  AND (c.send_until IS NULL OR c.send_until > :now)
-ORDER BY m.priority DESC, m.next_attempt_at, m.id
+# Campaigns whose messages may be claimed now, the most urgent tier first. A planned
+# occurrence's campaign only within its allowed slot (`send_until`, see
+# console.planning.scheduler).
+_CLAIMABLE = """
+SELECT id, priority, text, sender_id, kind FROM campaign
+WHERE status IN (:queued, :running) AND start_at <= :now
+  AND (send_until IS NULL OR send_until > :now)
+ORDER BY priority DESC, id"""
+# One campaign's due messages in enqueue order: read off ix_message_campaign_state
+# (campaign, state, then id), so a claim never sorts a big campaign's queue.
+_CLAIM_ONE = """
+SELECT id, number, attempts FROM message
+WHERE campaign_id = :campaign AND state = :queued AND next_attempt_at <= :now
+ORDER BY id
 LIMIT :limit"""
+_TAKE = """
+UPDATE message SET state = :sending, lease_owner = :owner, lease_expires_at = :expires,
+    attempts = attempts + 1, updated_at = :now
+WHERE {ids} AND state = :queued"""
+
+
+@dataclass(frozen=True)
+class _Claimable:
+    id: int
+    priority: int
+    text: str
+    sender_id: str
+    emergency: bool
 
 
 def claim_batch(
-    engine: Engine, owner: str, now: datetime, lease_seconds: int, limit: int
+    engine: Engine,
+    owner: str,
+    now: datetime,
+    lease_seconds: int,
+    limit: int,
+    campaigns: Collection[int] | None = None,
 ) -> list[Claimed]:
-    """Take up to `limit` due messages, emergencies first, and commit them `sending`.
+    """Take up to `limit` due messages, fairly, and commit them `sending`.
+
+    The order (docs/decisions.md, "Priority between alerts"): only the most urgent
+    tier that has anything due is served (planned sends wait while any alert has a
+    message due), and within it every campaign gets an equal share of the claim, so
+    a small alert confirmed while an all-town one is sending starts at once instead
+    of queuing behind it. `campaigns` restricts the claim to those (the worker's
+    quick claim for an alert it has just seen).
 
     PostgreSQL: FOR UPDATE SKIP LOCKED lets several workers share the queue without
     waiting on each other or taking the same row. SQLite has one worker (the sender
-    lease), and BEGIN IMMEDIATE makes the read and the update one step.
+    lease), and BEGIN IMMEDIATE makes the reads and the updates one step.
     """
     db = dialect(engine)
-    select_sql = _CLAIM if db.sqlite else _CLAIM + db.for_update("m") + " SKIP LOCKED"
+    select_one = _CLAIM_ONE if db.sqlite else _CLAIM_ONE + db.for_update() + " SKIP LOCKED"
     stamp = db.datetime(now)
+    taken: list[Claimed] = []
     with write_cursor(engine) as cursor:
         cursor.execute(
-            db.sql(select_sql),
-            {"queued": QUEUED, "running": "running", "now": stamp, "limit": limit},
+            db.sql(_CLAIMABLE),
+            {"queued": CampaignStatus.QUEUED, "running": CampaignStatus.RUNNING, "now": stamp},
         )
-        rows = cursor.fetchall()
-        if not rows:
-            return []
-        cursor.execute(
-            db.sql(
-                "UPDATE message SET state = :sending, lease_owner = :owner, "
-                "lease_expires_at = :expires, attempts = attempts + 1, updated_at = :now "
-                f"WHERE {db.in_ids('id', 'ids')} AND state = :queued"
-            ),
-            {
-                "sending": SENDING,
-                "owner": owner,
-                "queued": QUEUED,
-                "now": stamp,
-                "expires": db.datetime(now + timedelta(seconds=lease_seconds)),
-                "ids": db.ids([row[0] for row in rows]),
-            },
-        )
-        cursor.execute(
-            db.sql(
-                f"UPDATE campaign SET status = :running WHERE {db.in_ids('id', 'ids')} "
-                "AND status = :queued"
-            ),
-            {"running": "running", "queued": "queued", "ids": db.ids({row[1] for row in rows})},
-        )
-    return [
-        Claimed(message_id, campaign_id, number, text, sender_id, attempts + 1, kind == "emergency")
-        for message_id, campaign_id, number, attempts, text, sender_id, kind in rows
-    ]
+        found = [
+            _Claimable(cid, priority, text, sender_id, kind == "emergency")
+            for cid, priority, text, sender_id, kind in cursor.fetchall()
+            if campaigns is None or cid in campaigns
+        ]
+        tiers: dict[int, list[_Claimable]] = {}
+        for campaign in found:
+            tiers.setdefault(campaign.priority, []).append(campaign)
+        for tier in tiers.values():  # the most urgent first (ORDER BY priority DESC)
+            taken = _claim_tier(cursor, db, select_one, tier, owner, now, lease_seconds, limit)
+            if taken:
+                break
+        if taken:
+            cursor.execute(
+                db.sql(
+                    f"UPDATE campaign SET status = :running WHERE {db.in_ids('id', 'ids')} "
+                    "AND status = :queued"
+                ),
+                {
+                    "running": CampaignStatus.RUNNING,
+                    "queued": CampaignStatus.QUEUED,
+                    "ids": db.ids({c.campaign_id for c in taken}),
+                },
+            )
+    return taken
+
+
+def _claim_tier(
+    cursor: Any,
+    db: Dialect,
+    select_one: str,
+    tier: list[_Claimable],
+    owner: str,
+    now: datetime,
+    lease_seconds: int,
+    limit: int,
+) -> list[Claimed]:
+    """Equal shares for the tier's campaigns; what one cannot use goes to the others."""
+    stamp = db.datetime(now)
+    expires = db.datetime(now + timedelta(seconds=lease_seconds))
+    taken: list[Claimed] = []
+    open_ = list(tier)
+    while open_ and len(taken) < limit:
+        remaining = limit - len(taken)
+        share = max(1, -(-remaining // len(open_)))  # ceil: nobody gets 0
+        still_open = []
+        for campaign in open_:
+            want = min(share, limit - len(taken))
+            if want <= 0:
+                break
+            cursor.execute(
+                db.sql(select_one),
+                {"campaign": campaign.id, "queued": QUEUED, "now": stamp, "limit": want},
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                continue
+            cursor.execute(
+                db.sql(_TAKE.format(ids=db.in_ids("id", "ids"))),
+                {
+                    "sending": SENDING,
+                    "owner": owner,
+                    "queued": QUEUED,
+                    "now": stamp,
+                    "expires": expires,
+                    "ids": db.ids([row[0] for row in rows]),
+                },
+            )
+            taken.extend(
+                Claimed(
+                    message_id,
+                    campaign.id,
+                    number,
+                    campaign.text,
+                    campaign.sender_id,
+                    attempts + 1,
+                    campaign.emergency,
+                )
+                for message_id, number, attempts in rows
+            )
+            if len(rows) == want:
+                still_open.append(campaign)
+        open_ = still_open
+    return taken
 
 
 _RECORD = """
@@ -212,26 +303,92 @@ def _answer(
 
 
 def release(
-    engine: Engine, owner: str, claimed: Sequence[Claimed], now: datetime, reason: str
-) -> None:
-    """Put claimed messages back untouched (the provider was never called for them)."""
-    message: Any = Message
+    engine: Engine,
+    owner: str,
+    claimed: Sequence[Claimed],
+    now: datetime,
+    reason: str,
+    state: str = QUEUED,
+) -> int:
+    """Put claimed messages back untouched (the provider was never called for them):
+    `queued` again, or `skipped` when their campaign was cancelled. Returns how many
+    this worker still held."""
+    if not claimed:
+        return 0
+    message = message_table.c
     with write_session(engine) as session:
-        session.execute(
-            update(message)
-            .where(
-                message.id.in_([c.message_id for c in claimed]),
-                message.state == SENDING,
-                message.lease_owner == owner,
-            )
-            .values(
-                state=QUEUED,
-                lease_owner="",
-                lease_expires_at=None,
-                attempts=message.attempts - 1,
-                reason=reason[:500],
-                updated_at=now,
-            )
+        return int(
+            session.execute(
+                update(message_table)
+                .where(
+                    message.id.in_([c.message_id for c in claimed]),
+                    message.state == SENDING,
+                    message.lease_owner == owner,
+                )
+                .values(
+                    state=state,
+                    lease_owner="",
+                    lease_expires_at=None,
+                    attempts=message.attempts - 1,
+                    reason=reason[:500],
+                    updated_at=now,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        )
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the worker checks between provider calls: the status of the campaigns it
+    holds messages of, and the alerts that may be claimed now."""
+
+    statuses: dict[int, str]
+    alerts: frozenset[int]
+
+
+def watch(engine: Engine, now: datetime, held: Collection[int]) -> Watch:
+    """One small read of the campaign table (the message table is not touched)."""
+    campaign = campaign_table.c
+    active = and_(
+        campaign.status.in_(ACTIVE), campaign.kind == "emergency", campaign.start_at <= now
+    )
+    where = or_(active, campaign.id.in_(list(held))) if held else active
+    with read_session(engine) as session:
+        rows = session.execute(
+            select(campaign.id, campaign.status, campaign.kind, campaign.start_at).where(where)
+        ).all()
+    return Watch(
+        statuses={cid: status for cid, status, _, _ in rows},
+        alerts=frozenset(
+            cid
+            for cid, status, kind, start_at in rows
+            if status in ACTIVE and kind == "emergency" and _aware(start_at) <= now
+        ),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands naive datetimes back; they are stored in UTC.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def skip_cancelled(engine: Engine, now: datetime) -> int:
+    """A cancelled campaign keeps nothing queued: what came back after the cancel (an
+    emergency's re-send after an unknown answer or an expired lease) is skipped too."""
+    campaign = campaign_table.c
+    message = message_table.c
+    with write_session(engine) as session:
+        return int(
+            session.execute(
+                update(message_table)
+                .where(
+                    message.state == QUEUED,
+                    message.campaign_id.in_(
+                        select(campaign.id).where(campaign.status == CampaignStatus.CANCELLED)
+                    ),
+                )
+                .values(state=SKIPPED, reason="cancelled", updated_at=now)
+            ).rowcount  # type: ignore[attr-defined]
         )
 
 
@@ -240,12 +397,11 @@ def expire_leases(engine: Engine, now: datetime) -> int:
 
     Emergency campaigns re-send them at once; the others hold them for the operator.
     """
-    message: Any = Message
-    campaign: Any = Campaign
+    message, campaign = message_table.c, campaign_table.c
     with write_session(engine) as session:
         expired = session.execute(
             select(message.id, campaign.resend_uncertain)
-            .join(campaign, campaign.id == message.campaign_id)
+            .join(campaign_table, campaign.id == message.campaign_id)
             .where(message.state == SENDING, message.lease_expires_at < now)
         ).all()
         for message_id, resend in expired:
@@ -254,7 +410,7 @@ def expire_leases(engine: Engine, now: datetime) -> int:
                 "; re-sent (emergency)" if resend else ""
             )
             session.execute(
-                update(message)
+                update(message_table)
                 .where(message.id == message_id, message.state == SENDING)
                 .values(
                     state=state,
@@ -269,43 +425,54 @@ def expire_leases(engine: Engine, now: datetime) -> int:
 
 
 def apply_report(engine: Engine, report: DeliveryReport, now: datetime) -> bool:
-    """Apply a delivery report unless it would move the message backwards.
+    """Apply one delivery report (see apply_reports)."""
+    return apply_reports(engine, [report], now)[0]
+
+
+def apply_reports(engine: Engine, reports: Sequence[DeliveryReport], now: datetime) -> list[bool]:
+    """Apply delivery reports in one transaction, in their order; for each, whether
+    it moved its message.
 
     Reports arrive twice and out of order: a duplicate or an older report is kept as
-    an event, not applied.
+    an event, not applied. Several reports for one message in the same batch apply
+    one after the other, as if they had come one by one.
     """
-    message: Any = Message
     with write_session(engine) as session:
-        if report.message_id is not None:
-            where = message.id == report.message_id
-        elif report.provider_ref:
-            where = message.provider_ref == report.provider_ref
-        else:
-            return False
-        # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
-        # cannot slip between this read and the update below.
-        found = session.execute(
-            select(message.id, message.state).where(where).with_for_update()
-        ).first()
-        if found is None:
-            return False
-        message_id, current = found
-        applied = current != report.state and can_move(current, report.state)
-        if applied:
-            applied = bool(
-                session.execute(
-                    update(message)
-                    .where(and_(message.id == message_id, message.state == current))
-                    .values(
-                        state=report.state,
-                        reason=report.provider_status[:500],
-                        lease_owner="",
-                        lease_expires_at=None,
-                        updated_at=now,
-                    )
-                ).rowcount  # type: ignore[attr-defined]
-            )
-        _event(session, message_id, report.state, applied, "report", report.provider_status, now)
+        return [_apply_one(session, report, now) for report in reports]
+
+
+def _apply_one(session: Session, report: DeliveryReport, now: datetime) -> bool:
+    message = message_table.c
+    if report.message_id is not None:
+        where = message.id == report.message_id
+    elif report.provider_ref:
+        where = message.provider_ref == report.provider_ref
+    else:
+        return False
+    # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
+    # cannot slip between this read and the update below.
+    found = session.execute(
+        select(message.id, message.state).where(where).with_for_update()
+    ).first()
+    if found is None:
+        return False
+    message_id, current = found
+    applied = current != report.state and can_move(current, report.state)
+    if applied:
+        applied = bool(
+            session.execute(
+                update(message_table)
+                .where(and_(message.id == message_id, message.state == current))
+                .values(
+                    state=report.state,
+                    reason=report.provider_status[:500],
+                    lease_owner="",
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        )
+    _event(session, message_id, report.state, applied, "report", report.provider_status, now)
     return applied
 
 
@@ -333,20 +500,19 @@ def _event(
 def finish_campaigns(engine: Engine) -> int:
     """A running campaign with nothing left to send or decide is done (once its whole
     audience is enqueued: an emergency sends its first chunk before the rest is in)."""
-    campaign: Any = Campaign
-    message: Any = Message
+    campaign, message = campaign_table.c, message_table.c
     open_states = (QUEUED, SENDING, UNCERTAIN)
     with write_session(engine) as session:
         return int(
             session.execute(
-                update(campaign)
+                update(campaign_table)
                 .where(
-                    campaign.status == "running",
+                    campaign.status == CampaignStatus.RUNNING,
                     campaign.enqueued.is_(True),
                     ~select(message.id)
                     .where(message.campaign_id == campaign.id, message.state.in_(open_states))
                     .exists(),
                 )
-                .values(status="done")
+                .values(status=CampaignStatus.DONE)
             ).rowcount  # type: ignore[attr-defined]
         )

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import deque
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,26 +21,32 @@ from typing import TypeVar
 
 import httpx
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from console.audit import append_audit
 from console.contacts.numbers import mask
 from console.context import Context
 from console.sending.campaigns import complete_enqueue, incomplete_campaigns
+from console.sending.hand import Hand
 from console.sending.providers.base import OutgoingSms, Provider, ProviderAuthError, SendResult
 from console.sending.queue import (
+    ACTIVE,
     Claimed,
-    apply_report,
+    apply_reports,
     claim_batch,
     expire_leases,
     finish_campaigns,
     record_results,
     release,
+    skip_cancelled,
+    watch,
 )
 from console.sending.ratelimit import TokenBucket
-from console.sending.states import SUBMITTED
+from console.sending.states import QUEUED, SKIPPED, SUBMITTED, CampaignStatus
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
+from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
 from storage.models import Campaign
 
 log = logging.getLogger("tocsin.worker")
@@ -50,16 +56,37 @@ T = TypeVar("T")
 # An idle worker looks for new messages this often: it bounds how late the first SMS
 # of an alert leaves (an empty claim costs a fraction of a millisecond).
 IDLE_POLL_S = 0.1
+# A busy worker looks this often for a new alert and for a campaign paused or
+# cancelled under it (one small read of the campaign table, on its own thread so that
+# it never waits behind the commits of answers).
+WATCH_S = 0.05
+# An alert whose quick claim found nothing due (all claimed elsewhere, or waiting to
+# be retried) is not looked for again before this.
+DRY_S = 1.0
 RECORD_LINGER_S = 0.01
 # Heartbeat, lease renewal and the lease sweep run this often.
 HOUSEKEEPING_S = 2.0
 # An emergency still being enqueued after this long lost its console (a dropped SSH
 # session): the worker finishes the enqueue.
 STALLED_ENQUEUE_S = 30
+# Delivery reports applied per transaction.
+REPORT_BATCH = 500
+
+
+# A database that is locked, full or unreachable is asked again after this long,
+# doubling up to the maximum: an alert resumes within seconds of the trouble passing.
+FAULT_RETRY_MIN_S = 0.5
+FAULT_RETRY_MAX_S = 5.0
+RESUME_AFTER_S = 3.0
 
 
 class WorkerBusy(Exception):
     """Another worker holds the SQLite sender lease."""
+
+
+class DatabaseGone(Exception):
+    """The SQLite file was deleted or replaced under the running worker: sending on
+    would write into a file nobody reads."""
 
 
 @dataclass
@@ -91,7 +118,7 @@ class Worker:
         # Claimed messages wait their turn in memory, and none may see its lease run
         # out before its call: what is held (a claim plus what was left when it was
         # taken) stays within what the rate lets us send in half a lease.
-        budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
+        budget = self.budget = max(1, int(ctx.config.provider.rate * self.lease_seconds / 2))
         # The next claim starts with a quarter of a batch still to send: its round
         # trip (queued behind a commit, slowed by the GIL) ends before they run out.
         self.refill_below = min(max(self.concurrency * 2, self.batch_size // 4), budget // 2)
@@ -100,8 +127,15 @@ class Worker:
         self._unreported = 0
         self._last_housekeeping = -1e9
         self._started = False
-        # Claimed, committed `sending`, not yet handed to the provider.
-        self._ready: deque[Claimed] = deque()
+        # Claimed, committed `sending`, not yet handed to the provider: per campaign,
+        # served in turns (console.sending.hand).
+        self._ready = Hand()
+        # Taken by a sender, waiting for the rate limiter: not handed over yet either.
+        self._pending: Counter[int] = Counter()
+        # Campaigns paused or cancelled while we hold messages of theirs -> status.
+        self._stopped: dict[int, str] = {}
+        # Alerts whose quick claim found nothing due -> when to look again.
+        self._dry: dict[int, float] = {}
         # Answers waiting for the recorder's next commit.
         self._answers: list[tuple[Sequence[Claimed], list[SendResult]]] = []
         self._wake = asyncio.Event()  # the recorder has answers
@@ -113,10 +147,76 @@ class Worker:
         # each other here rather than on SQLite's busy handler, which sleeps whole
         # milliseconds, and one thread contends for the GIL instead of several.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-ledger")
+        # Why the database refuses work right now (None: it does not); the worker
+        # waits it out instead of dying.
+        self.database_fault: Fault | None = None
+        self._fault_began = 0.0
+        self._last_fault = 0.0
+        self._file = DatabaseFile.of(ctx.engine)
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-watch")
 
     async def _in_db(self, fn: Callable[..., T], *args: object) -> T:
+        """Run database work on the ledger thread, waiting out a locked, full or
+        unreachable database: each call is one transaction, rolled back whole when
+        it fails, so it is simply made again."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, functools.partial(fn, *args))
+        delay = FAULT_RETRY_MIN_S
+        while True:
+            try:
+                result = await loop.run_in_executor(self._db, functools.partial(fn, *args))
+            except DATABASE_ERRORS as exc:
+                fault = passing_fault(exc)
+                if fault is None or self.stop.is_set():
+                    raise
+                self._check_file()
+                self._paused(fault, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=delay)
+                delay = min(delay * 2, FAULT_RETRY_MAX_S)
+                continue
+            if self.database_fault is not None and self._steady(loop.time()):
+                self._resumed()
+            return result
+
+    def _steady(self, now: float) -> bool:
+        # On a full disk some writes still get through (SQLite reuses its journal's
+        # space) while most fail: resumed only once nothing failed for a while.
+        return now - self._last_fault >= RESUME_AFTER_S
+
+    async def in_ledger(self, fn: Callable[..., T], *args: object) -> T:
+        """Database work of the worker's owner (its audit entries), waited out like
+        the worker's own."""
+        return await self._in_db(fn, *args)
+
+    def _check_file(self) -> None:
+        problem = self._file.problem() if self._file is not None else None
+        if problem is not None:
+            log.critical("%s: the worker stops; restore the database or a backup", problem)
+            raise DatabaseGone(problem)
+
+    def _paused(self, fault: Fault, exc: BaseException) -> None:
+        self._last_fault = asyncio.get_running_loop().time()
+        if self.database_fault == fault:
+            return
+        if self.database_fault is None:
+            self._fault_began = asyncio.get_running_loop().time()
+        self.database_fault = fault
+        said = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
+        first = said.splitlines()[0] if said else fault
+        log.warning(
+            "database %s (%s): sending paused; the worker waits and resumes by itself",
+            fault,
+            first,
+        )
+
+    def _resumed(self) -> None:
+        waited = asyncio.get_running_loop().time() - self._fault_began
+        log.warning(
+            "database usable again after %.0f s (%s): sending resumed",
+            waited,
+            self.database_fault,
+        )
+        self.database_fault = None
 
     async def start(self) -> None:
         """Take the sender lease (SQLite) and announce ourselves; raises WorkerBusy."""
@@ -124,6 +224,7 @@ class Worker:
             await self._housekeeping(first=True)
         except BaseException:
             self._db.shutdown(wait=False)
+            self._reads.shutdown(wait=False)
             raise
         self._started = True
 
@@ -135,12 +236,13 @@ class Worker:
         # so the provider never waits on our database round trip.
         recorder = asyncio.create_task(self._recorder())
         senders = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
-        for task in (recorder, *senders):
+        watcher = asyncio.create_task(self._watcher())
+        for task in (recorder, watcher, *senders):
             task.add_done_callback(lambda _: self._nudge.set())
         on_stop = asyncio.create_task(self._nudge_on_stop())
         try:
             while not self.stop.is_set():
-                for task in (recorder, *senders):
+                for task in (recorder, watcher, *senders):
                     if task.done():
                         task.result()
                 self._nudge.clear()
@@ -153,6 +255,9 @@ class Worker:
                     await asyncio.wait_for(self._nudge.wait(), timeout=IDLE_POLL_S)
         finally:
             on_stop.cancel()
+            self.stop.set()  # the watcher too stops claiming
+            with contextlib.suppress(Exception):
+                await watcher
             # Stop claiming; what is claimed is sent and every answer is recorded.
             if recorder.done():
                 # Answers could not be committed: send nothing more. What was claimed
@@ -168,14 +273,14 @@ class Worker:
             finally:
                 await self._in_db(self.leave)
                 self._db.shutdown(wait=False)
+                self._reads.shutdown(wait=False)
 
     async def _nudge_on_stop(self) -> None:
         await self.stop.wait()
         self._nudge.set()
 
     async def _release_ready(self, reason: str) -> None:
-        unsent = list(self._ready)
-        self._ready.clear()
+        unsent = self._ready.drain()
         if unsent:
             with contextlib.suppress(Exception):
                 await self._in_db(
@@ -192,10 +297,15 @@ class Worker:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            chunk = [ready.popleft() for _ in range(min(size, len(ready)))]
+            chunk = ready.take(size)
             if len(ready) <= self.refill_below:
                 self._nudge.set()
-            await self._send_chunk(chunk)
+            self._pending.update(c.campaign_id for c in chunk)
+            try:
+                await self._send_chunk(chunk)
+            finally:
+                self._pending.subtract(c.campaign_id for c in chunk)
+                self._pending += Counter()  # drop the zeros
 
     async def _recorder(self) -> None:
         """The one writer of answers: what arrived while a commit ran goes in the next.
@@ -244,6 +354,7 @@ class Worker:
         if not first and loop.time() - self._last_housekeeping < HOUSEKEEPING_S:
             return
         self._last_housekeeping = loop.time()
+        self._check_file()
         engine, now = self.ctx.engine, self.ctx.clock.now()
         if is_sqlite(engine):
             holder = await self._in_db(
@@ -266,6 +377,7 @@ class Worker:
         for campaign_id in stalled:
             log.warning("campaign #%d was left half enqueued: completing it", campaign_id)
             await self._in_db(complete_enqueue, self.ctx, campaign_id)
+        await self._in_db(skip_cancelled, engine, now)
         await self._plan()
         await self._in_db(finish_campaigns, engine)
 
@@ -282,14 +394,102 @@ class Worker:
         if result.sent or result.missed:
             log.info("scheduler: %d occurrence(s) sent, %d missed", result.sent, result.missed)
 
+    async def _watcher(self) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=WATCH_S)
+            if not self.stop.is_set():
+                await self._watch()
+
+    async def _watch(self) -> None:
+        """While we send: give back what we hold of a campaign paused or cancelled,
+        and take a first share of an alert we hold nothing of (planned messages in
+        hand then go back: they yield to any alert at once)."""
+        loop = asyncio.get_running_loop()
+        held = self._ready.campaigns() | set(self._pending)
+        if not held:
+            self._stopped.clear()
+            return
+        try:
+            seen = await loop.run_in_executor(
+                self._reads, watch, self.ctx.engine, self.ctx.clock.now(), held
+            )
+        except DATABASE_ERRORS as exc:
+            if passing_fault(exc) is None:
+                raise
+            return  # the next look, 50 ms on, may find the database back
+        self._stopped = {
+            cid: seen.statuses.get(cid, "gone")
+            for cid in held
+            if seen.statuses.get(cid) not in ACTIVE
+        }
+        if self._stopped:
+            await self._give_back_stopped(self._ready.drop(self._stopped))
+        now = loop.time()
+        new = {cid for cid in seen.alerts - held if self._dry.get(cid, -1e9) <= now}
+        if not new:
+            return
+        # Room within the lease budget (see __init__): the last claimed of what we
+        # hold goes back to the queue, to be claimed again in its turn.
+        want = self.claim_size
+        over = len(self._ready) + sum(self._pending.values()) + want - self.budget
+        if over > 0:
+            await self._give_back(self._ready.give_back(over), "room for an alert")
+        claimed = await self._in_db(
+            claim_batch,
+            self.ctx.engine,
+            self.owner,
+            self.ctx.clock.now(),
+            self.lease_seconds,
+            want,
+            new,
+        )
+        got = {c.campaign_id for c in claimed}
+        for cid in new - got:
+            self._dry[cid] = now + DRY_S
+        if not claimed:
+            return
+        self._ready.add(claimed)
+        self._work.set()
+        self.stats.batches += 1
+        planned = self._ready.planned()
+        if planned:
+            await self._give_back(self._ready.drop(planned), "an alert goes first")
+
+    async def _give_back(self, claimed: Sequence[Claimed], reason: str) -> None:
+        if claimed:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, claimed, self.ctx.clock.now(), reason
+            )
+
+    async def _give_back_stopped(self, claimed: Sequence[Claimed]) -> None:
+        """Claimed messages of a stopped campaign that no provider has seen: skipped
+        when it was cancelled, queued again (for the resume) when paused."""
+        stopped, gone = self._stopped, CampaignStatus.CANCELLED
+        cancelled = [c for c in claimed if stopped.get(c.campaign_id) == gone]
+        paused = [c for c in claimed if stopped.get(c.campaign_id) != gone]
+        now = self.ctx.clock.now()
+        if cancelled:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, cancelled, now, "cancelled", SKIPPED
+            )
+        if paused:
+            await self._in_db(
+                release, self.ctx.engine, self.owner, paused, now, "paused before sending", QUEUED
+            )
+
     async def _poll_reports(self) -> None:
         """Providers without a callback (the simulated one) hand reports over here."""
         pending = getattr(self.provider, "pending_reports", None)
         if pending is None:
             return
         loop = asyncio.get_running_loop()
-        for report in pending(loop.time()):
-            await self._in_db(apply_report, self.ctx.engine, report, self.ctx.clock.now())
+        due = list(pending(loop.time()))
+        # In transactions of a few hundred, like the answers: one each was a sixth
+        # of the worker's time on a big send.
+        for start in range(0, len(due), REPORT_BATCH):
+            chunk = due[start : start + REPORT_BATCH]
+            await self._in_db(apply_reports, self.ctx.engine, chunk, self.ctx.clock.now())
 
     async def tick(self) -> int:
         """Claim a batch for the senders; returns how many were claimed."""
@@ -303,7 +503,9 @@ class Worker:
         )
         if not claimed:
             return 0
-        self._ready.extend(claimed)
+        for campaign_id in {c.campaign_id for c in claimed}:
+            self._stopped.pop(campaign_id, None)  # claimable, so running again
+        self._ready.add(claimed)
         self._work.set()
         self.stats.batches += 1
         return len(claimed)
@@ -312,6 +514,14 @@ class Worker:
         """One provider call; its answers go to the recorder, which commits them at
         once (a worker killed before that leaves them `sending`, then uncertain)."""
         await self.bucket.take(len(chunk))
+        # The rate limiter may have held us while the operator paused or cancelled:
+        # what no provider has seen yet goes back.
+        if self._stopped and any(c.campaign_id in self._stopped for c in chunk):
+            stopped = [c for c in chunk if c.campaign_id in self._stopped]
+            await self._give_back_stopped(stopped)
+            chunk = [c for c in chunk if c.campaign_id not in self._stopped]
+            if not chunk:
+                return
         outgoing = [OutgoingSms(c.message_id, c.number, c.text, c.sender_id) for c in chunk]
         try:
             results = await self.provider.send(self.client, outgoing)
@@ -358,7 +568,7 @@ class Worker:
             session.execute(
                 update(Campaign)
                 .where(col(Campaign.id).in_(campaigns))
-                .values(status="paused", status_reason=reason[:500])
+                .values(status=CampaignStatus.PAUSED, status_reason=reason[:500])
             )
             for campaign_id in campaigns:
                 # A pause nobody typed: the trail says who decided it.

@@ -1,7 +1,7 @@
 """planning: events, schedules, occurrences; campaigns tagged with their schedule
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0011 (numbered 0010 as assigned; chained after main's 0011 when main was merged in)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
