@@ -6,11 +6,6 @@ EN: dict[str, str] = {
     "mode.contacts": "Contacts",
     "mode.consentements": "Consents",
     "mode.calendrier": "Calendar",
-    "placeholder.title": "{mode} — not available yet",
-    "placeholder.body": (
-        "This screen is not built yet in this version of Tocsin.\n"
-        "Contacts (key 2) are available. Press ? for help."
-    ),
     "binding.quit": "Quit",
     "binding.help": "Help",
     "binding.palette": "Commands",

@@ -6,11 +6,6 @@ FR: dict[str, str] = {
     "mode.contacts": "Contacts",
     "mode.consentements": "Consentements",
     "mode.calendrier": "Calendrier",
-    "placeholder.title": "{mode} — pas encore disponible",
-    "placeholder.body": (
-        "Cet écran n'est pas encore construit dans cette version de Tocsin.\n"
-        "Les contacts (touche 2) sont disponibles. Appuyez sur ? pour l'aide."
-    ),
     "binding.quit": "Quitter",
     "binding.help": "Aide",
     "binding.palette": "Commandes",
