@@ -108,18 +108,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _translator(config: Config) -> Translator:
-    from console.i18n import Translator
+    from console.cli.common import translator
 
-    return Translator(config.console.language)
+    return translator(config)
 
 
-def _day(text: str | None, flag: str) -> date | None:
+def _day(text: str | None, flag: str, t: Translator) -> date | None:
     if not text:
         return None
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise CliError(f"{flag} {text!r}: expected a date such as 2026-03-16", EXIT_USAGE) from exc
+        raise CliError(t("planning.cli.bad_day", flag=flag, text=repr(text)), EXIT_USAGE) from exc
 
 
 def _occurrence_json(occurrence: Occurrence) -> dict[str, Any]:
@@ -158,7 +158,7 @@ def cmd_plan(args: argparse.Namespace, config: Config) -> int:
     try:
         return _plan(args, ctx)
     except TocsinError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(_translator(config).error(exc), EXIT_USAGE) from exc
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
@@ -215,7 +215,7 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     # resolve
     if args.send == args.drop:
-        raise CliError("resolve needs --send or --drop", EXIT_USAGE)
+        raise CliError(t("planning.cli.resolve"), EXIT_USAGE)
     action = "send" if args.send else "drop"
     count = scheduler.resolve_missed(ctx, args.id, action)
     if args.json:
@@ -232,10 +232,11 @@ def _plan_add(args: argparse.Namespace, ctx: Context) -> int:
     from console.sending.campaigns import Audience
 
     config = ctx.config
+    t = _translator(config)
     if (args.from_day or args.until_day) and not args.cron:
-        raise CliError("--from and --until go with --cron", EXIT_USAGE)
+        raise CliError(t("planning.cli.from_until"), EXIT_USAGE)
     if args.offsets and args.event is None:
-        raise CliError("--offsets goes with --event", EXIT_USAGE)
+        raise CliError(t("planning.cli.offsets"), EXIT_USAGE)
     if args.at:
         when = "at"
     elif args.best_slot:
@@ -256,17 +257,16 @@ def _plan_add(args: argparse.Namespace, ctx: Context) -> int:
         ),
         when=when,  # type: ignore[arg-type]
         at=parse_when(args.at, config) if args.at else None,
-        best_day=_day(args.best_slot, "--best-slot"),
+        best_day=_day(args.best_slot, "--best-slot", t),
         cron=args.cron or "",
-        first_day=_day(args.from_day, "--from"),
-        last_day=_day(args.until_day, "--until"),
+        first_day=_day(args.from_day, "--from", t),
+        last_day=_day(args.until_day, "--until", t),
         event_id=args.event,
         offsets=parse_offsets(args.offsets) if args.offsets else (),
         valid_until=parse_when(args.valid_until, config) if args.valid_until else None,
         justification=args.justification,
     )
     preview = preview_plan(ctx, request, count=10)
-    t = _translator(config)
     if not args.json or not args.yes:
         # The preview goes to stderr so that --json stays clean.
         _print_occurrences(ctx, preview.occurrences, sys.stderr)
@@ -328,7 +328,7 @@ def cmd_event(args: argparse.Namespace, config: Config) -> int:
     try:
         return _event(args, ctx)
     except TocsinError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(_translator(config).error(exc), EXIT_USAGE) from exc
 
 
 def _event(args: argparse.Namespace, ctx: Context) -> int:
