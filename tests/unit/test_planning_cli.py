@@ -197,3 +197,37 @@ def test_calendar_export(
     assert _json(capsys)["exported"] == 1  # type: ignore[index]
     text = out.read_text(encoding="utf-8")
     assert "DTSTART:20260316T111500Z" in text and "Conseil municipal" in text
+
+
+def test_ics_overrides_and_cancellations(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agenda = tmp_path / "agenda.ics"
+    override = """BEGIN:VEVENT
+UID:marche@mairie
+RECURRENCE-ID;TZID=Europe/Paris:20260328T080000
+DTSTART;TZID=Europe/Paris:20260328T090000
+SUMMARY:Marché (décalé)
+END:VEVENT
+BEGIN:VEVENT
+UID:brocante-2026@mairie
+DTSTART;TZID=Europe/Paris:20260328T090000
+SUMMARY:Brocante
+STATUS:CANCELLED
+END:VEVENT
+END:VCALENDAR
+"""
+    agenda.write_text(AGENDA, encoding="utf-8")
+    assert run(config_file, "event", "import", str(agenda), "--json") == 0
+    capsys.readouterr()
+    body = AGENDA.replace("END:VCALENDAR\n", "")
+    start = body.index("BEGIN:VEVENT\nUID:brocante-2026@mairie")
+    body = body[:start] + body[body.index("END:VEVENT\n", start) + len("END:VEVENT\n") :]
+    agenda.write_text(body + override, encoding="utf-8")
+    assert run(config_file, "event", "import", str(agenda), "--json") == 0
+    result = _json(capsys)
+    assert (result["updated"], result["cancelled"]) == (1, 1)  # type: ignore[index]
+    assert run(config_file, "event", "list", "--json") == 0
+    names = {e["name"]: e["starts_at"] for e in _json(capsys)}  # type: ignore[union-attr]
+    assert "Brocante" not in names
+    assert names["Marché (décalé)"] == "2026-03-28T08:00:00+00:00"
