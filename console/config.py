@@ -9,6 +9,7 @@ import tomllib
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -305,6 +306,100 @@ class WorkerConfig(_Strict):
     read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
 
 
+_HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _check_hhmm(value: str) -> str:
+    if not _HHMM.fullmatch(value):
+        raise ValueError(f"expected a time such as 08:00 (got {value!r})")
+    return value
+
+
+class SendRulesConfig(_Strict):
+    """When a planned send of a topic may go out (town time). The alert topic passes
+    every rule (each pass is audited)."""
+
+    # Nothing between quiet_start and quiet_end; equal values switch quiet hours off.
+    quiet_start: str = "20:00"
+    quiet_end: str = "08:00"
+    # Whether sends are allowed on Sundays and on public holidays.
+    sundays: bool = False
+    holidays: bool = False
+
+    @field_validator("quiet_start", "quiet_end")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        return _check_hhmm(value)
+
+
+class FatigueConfig(_Strict):
+    """At most this many messages per resident, across topics (alerts exempt but
+    counted): the town's calendar day, its last 7 days, its last 30 days."""
+
+    per_day: int = Field(default=1, ge=1)
+    per_7_days: int = Field(default=2, ge=1)
+    per_30_days: int = Field(default=6, ge=1)
+
+
+class ElectionConfig(_Strict):
+    name: str
+    first_round: date
+    second_round: date | None = None
+
+
+class PlanningConfig(_Strict):
+    # "Best slots", when messages are read: "DAYS HH:MM" with DAYS one day or a range
+    # (mon-fri, sat).
+    best_slots: list[str] = Field(
+        default_factory=lambda: ["mon-fri 12:15", "mon-fri 18:30", "sat 10:00"]
+    )
+    # Reminders of an event, in days before it (J-7, J-1).
+    reminder_offsets: list[str] = Field(default_factory=lambda: ["J-7", "J-1"])
+    # An occurrence later than this (the worker was down) is not sent: it waits,
+    # shown as missed, for the operator (tocsin plan resolve).
+    grace_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # The `holidays` package's subdivision: "57" Moselle, "67"/"68" Alsace ("6AE"),
+    # "974" Réunion... Empty: from town.region (the overseas départements).
+    holidays_subdivision: str = ""
+    # The rules of every topic but the alert topic, and per-topic replacements.
+    rules: SendRulesConfig = Field(default_factory=SendRulesConfig)
+    topic_rules: dict[str, SendRulesConfig] = Field(default_factory=dict)
+    fatigue: FatigueConfig = Field(default_factory=FatigueConfig)
+    # Elections: from the first day of the sixth month before the election month
+    # (Code électoral L52-1) planning a send of these topics asks for a justification...
+    justification_topics: list[str] = Field(default_factory=lambda: ["evenements", "infos"])
+    # ...and from 00:00 on the eve of each round until the polls close (L49) only the
+    # alert topic and these may send.
+    election_topics: list[str] = Field(default_factory=lambda: ["elections"])
+    polls_close: str = "20:00"
+    elections: list[ElectionConfig] = Field(default_factory=list)
+
+    @field_validator("polls_close")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        return _check_hhmm(value)
+
+    @field_validator("best_slots")
+    @classmethod
+    def _slots(cls, value: list[str]) -> list[str]:
+        for slot in value:
+            parts = slot.split()
+            days = parts[0].split("-") if len(parts) == 2 else []
+            if not days or len(days) > 2 or any(day not in _DAYS for day in days):
+                raise ValueError(f'expected "mon-fri 12:15" or "sat 10:00" (got {slot!r})')
+            _check_hhmm(parts[1])
+        return value
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _offsets(cls, value: list[str]) -> list[str]:
+        for offset in value:
+            if not re.fullmatch(r"J-[0-9]{1,3}", offset):
+                raise ValueError(f"expected offsets such as J-7 (got {offset!r})")
+        return value
+
+
 class Config(_Strict):
     town: TownConfig = Field(default_factory=TownConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
@@ -315,6 +410,7 @@ class Config(_Strict):
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     alert: AlertConfig = Field(default_factory=AlertConfig)
+    planning: PlanningConfig = Field(default_factory=PlanningConfig)
     consent: ConsentConfig = Field(default_factory=ConsentConfig)
 
     def topic_keywords(self, key: str) -> list[str]:

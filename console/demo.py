@@ -10,6 +10,7 @@ import csv
 import random
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import col, select
@@ -232,6 +233,68 @@ def _populate(ctx: Context, folder: Path, residents: int, seed: int) -> None:
         )
     _withdrawals(ctx, rng)
     _replies(ctx, rows)
+    _plans(ctx)
+
+
+def _plans(ctx: Context) -> None:
+    """What a town plans in a normal month: the market, road works, a brocante."""
+    from datetime import time, timedelta
+
+    from console.planning.rules import localize, send_rules
+    from console.planning.service import EventRequest, PlanRequest, add_event, add_plan
+    from console.sending.campaigns import Audience
+
+    zone = send_rules(ctx.config).zone
+    today = ctx.clock.now().astimezone(zone).date()
+    everyone = Audience(everyone=True)
+    sender = ctx.config.town.sender_id
+    add_plan(
+        ctx,
+        PlanRequest(
+            topic="evenements",
+            text="Marché ce samedi de 8h à 13h, place de la Halle. Bonne journée !",
+            sender_id=sender,
+            audience=everyone,
+            when="cron",
+            cron="every-saturday 10:00",
+        ),
+    )
+    add_plan(
+        ctx,
+        PlanRequest(
+            topic="travaux",
+            text="Travaux rue des Écoles : circulation alternée de 8h à 17h.",
+            sender_id=sender,
+            audience=Audience(zones=(ZONES[0],)),
+            when="cron",
+            cron="every-day 12:15",
+            first_day=today + timedelta(days=2),
+            last_day=today + timedelta(days=9),
+        ),
+    )
+    start = localize(datetime.combine(today + timedelta(days=12), time(9)), zone)
+    event_id = add_event(
+        ctx,
+        EventRequest(
+            name="Brocante de printemps",
+            starts_at=start,
+            topic="evenements",
+            place="Place de l'Église",
+            audience=everyone,
+        ),
+    )
+    add_plan(
+        ctx,
+        PlanRequest(
+            topic="evenements",
+            text="Brocante dimanche dès 9h, place de l'Église. Venez nombreux !",
+            sender_id=sender,
+            audience=everyone,
+            when="event",
+            event_id=event_id,
+            offsets=(7, 1),
+        ),
+    )
 
 
 # What residents text back: opt-ins by keyword, a STOP, and replies an operator must

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from console.locales import alert, cli, consent
 from console.locales.en import EN
 from console.locales.fr import FR
+from console.locales.planning import EN as PLANNING_EN
+from console.locales.planning import FR as PLANNING_FR
 
 # A capability with many strings of its own keeps them in console/locales/<name>.py,
 # as two dicts FR and EN side by side, listed here.
@@ -18,6 +20,7 @@ _PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = (
     (cli.FR, cli.EN),
     (consent.FR, consent.EN),
     (alert.FR, alert.EN),
+    (PLANNING_FR, PLANNING_EN),
 )
 
 

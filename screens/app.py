@@ -23,12 +23,12 @@ from console.sending.figures import count
 from console.sending.worker_launch import Launched
 from console.text import visible
 from screens.alert_flow import OpenAlert
+from screens.calendar import CalendrierScreen
 from screens.confirm_action import ConfirmActionScreen
 from screens.consent import ConsentementsScreen
 from screens.contacts import ContactsScreen
 from screens.envois import EnvoisScreen
 from screens.help import HelpScreen
-from screens.placeholder import CalendrierScreen
 from screens.widgets.inert import INERT_WHILE_TYPING, keys_inert_on
 from screens.widgets.translate import translate_bindings
 

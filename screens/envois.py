@@ -25,6 +25,8 @@ from screens.widgets.mode_bar import ModeBar
 from screens.widgets.shell import shell
 from screens.widgets.translate import translate_bindings
 
+# The planner's line changes at most once a minute: read it now and then.
+PLANNED_POLL_S = 5.0
 COLUMNS = ("id", "kind", "topic", "status", "progress", "rate", "eta")
 
 
@@ -59,6 +61,8 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
                 yield Static(self.t("envois.spark_label"), id="spark-label")
                 yield Sparkline([], id="spark")
         yield DataTable(id="campaigns", cursor_type="row", zebra_stripes=True)
+        # The planner's next sends and missed ones; hidden while there are none.
+        yield Static(id="planned")
         yield Static(id="detail")
         yield Footer()
 
@@ -81,7 +85,41 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
                 # Room for " 100 %" after the bar.
                 self._bar_width = max(width - 6, 4)
         self.start_polling()
+        self.query_one("#planned", Static).display = False
+        self.set_interval(PLANNED_POLL_S, self._read_planned)
+        self.call_after_refresh(self._read_planned)
         table.focus()
+
+    async def _read_planned(self) -> None:
+        import asyncio
+
+        from console.planning.service import upcoming
+
+        try:
+            found = await asyncio.to_thread(upcoming, self.ctx)
+        except Exception:  # the queue's own line says the database is gone
+            return
+        shown = self.query_one("#planned", Static)
+        shown.display = bool(found.next_sends or found.missed)
+        if not shown.display:
+            return
+        from console.planning.display import say_when
+        from console.planning.rules import send_rules
+
+        zone = send_rules(self.ctx.config).zone
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(self.t("envois.planned") + " ", style="bold")
+        for index, (due, topic, text, _) in enumerate(found.next_sends):
+            if index:
+                line.append(" · ")
+            line.append(say_when(self.t, due, zone) + " ")
+            line.append(visible(topic), style="cyan")
+            line.append(" " + visible(text.replace("\n", " "))[:30])
+        if found.missed:
+            line.append(
+                "  " + self.t("envois.planned_missed", count=found.missed), style="bold red"
+            )
+        shown.update(line)
 
     def on_screen_suspend(self) -> None:
         self.pause_polling()

@@ -174,6 +174,12 @@ class Campaign(SQLModel, table=True):
     # False while an emergency is still being enqueued in chunks: the worker sends the
     # first chunk at once and completes the rest if the console died half-way.
     enqueued: bool = Field(default=True)
+    # A planned occurrence's campaign: its schedule, the end of the slot it may send
+    # in (the claim never takes its messages after it; the scheduler moves it to the
+    # next allowed slot's end) and the time after which it is never sent.
+    schedule_id: int | None = Field(default=None, index=True)
+    send_until: datetime | None = Field(default=None)
+    valid_until: datetime | None = Field(default=None)
 
 
 class Message(SQLModel, table=True):
@@ -254,6 +260,82 @@ class SenderLease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     owner: str = Field(max_length=100)
     expires_at: datetime
+
+
+class Event(SQLModel, table=True):
+    """Something happening in town that planned sends remind residents of."""
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The agenda's UID for an imported event (a re-import updates, never doubles).
+    uid: str | None = Field(default=None, unique=True, max_length=500)
+    name: str = Field(max_length=300)
+    place: str = Field(default="", max_length=300)
+    topic: str = Field(foreign_key="topic.key", max_length=50)
+    # Audience JSON, as Campaign.audience.
+    audience: str = Field(default="{}")
+    starts_at: datetime = Field(index=True)
+    status: str = Field(default="active", max_length=16)  # active | cancelled
+    source: str = Field(default="", max_length=100)
+    created_by: str = Field(max_length=100)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Schedule(SQLModel, table=True):
+    """A planned send: once, recurring (cron) or a reminder of an event."""
+
+    __tablename__ = "schedule"
+    __table_args__ = (Index("ix_schedule_due", "status", "next_due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # once | cron | reminder
+    topic: str = Field(foreign_key="topic.key", max_length=50)
+    text: str
+    sender_id: str = Field(max_length=11)
+    audience: str = Field(default="{}")
+    # once: the local date-time ("2026-03-14T12:15"); cron: the expression, in the
+    # town's time zone, between the local dates first_day and last_day ("" = open).
+    at_local: str = Field(default="", max_length=16)
+    cron: str = Field(default="", max_length=100)
+    first_day: str = Field(default="", max_length=10)
+    last_day: str = Field(default="", max_length=10)
+    event_id: int | None = Field(default=None, foreign_key="event.id", index=True)
+    offset_days: int = Field(default=0)
+    valid_until: datetime | None = Field(default=None)
+    justification: str = Field(default="", max_length=1000)
+    status: str = Field(default="active", max_length=16)  # active | done | cancelled
+    # The next occurrence's time once moved to an allowed slot (UTC); NULL: none left.
+    next_due_at: datetime | None = Field(default=None)
+    # The last occurrence handled, by its local date-time key.
+    cursor_local: str = Field(default="", max_length=16)
+    created_by: str = Field(max_length=100)
+    created_at: datetime
+    updated_at: datetime
+
+
+class Occurrence(SQLModel, table=True):
+    """What became of one occurrence of a schedule. (schedule, local date-time) is
+    unique: an occurrence fires once whatever the DST, restarts or workers."""
+
+    __tablename__ = "occurrence"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "local_key", name="uq_occurrence_schedule_local"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: int = Field(foreign_key="schedule.id")
+    local_key: str = Field(max_length=16)
+    due_at: datetime
+    # sent (a campaign was made) | missed (late beyond grace, waits for the operator)
+    # | dropped | blocked (past its valid-until, or a rule holds it) | cancelled
+    state: str = Field(max_length=16, index=True)
+    reason: str = Field(default="", max_length=200)
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    # Residents the fatigue cap held back when it was sent (the calendar's load).
+    capped: int = Field(default=0)
+    recorded_at: datetime
 
 
 class InboundMessage(SQLModel, table=True):

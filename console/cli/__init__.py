@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from console.cli import admin, consent, contacts, message, sending
+from console.cli import admin, consent, contacts, message, planning, sending
 from console.cli import console as console_verbs
 from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, translator
 from console.cli.console import ConsoleRunner, use_console
@@ -29,7 +29,7 @@ from console.text import visible
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
-GROUPS = (console_verbs, contacts, consent, sending, message, admin)
+GROUPS = (console_verbs, contacts, consent, sending, planning, message, admin)
 
 
 def _parser() -> argparse.ArgumentParser:

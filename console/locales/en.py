@@ -6,11 +6,6 @@ EN: dict[str, str] = {
     "mode.contacts": "Contacts",
     "mode.consentements": "Consents",
     "mode.calendrier": "Calendar",
-    "placeholder.title": "{mode} — not available yet",
-    "placeholder.body": (
-        "This screen is not built yet in this version of Tocsin.\n"
-        "Contacts (key 2) are available. Press ? for help."
-    ),
     "binding.quit": "Quit",
     "binding.help": "Help",
     "binding.palette": "Commands",
@@ -219,7 +214,7 @@ EN: dict[str, str] = {
     "envois.total_rate": "rate {rate}",
     "envois.created": "by {who} on {date} at {time}",
     "envois.rate_eta": "Rate {rate} · estimated end in {eta}",
-    "envois.empty": "No sends. Press ! for an alert; tocsin send for a planned send.",
+    "envois.empty": "No sends. Press ! for an alert; 4 to plan a send.",
     "envois.db_error": "Database unreachable: {error}",
     "envois.no_selection": "No send selected.",
     "envois.role_needed": "You need the {role} role to act on this send.",

@@ -6,11 +6,6 @@ FR: dict[str, str] = {
     "mode.contacts": "Contacts",
     "mode.consentements": "Consentements",
     "mode.calendrier": "Calendrier",
-    "placeholder.title": "{mode} — pas encore disponible",
-    "placeholder.body": (
-        "Cet écran n'est pas encore construit dans cette version de Tocsin.\n"
-        "Les contacts (touche 2) sont disponibles. Appuyez sur ? pour l'aide."
-    ),
     "binding.quit": "Quitter",
     "binding.help": "Aide",
     "binding.palette": "Commandes",
@@ -220,7 +215,7 @@ FR: dict[str, str] = {
     "envois.total_rate": "débit {rate}",
     "envois.created": "par {who} le {date} à {time}",
     "envois.rate_eta": "Débit {rate} · fin estimée dans {eta}",
-    "envois.empty": "Aucun envoi. Touche ! pour une alerte ; tocsin send pour un envoi planifié.",
+    "envois.empty": "Aucun envoi. Touche ! pour une alerte ; 4 pour planifier un envoi.",
     "envois.db_error": "Base de données injoignable : {error}",
     "envois.no_selection": "Aucun envoi sélectionné.",
     "envois.role_needed": "Il faut le rôle {role} pour agir sur cet envoi.",

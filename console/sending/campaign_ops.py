@@ -80,6 +80,8 @@ class CampaignView:
     start_at: datetime
     audience: dict[str, Any]
     counts: dict[str, int]
+    # The planned send it is an occurrence of (tocsin plan), or None.
+    schedule_id: int | None = None
     # Set by a pause or a cancel (change_campaign), None otherwise.
     stop: StopReport | None = None
 
@@ -99,6 +101,7 @@ class CampaignView:
             "audience": self.audience,
             "counts": self.counts,
             "total": sum(self.counts.values()),
+            "schedule_id": self.schedule_id,
             **stop,
         }
 
@@ -118,6 +121,7 @@ def _view(campaign: Campaign, counts: dict[str, int]) -> CampaignView:
         campaign.start_at,
         Audience.from_json(campaign.audience).to_dict(),
         counts,
+        campaign.schedule_id,
     )
 
 

@@ -51,6 +51,8 @@ EMERGENCY_PRIORITY = 100
 SKIP_NOT_SENDABLE = "not_sendable"
 SKIP_NO_CONSENT = "no_consent"
 SKIP_SUPPRESSED = "suppressed"
+# Planned sends: the resident already got what the fatigue cap allows.
+SKIP_FATIGUE_CAP = "fatigue_cap"
 
 
 class CampaignError(TocsinError):
@@ -95,6 +97,13 @@ class CampaignRequest:
     audience: Audience
     kind: Kind = "planned"
     start_at: datetime | None = None
+    # A planned occurrence's campaign (see console.planning): its schedule, the end
+    # of the slot it may send in, the time after which it never sends, and the
+    # residents the fatigue cap holds back (skipped with SKIP_FATIGUE_CAP).
+    schedule_id: int | None = None
+    send_until: datetime | None = None
+    valid_until: datetime | None = None
+    capped: frozenset[int] = frozenset()
 
 
 def message_text(ctx: Context, request: CampaignRequest) -> str:
@@ -192,6 +201,7 @@ def create_campaign(
     request: CampaignRequest,
     *,
     on_started: Callable[[int], None] | None = None,
+    in_transaction: Callable[[Session, int], None] | None = None,
     on_wait: Callable[[Fault], None] | None = None,
 ) -> Enqueued:
     """Create the campaign and enqueue every recipient.
@@ -202,6 +212,8 @@ def create_campaign(
     half-way, `complete_enqueue` (run by the worker) finishes it, and the unique
     (campaign, number) makes that safe to run twice. `on_started` gets the campaign
     id once the first chunk is committed (the console shows it live from then on).
+    `in_transaction` runs in the campaign's own transaction (the scheduler records
+    the occurrence there: if it raises, no campaign is made).
 
     An emergency waits out a locked database (an import, someone's open
     transaction) for up to EMERGENCY_PATIENCE_S, telling `on_wait` each time: every
@@ -219,7 +231,7 @@ def create_campaign(
             return work()
         return retry_while_locked(work, patience_seconds=EMERGENCY_PATIENCE_S, on_wait=on_wait)
 
-    campaign, chunk = patiently(lambda: _create_first(ctx, request, explicit, now))
+    campaign, chunk = patiently(lambda: _create_first(ctx, request, explicit, now, in_transaction))
     skipped = Counter(chunk.skipped)
     assert campaign.id is not None
     if on_started is not None:
@@ -243,7 +255,11 @@ def create_campaign(
 
 
 def _create_first(
-    ctx: Context, request: CampaignRequest, explicit: list[str], now: datetime
+    ctx: Context,
+    request: CampaignRequest,
+    explicit: list[str],
+    now: datetime,
+    in_transaction: Callable[[Session, int], None] | None = None,
 ) -> tuple[Campaign, _Chunk]:
     """The campaign row, its audit entry and its first chunk, in one transaction."""
     emergency = request.kind == "emergency"
@@ -261,10 +277,16 @@ def _create_first(
             start_at=request.start_at or now,
             resend_uncertain=emergency,
             enqueued=False,
+            schedule_id=request.schedule_id,
+            send_until=request.send_until,
+            valid_until=request.valid_until,
         )
         session.add(campaign)
         session.flush()
         assert campaign.id is not None
+        if in_transaction is not None:
+            in_transaction(session, campaign.id)
+        _audit_rules_passed(session, ctx, request, campaign.id, now)
         append_audit(
             session,
             at=now,
@@ -281,6 +303,7 @@ def _create_first(
             explicit,
             after_id=0,
             limit=FIRST_CHUNK if emergency else None,
+            capped=request.capped,
         )
     return campaign, chunk
 
@@ -296,6 +319,28 @@ def _next_chunk(
         return _enqueue_chunk(
             session, ctx, campaign, request.audience, explicit, after_id=after_id, limit=CHUNK
         )
+
+
+def _audit_rules_passed(
+    session: Session, ctx: Context, request: CampaignRequest, campaign_id: int, now: datetime
+) -> None:
+    """The alert topic passes every send rule: the trail records each time it passed
+    one that would have held another topic (quiet hours, Sunday, holiday, L49)."""
+    if request.topic != ctx.config.alert.topic:
+        return
+    from console.planning.rules import send_rules
+
+    passed = send_rules(ctx.config).would_block_alert(request.start_at or now)
+    if passed is None:
+        return
+    append_audit(
+        session,
+        at=now,
+        operator=ctx.operator,
+        action="rules.passed",
+        target=f"campaign:{campaign_id}",
+        details={"topic": request.topic, "rule": passed.reason, "detail": passed.detail},
+    )
 
 
 def complete_enqueue(ctx: Context, campaign_id: int) -> Enqueued:
@@ -361,9 +406,10 @@ def _enqueue_chunk(
     *,
     after_id: int,
     limit: int | None,
+    capped: frozenset[int] = frozenset(),
 ) -> _Chunk:
     rows, last_contact_id, last = _resolve(
-        session, ctx, campaign, audience, explicit, after_id=after_id, limit=limit
+        session, ctx, campaign, audience, explicit, after_id=after_id, limit=limit, capped=capped
     )
     _insert_ignoring_duplicates(session.connection(), rows)
     skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
@@ -431,7 +477,14 @@ def preview_campaign(ctx: Context, request: CampaignRequest) -> Preview:
     )
     with read_session(ctx.engine) as session:
         rows, _, _ = _resolve(
-            session, ctx, draft, request.audience, explicit, after_id=0, limit=None
+            session,
+            ctx,
+            draft,
+            request.audience,
+            explicit,
+            after_id=0,
+            limit=None,
+            capped=request.capped,
         )
     skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
     return Preview(
@@ -460,6 +513,7 @@ def _resolve(
     *,
     after_id: int,
     limit: int | None,
+    capped: frozenset[int] = frozenset(),
 ) -> tuple[list[dict[str, Any]], int, bool]:
     """The rows of the audience's contacts after `after_id` (in id order, at most
     `limit`), then, with the last chunk, the typed numbers no contact has. Returns the
@@ -529,6 +583,8 @@ def _resolve(
             rows.append(row(contact_id, number, SKIPPED, SKIP_SUPPRESSED))
         elif not may_receive(basis, states.get(contact_id)):
             rows.append(row(contact_id, number, SKIPPED, SKIP_NO_CONSENT))
+        elif contact_id in capped:
+            rows.append(row(contact_id, number, SKIPPED, SKIP_FATIGUE_CAP))
         else:
             rows.append(row(contact_id, number, QUEUED, ""))
     if not last or not explicit:

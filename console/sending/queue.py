@@ -56,10 +56,13 @@ def backoff(attempts: int, retry_after: float | None) -> float:
     return float(max(delay, retry_after or 0.0))
 
 
-# Campaigns whose messages may be claimed now, the most urgent tier first.
+# Campaigns whose messages may be claimed now, the most urgent tier first. A planned
+# occurrence's campaign only within its allowed slot (`send_until`, see
+# console.planning.scheduler).
 _CLAIMABLE = """
 SELECT id, priority, text, sender_id, kind FROM campaign
 WHERE status IN (:queued, :running) AND start_at <= :now
+  AND (send_until IS NULL OR send_until > :now)
 ORDER BY priority DESC, id"""
 # One campaign's due messages in enqueue order: read off ix_message_campaign_state
 # (campaign, state, then id), so a claim never sorts a big campaign's queue.

@@ -378,7 +378,21 @@ class Worker:
             log.warning("campaign #%d was left half enqueued: completing it", campaign_id)
             await self._in_db(complete_enqueue, self.ctx, campaign_id)
         await self._in_db(skip_cancelled, engine, now)
+        await self._plan()
         await self._in_db(finish_campaigns, engine)
+
+    async def _plan(self) -> None:
+        """The scheduler: planned occurrences that are due become campaigns (once,
+        whatever the other workers do), missed ones wait for the operator."""
+        from console.planning.scheduler import tick as scheduler_tick
+
+        try:
+            result = await self._in_db(scheduler_tick, self.ctx)
+        except Exception:  # the planner must never stop the sender (alerts)
+            log.exception("scheduler tick failed; sending goes on")
+            return
+        if result.sent or result.missed:
+            log.info("scheduler: %d occurrence(s) sent, %d missed", result.sent, result.missed)
 
     async def _watcher(self) -> None:
         while not self.stop.is_set():

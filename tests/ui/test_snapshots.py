@@ -53,11 +53,6 @@ def test_help(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_placeholder_mode(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(), press=["4"], terminal_size=size, run_before=_settle)
-
-
-@pytest.mark.parametrize("size", SIZES)
 def test_add_form(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
     async def fill(pilot: Pilot[None]) -> None:
         await pilot.press("a", *"01 42 76 40 41")

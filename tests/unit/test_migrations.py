@@ -68,21 +68,29 @@ def _seed(engine: Engine, at: datetime) -> None:
     with Session(engine) as session:
         session.add(Topic(key="alerts", label="Alertes", legal_basis="public_safety"))
         session.flush()
-        campaign = Campaign(
-            topic="alerts",
-            text="x",
-            sender_id="MAIRIE",
-            kind="planned",
-            status=CampaignStatus.RUNNING,
-            created_by="test",
-            created_at=at,
-            start_at=at,
-        )
-        session.add(campaign)
-        session.flush()
-        assert campaign.id is not None
+        # The campaign table as it was at 0008: a Core insert names only its columns
+        # (the model has more since, planning's 0010).
+        campaign_id = session.execute(
+            Campaign.__table__.insert()  # type: ignore[attr-defined]
+            .values(
+                topic="alerts",
+                text="x",
+                sender_id="MAIRIE",
+                kind="planned",
+                priority=0,
+                audience="{}",
+                status=CampaignStatus.RUNNING,
+                status_reason="",
+                created_by="test",
+                created_at=at,
+                start_at=at,
+                resend_uncertain=False,
+                enqueued=True,
+            )
+            .returning(Campaign.__table__.c.id)  # type: ignore[attr-defined]
+        ).scalar_one()
         message = Message(
-            campaign_id=campaign.id,
+            campaign_id=campaign_id,
             number="+33612345678",
             state=MessageState.SUBMITTED,
             next_attempt_at=at,

@@ -1,7 +1,7 @@
 """consent audit: inbound messages (proof and review queue), rented lists' provenance,
 the replay's index on consent events
 
-Revision ID: 0011
+Revision ID: 0010
 Revises: 0009
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision = "0011"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
