@@ -395,3 +395,60 @@ async def test_several_workers_share_two_alerts_without_doubles(ctx: Context) ->
     await _with_workers(ctx, provider, body, concurrency=2, workers=workers)
     assert set(provider.sent.values()) == {1} and len(provider.sent) == 130
     assert _states(ctx) == {"submitted": 130}
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+def test_cancel_on_the_command_line_says_what_left(
+    tmp_path, db_url: str, capsys, clock: FrozenClock
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from console.cli import main
+    from console.roles import current_operator
+    from storage.engine import make_engine
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n'
+        f'[privacy]\nhash_key_file = "{tmp_path / "key"}"\n'
+        f'[roles]\nadmin = ["{current_operator()}"]\n',
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> int:
+        return main(["--config", str(config), *args])
+
+    numbers = ("0611223344", "0611223355", "0611223366")
+    to = ["--to", *numbers]
+    assert (
+        run("send", "--topic", "alertes", *to, "--text", "Crue", "--emergency", "--yes", "--json")
+        == 0
+    )
+    campaign = json.loads(capsys.readouterr().out)["campaign_id"]
+    # A worker (none alive: the cancel reports at once) holds one of the three.
+    engine = make_engine(db_url)
+    from datetime import UTC, datetime
+
+    claim_batch(engine, "w1", datetime.now(UTC), 60, 1)
+    engine.dispose()
+    assert run("campaign", "cancel", str(campaign), "--json") == 0
+    stop = json.loads(capsys.readouterr().out)["stop"]
+    assert stop == {
+        "change": "cancel",
+        "not_sent": 2,
+        "claimed": 1,
+        "given_back": 0,
+        "left_after": 0,
+        "in_flight": 1,
+    }
+    assert run("campaign", "show", str(campaign)) == 0
+    assert "Annulé" not in capsys.readouterr().out  # only the change itself reports
+    # In plain words, in the console's language.
+    assert run("send", "--topic", "alertes", *to, "--text", "Crue", "--emergency", "--yes") == 0
+    capsys.readouterr()
+    assert run("campaign", "pause", str(campaign + 1)) == 0
+    out = capsys.readouterr().out
+    assert "En pause. Retenus pour la reprise — en attente : 3" in out
+    assert "Partis après la pause (appels déjà en cours) : 0" in out
