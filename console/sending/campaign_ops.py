@@ -209,10 +209,12 @@ def change_campaign(
                 "claimed": len(claimed),
             },
         )
+    # Counted once the status changed: nothing of it can be claimed any more. (For a
+    # cancel, a worker's sweep may skip some of them before we do.)
     not_sent = int(waiting)
     if change == "cancel":
-        # The worker's sweep (skip_cancelled) finishes this if we die half-way.
-        not_sent = _skip_queued(ctx, campaign_id)
+        # The workers' sweep (skip_cancelled) finishes this if we die half-way.
+        _skip_queued(ctx, campaign_id)
     if change == "resume":
         return get_campaign(ctx, campaign_id)
     report = StopReport(change, not_sent, len(claimed), in_flight=len(claimed), ids=claimed)
