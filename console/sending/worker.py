@@ -58,6 +58,8 @@ IDLE_POLL_S = 0.1
 # cancelled under it (one small read of the campaign table, on its own thread so that
 # it never waits behind the commits of answers).
 WATCH_S = 0.05
+# One provider call carries at most this many seconds of the provider's rate.
+CALL_S = 0.1
 # An alert whose quick claim found nothing due (all claimed elsewhere, or waiting to
 # be retried) is not looked for again before this.
 DRY_S = 1.0
@@ -207,7 +209,6 @@ class Worker:
                 )
 
     async def _sender(self) -> None:
-        size = max(self.provider.max_batch, 1)
         ready = self._ready
         while True:
             if not ready:
@@ -216,7 +217,17 @@ class Worker:
                 self._work.clear()
                 await self._work.wait()
                 continue
+            # The rate limiter first, then the messages: whose turn it is is decided
+            # when the call can go, so an alert that has just come is not stuck
+            # behind calls already waiting for their tokens. And one call is at most
+            # a tenth of a second of the rate: a 100-message call at 20 msg/s would
+            # hold the limiter (and every other alert) for 5 s.
+            size = max(1, min(self.provider.max_batch, int(self.bucket.rate * CALL_S)))
+            size = min(size, len(ready))
+            await self.bucket.take(size)
             chunk = ready.take(size)
+            if not chunk:
+                continue  # another sender emptied the hand meanwhile
             if len(ready) <= self.refill_below:
                 self._nudge.set()
             self._pending.update(c.campaign_id for c in chunk)
@@ -407,8 +418,7 @@ class Worker:
     async def _send_chunk(self, chunk: Sequence[Claimed]) -> None:
         """One provider call; its answers go to the recorder, which commits them at
         once (a worker killed before that leaves them `sending`, then uncertain)."""
-        await self.bucket.take(len(chunk))
-        # The rate limiter may have held us while the operator paused or cancelled:
+        # The last moment to see a pause or a cancel the watcher has just read:
         # what no provider has seen yet goes back.
         if self._stopped and any(c.campaign_id in self._stopped for c in chunk):
             stopped = [c for c in chunk if c.campaign_id in self._stopped]
