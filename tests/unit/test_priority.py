@@ -204,10 +204,12 @@ class SlowProvider:
         self.sent: Counter[int] = Counter()
         self.gate: asyncio.Event | None = None
         self.in_flight = 0
+        self.batches: list[int] = []
 
     async def send(
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
+        self.batches.append(len(batch))
         for sms in batch:
             self.order.append(self.campaign_of.get(sms.message_id, 0))
             self.sent[sms.message_id] += 1
@@ -249,6 +251,7 @@ async def _with_workers(
     body: Callable[[list[Worker]], Awaitable[None]],
     concurrency: int = 1,
     workers: int = 1,
+    rate: float = 100_000,
 ) -> None:
     config = ctx.config.model_copy(
         update={"provider": ctx.config.provider.model_copy(update={"concurrency": concurrency})}
@@ -260,7 +263,7 @@ async def _with_workers(
             for n in range(workers)
         ]
         for worker in running:
-            worker.bucket = TokenBucket(100_000)
+            worker.bucket = TokenBucket(rate)
             await worker.start()
         tasks = [asyncio.create_task(w.run()) for w in running]
         try:
@@ -452,3 +455,18 @@ def test_cancel_on_the_command_line_says_what_left(
     out = capsys.readouterr().out
     assert "En pause. Retenus pour la reprise — en attente : 3" in out
     assert "Partis après la pause (appels déjà en cours) : 0" in out
+
+
+async def test_a_call_carries_a_tenth_of_a_second_of_the_rate(ctx: Context) -> None:
+    """A 100-message call at 100 msg/s would hold the rate limiter, and every alert
+    behind it, for a whole second."""
+    _town(ctx, Bourg=40)
+    campaign = _send(ctx, "Bourg")
+    provider = SlowProvider(_message_campaigns(ctx), delay=0)
+    provider.max_batch = 100  # type: ignore[misc]
+
+    async def body(_: list[Worker]) -> None:
+        await _until(lambda: _states(ctx, campaign)["submitted"] == 40)
+
+    await _with_workers(ctx, provider, body, concurrency=2, rate=100)
+    assert max(provider.batches) == 10 and sum(provider.batches) == 40
