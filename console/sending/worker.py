@@ -116,7 +116,7 @@ class Worker:
         # Claimed, committed `sending`, not yet handed to the provider: per campaign,
         # served in turns (console.sending.hand).
         self._ready = Hand()
-        # Taken by a sender, waiting for the rate limiter: not handed over yet either.
+        # Taken by a sender for its call (per campaign): counted in what we hold.
         self._pending: Counter[int] = Counter()
         # Campaigns paused or cancelled while we hold messages of theirs -> status.
         self._stopped: dict[int, str] = {}
