@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from console import known_databases
 from console.clock import Clock, SystemClock
 from console.config import Config, database_url
 from console.context import Context, hash_key_path, load_hash_key, sync_topics
@@ -20,14 +22,18 @@ class StartupError(Exception):
     """Why Tocsin cannot start, phrased for the town's IT person."""
 
 
-def open_engine(config: Config, *, migrate_sqlite: bool = True) -> Engine:
+def open_engine(config: Config, *, migrate_sqlite: bool = True, create: bool = False) -> Engine:
+    """The configured database, upgraded if it is the embedded one.
+
+    A SQLite file this installation created and that has gone is refused, unless
+    `create` (`tocsin db init`): Tocsin never silently starts an empty town."""
     url = database_url(config)
     try:
         engine = make_engine(url)
         if is_sqlite(engine):
             database = engine.url.database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if database and database != ":memory:" and not database.startswith("file:"):
+                _check_sqlite_file(Path(database), config, create)
             if migrate_sqlite:
                 # The embedded database upgrades itself; PostgreSQL waits for `db upgrade`.
                 upgrade(engine)
@@ -43,6 +49,47 @@ def open_engine(config: Config, *, migrate_sqlite: bool = True) -> Engine:
             f"this Tocsin needs {head_revision()}: run `tocsin db upgrade`"
         )
     return engine
+
+
+def _check_sqlite_file(database: Path, config: Config, create: bool) -> None:
+    key_path = hash_key_path(config)
+    if database.exists():
+        known_databases.remember(database, key_path)
+        _mend_side_files(database)
+        return
+    if not create and known_databases.was_created(database, key_path):
+        raise StartupError(
+            f"database {database} has gone (deleted or moved): Tocsin created it and "
+            "will not start an empty one in its place; restore the file or a backup "
+            "(`tocsin db restore FILE`), or start afresh with `tocsin db init`"
+        )
+    database.parent.mkdir(parents=True, exist_ok=True)
+    # Written down before it exists, so a crash between the two cannot forget it.
+    known_databases.remember(database, key_path)
+
+
+def _mend_side_files(database: Path) -> None:
+    """SQLite's -wal and -shm files must be as writable as the database: one left
+    read-only (the database made read-only for a moment, a copy by another user)
+    locks everybody out with "attempt to write a readonly database". Mended when it
+    is ours; otherwise the one line says what to run."""
+    mode = stat.S_IMODE(database.stat().st_mode)
+    for suffix in ("-wal", "-shm"):
+        side = database.with_name(database.name + suffix)
+        try:
+            side_stat = side.stat()
+        except FileNotFoundError:
+            continue
+        if stat.S_IMODE(side_stat.st_mode) & mode == mode:
+            continue
+        try:
+            side.chmod(stat.S_IMODE(side_stat.st_mode) | mode)
+        except PermissionError:
+            raise StartupError(
+                f"{side} is less writable than {database.name} "
+                f"({stat.filemode(side_stat.st_mode)} against {stat.filemode(mode)}): "
+                f"everyone would be locked out; run `chmod {mode:o} {side}` as its owner"
+            ) from None
 
 
 def engine_label(url: str) -> str:

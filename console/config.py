@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +23,15 @@ from pydantic import (
 )
 
 from console.composing.composer import PLACEHOLDERS, placeholders_in
+
+# A sender name residents see: letters and digits, 3 to 11, at least one letter (what
+# operators accept). The config and every campaign check it here.
+SENDER_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}")
+
+
+def is_sender_id(value: str) -> bool:
+    return SENDER_ID.fullmatch(value) is not None
+
 
 SYSTEM_CONFIG = Path("/etc/tocsin/config.toml")
 
@@ -60,7 +71,7 @@ class TownConfig(_Strict):
     @field_validator("sender_id")
     @classmethod
     def _sender_id(cls, value: str) -> str:
-        if not re.fullmatch(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}", value):
+        if not is_sender_id(value):
             raise ValueError(
                 f"expected 3 to 11 letters and digits, at least one letter (got {value!r})"
             )
@@ -309,6 +320,10 @@ def database_url(config: Config) -> str:
     return config.database.url or default_database_url()
 
 
+def user_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("tocsin")) / "config.toml"
+
+
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
     """--config, then TOCSIN_CONFIG, then /etc/tocsin, then the user config dir."""
     for given in (explicit, environ.get("TOCSIN_CONFIG")):
@@ -317,8 +332,7 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
             if not path.is_file():
                 raise ConfigError(f"{path}: config file not found")
             return path
-    user = Path(platformdirs.user_config_dir("tocsin")) / "config.toml"
-    for candidate in (SYSTEM_CONFIG, user):
+    for candidate in (SYSTEM_CONFIG, user_config_file()):
         if candidate.is_file():
             return candidate
     return None
@@ -368,12 +382,81 @@ def parse_config(text: str, source: str) -> Config:
         raise ConfigError(f"{source}: {_describe(first)}") from exc
 
 
-def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+# Only a file root owns (and nobody else may write) can say who is admin, where the
+# database is, which key and which provider: the system config, or one root keeps
+# beside it. Tests point this at their own user.
+TRUSTED_OWNER = 0
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    path: Path | None
+    # Tables of a user's own config that were not applied (the system config rules).
+    ignored: tuple[str, ...] = ()
+
+
+def trusted(path: Path) -> bool:
+    """Owned by root and writable by nobody else."""
+    info = path.stat()
+    return info.st_uid == TRUSTED_OWNER and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def read_configuration(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
+    """The configuration in force, and what of a user's own file was set aside.
+
+    Without a system config (/etc/tocsin/config.toml: a single-user install, the
+    demo) the file found is the configuration. Once the system config exists it is
+    the town's: a user's own file (--config, TOCSIN_CONFIG, the user config dir)
+    only sets that user's [console] preferences, unless root owns it and nobody
+    else may write it. Roles are a security boundary; a config of one's own must not
+    make oneself admin.
+    """
     path = find_config_file(explicit, os.environ if environ is None else environ)
     if path is None:
-        return Config()
+        return LoadedConfig(Config(), None)
+    raw = _read_toml(path)
+    system = SYSTEM_CONFIG
+    if not system.is_file():
+        return LoadedConfig(_validated(raw, path), path)
+    if not trusted(system):
+        raise ConfigError(
+            f"{system}: must be owned by root and writable by nobody else "
+            f"(chown root: {system}; chmod 644 {system}); roles depend on it"
+        )
+    if path == system:
+        # The town's config; the user's preferences still come from their own dir.
+        user = user_config_file()
+        if not user.is_file() or user == system:
+            return LoadedConfig(_validated(raw, path), path)
+        path, raw = user, _read_toml(user)
+    elif trusted(path):
+        return LoadedConfig(_validated(raw, path), path)
+    own = _validated({"console": raw.get("console", {})}, path)
+    town = _validated(_read_toml(system), system)
+    ignored = tuple(sorted(key for key in raw if key != "console"))
+    return LoadedConfig(town.model_copy(update={"console": own.console}), system, ignored)
+
+
+def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    return read_configuration(explicit, environ).config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from exc
-    return parse_config(text, str(path))
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _validated(raw: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc.errors()[0])}") from exc

@@ -19,7 +19,7 @@ from console.context import Context
 from console.i18n import Translator
 from console.sending.campaign_messages import MessageRow, page_messages
 from console.sending.send_queue import CampaignProgress, campaign_progress
-from console.sending.states import STATES
+from console.sending.states import STATES, MessageState
 from console.text import visible
 from screens.widgets.campaign_actions import CampaignActions
 from screens.widgets.campaign_summary import campaign_summary
@@ -43,15 +43,15 @@ class Figures:
     window: list[MessageRow] | None
 
 
-STATE_STYLE = {
-    "delivered": "green",
-    "submitted": "cyan",
-    "failed": "red",
-    "rejected": "red",
-    "undelivered": "red",
-    "uncertain": "yellow",
-    "skipped": "dim",
-    "sending": "bold",
+STATE_STYLE: dict[str, str] = {
+    MessageState.DELIVERED: "green",
+    MessageState.SUBMITTED: "cyan",
+    MessageState.FAILED: "red",
+    MessageState.REJECTED: "red",
+    MessageState.UNDELIVERED: "red",
+    MessageState.UNCERTAIN: "yellow",
+    MessageState.SKIPPED: "dim",
+    MessageState.SENDING: "bold",
 }
 
 
@@ -151,7 +151,7 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
         t = self.t
         local = row.updated_at.astimezone(ZoneInfo(self.ctx.config.town.timezone))
         reason = row.reason
-        if reason and row.state == "skipped":
+        if reason and row.state == MessageState.SKIPPED:
             reason = t(f"skip.{reason}") if f"skip.{reason}" in t else reason
         return [
             Text(display(row.number) if row.number else "—"),

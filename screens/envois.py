@@ -158,8 +158,12 @@ class EnvoisScreen(LivePoll[QueueSnapshot], CampaignActions, Screen[None]):
                     age=duration(t, snapshot.heartbeat_age_s or 0),
                 )
             )
-        else:
+        elif snapshot.database_fault is None:
             line.append(t("envois.no_worker"), style="bold red")
+        if snapshot.database_fault is not None:
+            if snapshot.worker_alive:
+                line.append("\n")
+            line.append(t(f"fault.{snapshot.database_fault}"), style="bold red")
         health = snapshot.health
         line.append("\n")
         line.append(t("envois.provider", name=self.ctx.config.provider.name))

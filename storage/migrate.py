@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -34,10 +36,35 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+@contextmanager
+def _migration(engine: Engine) -> Iterator[Config]:
+    """A config holding one connection in a transaction, committed on success.
+
+    SQLite changes a table by copying it and dropping the old one (Alembic's batch
+    mode), and with foreign keys on the drop fails while other rows point at it. So
+    the keys are off for the migration, as SQLite's own procedure for schema changes
+    says: outside the transaction (inside, the pragma does nothing), checked with
+    `foreign_key_check` before the commit, and on again after.
+    """
     cfg = _config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        raw = conn.connection.driver_connection
+        if sqlite and raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                cfg.attributes["connection"] = conn
+                yield cfg
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("the migration left rows pointing at missing ones")
+        finally:
+            if sqlite and raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with _migration(engine) as cfg:
         command.upgrade(cfg, revision)
 
 
@@ -47,3 +74,9 @@ def revision(engine: Engine, message: str) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.revision(cfg, message=message, autogenerate=True)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Back to `revision` (tests prove each migration can be undone)."""
+    with _migration(engine) as cfg:
+        command.downgrade(cfg, revision)

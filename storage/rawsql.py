@@ -8,8 +8,12 @@ event loop that talks to the provider. Here a statement is written once with
 transaction that SQLAlchemy still opens (BEGIN IMMEDIATE on SQLite), commits and
 pools.
 
+The importer's bulk writes go through here too: a chunk of rows is one JSON
+parameter that SQLite (json_each) or PostgreSQL (json_array_elements) unpacks, so
+one call into the driver, which runs it without the GIL, writes thousands of rows.
+
 Everything else keeps using SQLAlchemy: this is for a few statements run per
-answer, not a second data layer.
+answer or per chunk, not a second data layer.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, String, Table
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from storage.engine import is_sqlite
-from storage.models import Message
+from storage.models import message_table
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -37,8 +42,8 @@ class Dialect:
         self.sqlite = is_sqlite(engine)
         # The very conversion SQLAlchemy applies to these columns (text on SQLite,
         # UTC on PostgreSQL), done once per value rather than once per row.
-        column_type = Message.__table__.c.updated_at.type  # type: ignore[attr-defined]
-        impl = column_type.dialect_impl(engine.dialect)
+        self._engine_dialect = engine.dialect
+        impl = message_table.c.updated_at.type.dialect_impl(engine.dialect)
         processor: Callable[[Any], Any] | None = impl.bind_processor(engine.dialect)
         self._datetime = processor or (lambda value: value)
         self._cache: dict[str, str] = {}
@@ -64,11 +69,48 @@ class Dialect:
     def ids(self, values: Sequence[int] | set[int]) -> Any:
         return json.dumps(list(values)) if self.sqlite else list(values)
 
+    def json_rows(self, table: Table, columns: Sequence[str], param: str) -> tuple[list[str], str]:
+        """Expressions for `columns` of each row of the JSON array bound to `param`
+        (rows as lists, in the order of `columns`), and the FROM clause yielding them."""
+        if self.sqlite:
+            exprs = [f"json_extract(j.value, '$[{i}]')" for i in range(len(columns))]
+            return exprs, f"json_each(:{param}) AS j"
+        # Text stays text: a CAST to VARCHAR(n) would cut a long value silently where
+        # the INSERT's own conversion refuses it.
+        exprs = [
+            f"j.value->>{i}"
+            if _is_text(table.c[name].type)
+            else f"CAST(j.value->>{i} AS {table.c[name].type.compile(self._engine_dialect)})"
+            for i, name in enumerate(columns)
+        ]
+        return exprs, f"json_array_elements(CAST(:{param} AS json)) AS j(value)"
+
+    def insert_json(
+        self, table: Table, columns: Sequence[str], constants: Sequence[str] = ()
+    ) -> str:
+        """INSERT of the rows in the JSON parameter `rows` (see `json_rows`), with
+        `constants` bound once as parameters of the same names."""
+        exprs, source = self.json_rows(table, columns, "rows")
+        # Quoted: `groups` is a keyword to SQLite.
+        names = ", ".join(f'"{name}"' for name in (*columns, *constants))
+        values = ", ".join((*exprs, *(f":{name}" for name in constants)))
+        return self.sql(f'INSERT INTO "{table.name}" ({names}) SELECT {values} FROM {source}')
+
+    @staticmethod
+    def rows(rows: Sequence[Sequence[Any]]) -> str:
+        """Rows of plain values (text, numbers, booleans) as the JSON parameter."""
+        return json.dumps(rows, ensure_ascii=False, check_circular=False, separators=(",", ":"))
+
     def for_update(self, of: str = "") -> str:
         """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises."""
         if self.sqlite:
             return ""
         return f" FOR UPDATE OF {of}" if of else " FOR UPDATE"
+
+
+def _is_text(type_: TypeEngine[Any]) -> bool:
+    base = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
+    return isinstance(base, String)
 
 
 _dialects: weakref.WeakKeyDictionary[Engine, Dialect] = weakref.WeakKeyDictionary()

@@ -18,10 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from console.cli import admin, consent, contacts, message, sending
 from console.cli import console as console_verbs
-from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError
+from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, translator
 from console.cli.console import ConsoleRunner, use_console
 from console.cli.terminal import guarded_terminal
-from console.config import Config, ConfigError, load_config
+from console.config import Config, ConfigError, load_config, read_configuration
+from console.i18n import Translator
 from console.roles import PermissionDenied
 from console.sending.providers.credentials import CredentialsError
 from console.text import visible
@@ -50,22 +51,24 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
     """Every failure a user can cause or meet ends here as one line on stderr and the
     documented exit status, never a traceback."""
     use_console(run_console)
+    # Until the config is read, the default language (the config's own errors, which
+    # name its keys, stay as the loader words them).
+    t = translator(Config())
     given = list(sys.argv[1:] if argv is None else argv)
     undecodable = next((arg for arg in given if _not_utf8(arg)), None)
     if undecodable is not None:
         # The terminal sent bytes that are not UTF-8 (Python kept them as lone
         # surrogates): they would fail later, deep in a database driver.
-        return _fail(
-            f"{visible_arg(undecodable)}: not valid UTF-8 (check the terminal's encoding)",
-            EXIT_USAGE,
-        )
+        message = _language_of(given)("cli.not_utf8", arg=visible_arg(undecodable))
+        return _fail(message, EXIT_USAGE)
     args = _parser().parse_args(given)
     handler: Handler = getattr(args, "handler", console_verbs.cmd_tui)
     # The console draws with escape sequences of its own (and shows residents' text
     # escaped itself); every other verb's terminal output is guarded.
     owns_terminal = handler is console_verbs.cmd_tui or getattr(args, "owns_terminal", False)
     try:
-        config = Config() if getattr(args, "config_free", False) else load_config(args.config)
+        config = Config() if getattr(args, "config_free", False) else _configuration(args.config)
+        t = translator(config)
         with contextlib.nullcontext() if owns_terminal else guarded_terminal():
             status = handler(args, config)
             # Output buffered to a full disk fails here rather than at exit.
@@ -76,17 +79,44 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
     except CliError as exc:
         return _fail(str(exc), exc.status)
     except PermissionDenied as exc:
-        return _fail(str(exc))
+        return _fail(t.error(exc))
     except BrokenPipeError:
         # `tocsin export contacts | head`: the reader left; nothing to say.
         _silence_stdout()
         return EXIT_FAILED
     except OSError as exc:
-        return _fail(_os_error(exc))
+        return _fail(_os_error(t, exc))
     except SQLAlchemyError as exc:
-        return _fail(f"database: {_database_error(exc)}")
+        return _fail(t("cli.database", error=_database_error(t, exc)))
     except KeyboardInterrupt:
         return 130
+
+
+def _configuration(explicit: str | None) -> Config:
+    loaded = read_configuration(explicit)
+    if loaded.ignored:
+        tables = ", ".join(f"[{name}]" for name in loaded.ignored)
+        print(
+            f"tocsin: note: {tables} of your own config ignored: {loaded.path} sets them "
+            "for the town (yours may only set [console])",
+            file=sys.stderr,
+        )
+    return loaded.config
+
+
+def _language_of(given: Sequence[str]) -> Translator:
+    """The configured language when the config can be read before the arguments are
+    parsed (an argument that is not UTF-8 stops them being parsed), else the default."""
+    path: str | None = None
+    for i, arg in enumerate(given):
+        if arg == "--config" and i + 1 < len(given):
+            path = given[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.removeprefix("--config=")
+    try:
+        return translator(load_config(path))
+    except (ConfigError, CredentialsError, OSError, ValueError):
+        return translator(Config())
 
 
 def _fail(message: str, status: int = EXIT_FAILED) -> int:
@@ -109,19 +139,24 @@ def visible_arg(arg: str) -> str:
     return visible(raw.decode("utf-8", "backslashreplace"))
 
 
-def _os_error(exc: OSError) -> str:
+def _os_error(t: Translator, exc: OSError) -> str:
+    # The system's own words (strerror) are in the system's language.
     where = f"{exc.filename}: " if exc.filename else ""
     if exc.errno == errno.ENOSPC:
-        return f"{where}no space left on the disk; nothing more was written"
+        return t("cli.disk_full", where=where)
     return f"{where}{exc.strerror or exc}"
 
 
-def _database_error(exc: SQLAlchemyError) -> str:
+def _database_error(t: Translator, exc: SQLAlchemyError) -> str:
     original = getattr(exc, "orig", None)
     text = str(original if original is not None else exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     if "disk is full" in first or "No space left" in first:
-        return f"{first}: free some space; the operation was rolled back"
+        return t("cli.database_full", error=first)
+    if "readonly database" in first:
+        return t("cli.database_readonly", error=first)
+    if "database is locked" in first:
+        return t("cli.database_locked", error=first)
     return first
 
 

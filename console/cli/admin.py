@@ -12,6 +12,7 @@ from console.cli.common import (
     CliError,
     context,
     print_json,
+    translator,
 )
 from console.config import Config
 
@@ -20,6 +21,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = sub.add_parser("db", help="database schema, backup and restore")
     db_sub = db.add_subparsers(dest="action", required=True)
     db_sub.add_parser("upgrade", help="apply migrations (PostgreSQL; SQLite does it itself)")
+    db_sub.add_parser(
+        "init",
+        help="create the database, also where one this installation created has gone",
+    )
     backup = db_sub.add_parser("backup", help="write a consistent copy of everything to FILE")
     backup.add_argument("file")
     backup.add_argument("--json", action="store_true")
@@ -57,18 +62,27 @@ def cmd_db(args: argparse.Namespace, config: Config) -> int:
         return _db_restore(args, config)
     from sqlalchemy.exc import SQLAlchemyError
 
-    from console.bootstrap import engine_label
+    from console.bootstrap import StartupError, engine_label, open_engine
     from console.config import database_url
-    from storage.engine import make_engine
     from storage.migrate import current_revision, head_revision, upgrade
 
     url = database_url(config)
-    engine = make_engine(url)
     try:
+        engine = open_engine(config, migrate_sqlite=False, create=args.action == "init")
+        created = current_revision(engine) is None
         upgrade(engine)
+    except StartupError as exc:
+        raise CliError(str(exc)) from exc
     except SQLAlchemyError as exc:
-        raise CliError(f"database {engine_label(url)}: {exc}") from exc
-    print(f"database at schema {current_revision(engine)} (head {head_revision()})")
+        raise CliError(
+            translator(config)("cli.db_error", label=engine_label(url), error=exc)
+        ) from exc
+    t = translator(config)
+    if args.action == "init":
+        # The key goes with the database from its first day.
+        context(config)
+        print(t("cli.db_created" if created else "cli.db_there", label=engine_label(url)))
+    print(t("cli.db_schema", current=current_revision(engine), head=head_revision()))
     return EXIT_OK
 
 
@@ -91,18 +105,20 @@ def _db_backup(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
-        counts = written.counts
+        t, counts = translator(config), written.counts
         print(
-            f"backup written to {written.path}: {counts.get('contact', 0)} contacts, "
-            f"{counts.get('consent_event', 0)} consent events, "
-            f"{counts.get('suppression', 0)} suppressed numbers, "
-            f"{counts.get('campaign', 0)} campaigns, {counts.get('message', 0)} messages, "
-            f"{counts.get('audit_entry', 0)} audit entries"
+            t(
+                "cli.backup_written",
+                path=written.path,
+                contacts=counts.get("contact", 0),
+                consents=counts.get("consent_event", 0),
+                suppressed=counts.get("suppression", 0),
+                campaigns=counts.get("campaign", 0),
+                messages=counts.get("message", 0),
+                audit=counts.get("audit_entry", 0),
+            )
         )
-        print(
-            f"it needs the hash key with fingerprint {key_fingerprint(ctx.hash_key)} "
-            "to be restored: keep the key file backed up too, apart"
-        )
+        print(t("cli.backup_key", fingerprint=key_fingerprint(ctx.hash_key)))
     return EXIT_OK
 
 
@@ -115,7 +131,9 @@ def _db_restore(args: argparse.Namespace, config: Config) -> int:
 
     try:
         restored = restore_database(config, Path(args.file))
-    except (TocsinError, BackupError) as exc:
+    except TocsinError as exc:
+        raise CliError(translator(config).error(exc)) from exc
+    except BackupError as exc:
         raise CliError(str(exc)) from exc
     if args.json:
         print_json(
@@ -127,10 +145,14 @@ def _db_restore(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
-        total = sum(restored.counts.values())
         print(
-            f"restored {total} rows from {args.file} (made {restored.created_at} on "
-            f"{restored.engine}); check it: tocsin audit verify"
+            translator(config)(
+                "cli.restored",
+                total=sum(restored.counts.values()),
+                file=args.file,
+                made=restored.created_at,
+                engine=restored.engine,
+            )
         )
     return EXIT_OK
 
@@ -151,7 +173,7 @@ def _audit_verify(args: argparse.Namespace, config: Config) -> int:
     try:
         anchors = [parse_anchor(text) for text in args.expect_head]
     except TocsinError as exc:
-        raise CliError(f"--expect-head {exc}", EXIT_USAGE) from exc
+        raise CliError(f"--expect-head {translator(config).error(exc)}", EXIT_USAGE) from exc
     ctx = context(config)
     results = verify_chains(ctx.engine, ctx.hash_key, expect=anchors)
     derived = {
@@ -182,14 +204,15 @@ def _audit_verify(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
+        t = translator(config)
         for name, (count, problems) in results.items():
-            state = "ok" if not problems else f"{len(problems)} problem(s)"
-            print(f"{name}: {count} entries, {state}")
+            key = "cli.chain_problems" if problems else "cli.chain_ok"
+            print(t(key, name=name, count=count, problems=len(problems)))
             for problem in problems:
                 print(f"  #{problem.seq}: {problem.reason}")
         for name, check in derived.items():
-            state = "ok" if not check.problems else f"{len(check.problems)} difference(s)"
-            print(f"{name}: {check.checked} rows, {state}")
+            key = "cli.derived_problems" if check.problems else "cli.derived_ok"
+            print(t(key, name=name, count=check.checked, problems=len(check.problems)))
             for problem in check.problems:
                 print(f"  {f'#{problem.seq}: ' if problem.seq else ''}{problem.reason}")
     return EXIT_OK if ok else EXIT_FAILED
@@ -217,14 +240,10 @@ def _audit_head(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
+        t = translator(config)
         for h in heads:
-            note = "" if h.keyed else "   (NOT KEYED: run `tocsin audit verify`)"
-            print(f"{h.anchor}{note}")
-        print(
-            f"# {at}: keep these lines outside the database; "
-            "`tocsin audit verify --expect-head LINE` checks the chain still holds them",
-            file=sys.stderr,
-        )
+            print(f"{h.anchor}{'' if h.keyed else t('cli.head_not_keyed')}")
+        print(t("cli.head_note", at=at), file=sys.stderr)
     return EXIT_OK if all(h.keyed for h in heads) else EXIT_FAILED
 
 
@@ -234,15 +253,13 @@ def _audit_rekey(args: argparse.Namespace, config: Config) -> int:
     from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 
     ctx = context(config)
+    t = translator(config)
     if alive_workers(ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S):
-        raise CliError(
-            "a worker is running: stop it first (systemctl stop tocsin-worker); "
-            "the rekey rewrites both chains in one transaction"
-        )
+        raise CliError(t("cli.rekey_worker"))
     try:
         done = rekey_chains(ctx)
     except TocsinError as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(t.error(exc)) from exc
     if args.json:
         print_json(
             {
@@ -257,9 +274,9 @@ def _audit_rekey(args: argparse.Namespace, config: Config) -> int:
             }
         )
     elif not done:
-        print("both chains are already keyed: nothing to do")
+        print(t("cli.rekey_nothing"))
     else:
         for r in done:
-            print(f"{r.chain}: {r.entries} entries re-linked by HMAC (head was {r.previous_head})")
-        print("record the new heads outside the database: tocsin audit head")
+            print(t("cli.rekey_done", chain=r.chain, entries=r.entries, previous=r.previous_head))
+        print(t("cli.rekey_record"))
     return EXIT_OK

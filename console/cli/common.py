@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from console.config import Config
+from console.i18n import Translator
 
 if TYPE_CHECKING:
     from console.context import Context
@@ -18,9 +19,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class CliError(Exception):
+    """The one line a verb ends with, already in the configured language."""
+
     def __init__(self, message: str, status: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.status = status
+
+
+def translator(config: Config) -> Translator:
+    """The verbs speak the configured language, as the console does."""
+    return Translator(config.console.language)
 
 
 def context(config: Config) -> Context:
@@ -38,12 +46,13 @@ def context(config: Config) -> Context:
         raise CliError(str(exc), EXIT_USAGE) from exc
 
 
-def confirm_typed(count: int, what: str, stdin: TextIO, stderr: TextIO) -> None:
-    """Mass and destructive actions: the operator types the count they will affect."""
-    stderr.write(f"Type the number of {what} ({count}) to confirm: ")
+def confirm_typed(t: Translator, count: int, what: str, stdin: TextIO, stderr: TextIO) -> None:
+    """Mass and destructive actions: the operator types the count they will affect.
+    `what` is already in the operator's language."""
+    stderr.write(t("cli.confirm", what=what, count=count))
     stderr.flush()
     if stdin.readline().strip() != str(count):
-        raise CliError("not confirmed; nothing done")
+        raise CliError(t("cli.not_confirmed"))
 
 
 def parse_when(text: str, config: Config) -> datetime:
@@ -51,10 +60,7 @@ def parse_when(text: str, config: Config) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise CliError(
-            f"--at {text!r}: expected an ISO date such as 2026-03-14 or 2026-03-14T09:30",
-            EXIT_USAGE,
-        ) from exc
+        raise CliError(translator(config)("cli.bad_when", text=repr(text)), EXIT_USAGE) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=ZoneInfo(config.town.timezone))
     return when

@@ -11,6 +11,7 @@ from console.cli.common import (
     context,
     parse_when,
     print_json,
+    translator,
 )
 from console.config import Config
 
@@ -34,13 +35,14 @@ def cmd_consent(args: argparse.Namespace, config: Config) -> int:
     from console.contacts.service import find_by_number
 
     ctx = context(config)
+    t = translator(config)
     contact_id: int | None = (
         int(args.contact) if args.contact.isdigit() and len(args.contact) < 9 else None
     )
     if contact_id is None:
         found = find_by_number(ctx, args.contact)
         if found is None:
-            raise CliError(f"no contact with number {args.contact}")
+            raise CliError(t("cli.no_contact_number", number=args.contact))
         contact_id = found.id
     occurred = parse_when(args.at, config) if args.at else None
     assert contact_id is not None
@@ -58,7 +60,7 @@ def cmd_consent(args: argparse.Namespace, config: Config) -> int:
             ),
         )
     except ConsentError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(t.error(exc), EXIT_USAGE) from exc
     if args.json:
         print_json(
             {
@@ -69,5 +71,5 @@ def cmd_consent(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
-        print(f"contact #{contact_id}: {event.topic} {event.action} recorded (#{event.seq})")
+        print(t(f"cli.consent_{event.action}", id=contact_id, topic=event.topic, seq=event.seq))
     return EXIT_OK

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from console.cli.common import EXIT_OK, EXIT_USAGE, CliError, context
+from console.cli.common import EXIT_OK, EXIT_USAGE, CliError, context, translator
 from console.config import Config
 
 if TYPE_CHECKING:
@@ -40,11 +40,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.set_defaults(handler=cmd_demo, config_free=True, owns_terminal=True)
 
 
-def console_runner() -> ConsoleRunner:
+def console_runner(config: Config) -> ConsoleRunner:
     if _run_console is None:
-        raise CliError(
-            "the console is not available from this entry point: run `tocsin`", EXIT_USAGE
-        )
+        raise CliError(translator(config)("cli.no_console"), EXIT_USAGE)
     return _run_console
 
 
@@ -55,7 +53,7 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
     def launch_worker() -> Launched:
         return start_detached(worker_command(args.config), data_dir() / "worker.log")
 
-    console_runner()(context(config), launch_worker)
+    console_runner(config)(context(config), launch_worker)
     return EXIT_OK
 
 
@@ -68,7 +66,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     if args.no_tui:
         print(town.database_url)
         return EXIT_OK
-    run_console = console_runner()
+    run_console = console_runner(town.context.config)
     from console.sending.demo_worker import DemoWorker
     from console.sending.worker_launch import Launched
     from console.sending.worker_main import quiet_http_logs
@@ -94,7 +92,8 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
         run_console(town.context, restart_worker)
     finally:
         worker.stop()
+    t = translator(town.context.config)
     if worker.error:
-        print(f"The demo's worker did not run: {worker.error}", file=sys.stderr)
-    print(f"Demo town kept in {town.folder}", file=sys.stderr)
+        print(t("cli.demo_worker_failed", error=worker.error), file=sys.stderr)
+    print(t("cli.demo_kept", folder=town.folder), file=sys.stderr)
     return EXIT_OK

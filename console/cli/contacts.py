@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
 
 from console.cli.common import (
     EXIT_OK,
@@ -14,6 +13,7 @@ from console.cli.common import (
     confirm_typed,
     context,
     print_json,
+    translator,
 )
 from console.config import Config
 
@@ -70,14 +70,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from console.contacts.importer import ImportFailed, ImportOptions, import_contacts
 
+    t = translator(config)
     mapping: dict[str, str] = {}
     for item in args.map:
         field, sep, column = item.partition("=")
         if not sep or not field or not column:
-            raise CliError(f"--map {item!r}: expected FIELD=COLUMN", EXIT_USAGE)
+            raise CliError(t("cli.map_bad", item=repr(item)), EXIT_USAGE)
         mapping[field.strip()] = column.strip()
     if args.consent and not args.source:
-        raise CliError("--consent needs --source (where the consent comes from)", EXIT_USAGE)
+        raise CliError(t("cli.consent_needs_source"), EXIT_USAGE)
     ctx = context(config)
     options = ImportOptions(
         mapping=mapping,
@@ -94,13 +95,13 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:  # bad mapping or consent options
         raise CliError(str(exc), EXIT_USAGE) from exc
     if args.rejects:
-        report.write_rejects(Path(args.rejects))
+        report.write_rejects(Path(args.rejects), t.language)
     if args.json:
         print_json(report.to_json())
     else:
         from console.text import visible
 
-        for line in report.summary_lines(config.console.language):
+        for line in report.summary_lines(t.language):
             print(visible(line))
     return EXIT_OK
 
@@ -116,7 +117,7 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
             # A write error (a full disk) names no file: say which.
             exc.filename = exc.filename or args.output
             raise
-        print(f"{count} contacts -> {args.output}", file=sys.stderr)
+        print(translator(config)("cli.exported", count=count, file=args.output), file=sys.stderr)
     else:
         export_contacts(ctx, sys.stdout)
     return EXIT_OK
@@ -134,6 +135,7 @@ def cmd_contact(args: argparse.Namespace, config: Config) -> int:
     )
 
     ctx = context(config)
+    t = translator(config)
     try:
         if args.action == "add":
             contact = add_contact(
@@ -162,13 +164,17 @@ def cmd_contact(args: argparse.Namespace, config: Config) -> int:
             )
         else:
             if not args.yes:
-                confirm_count(1, sys.stdin, sys.stderr)
+                confirm_typed(t, 1, t("cli.what_erase"), sys.stdin, sys.stderr)
             result = erase_contact(ctx, args.id)
-            out = {"id": result.contact_id, "erased": True, "suppressed": result.suppressed}
-            print_json(out) if args.json else print(f"contact #{result.contact_id} erased")
+            if args.json:
+                print_json(
+                    {"id": result.contact_id, "erased": True, "suppressed": result.suppressed}
+                )
+            else:
+                print(t("cli.contact_erased", id=result.contact_id))
             return EXIT_OK
     except ContactError as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(t.error(exc)) from exc
     if args.json:
         print_json(
             {
@@ -182,9 +188,5 @@ def cmd_contact(args: argparse.Namespace, config: Config) -> int:
             }
         )
     else:
-        print(f"contact #{contact.id} {contact.number} saved")
+        print(t("cli.contact_saved", id=contact.id, number=contact.number))
     return EXIT_OK
-
-
-def confirm_count(count: int, stdin: TextIO, stderr: TextIO) -> None:
-    confirm_typed(count, "contacts to erase", stdin, stderr)

@@ -10,6 +10,7 @@ from console.cli.common import (
     EXIT_USAGE,
     CliError,
     print_json,
+    translator,
 )
 from console.config import Config
 
@@ -36,7 +37,6 @@ def cmd_message(args: argparse.Namespace, config: Config) -> int:
         unfilled_placeholders,
         with_stop_mention,
     )
-    from console.i18n import Translator
     from console.text import visible
 
     # From stdin, the newline that ends the last line is the shell's, not the message's.
@@ -46,7 +46,10 @@ def cmd_message(args: argparse.Namespace, config: Config) -> int:
         topic = config.topics.get(args.topic)
         if topic is None:
             raise CliError(
-                f"unknown topic {args.topic!r} (topics: {', '.join(config.topics)})", EXIT_USAGE
+                translator(config)(
+                    "cli.unknown_topic", topic=repr(args.topic), topics=", ".join(config.topics)
+                ),
+                EXIT_USAGE,
             )
         mention = topic.stop_mention
         text = with_stop_mention(text, mention)
@@ -57,7 +60,7 @@ def cmd_message(args: argparse.Namespace, config: Config) -> int:
             data["topic"] = args.topic
         print_json(data)
         return EXIT_OK
-    t = Translator(config.console.language)
+    t = translator(config)
     lines = []
     if args.topic is not None and mention and text.endswith(mention.strip()):
         lines.append(

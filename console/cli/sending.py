@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from console.cli.common import (
     EXIT_OK,
@@ -14,9 +15,13 @@ from console.cli.common import (
     context,
     parse_when,
     print_json,
+    translator,
 )
 from console.config import Config
+from console.i18n import Translator
+from console.sending.states import MessageState
 from console.text import visible
+from storage.faults import Fault
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,6 +80,7 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
     )
 
     ctx = context(config)
+    t = translator(config)
     request = CampaignRequest(
         topic=args.topic,
         text=args.text,
@@ -93,38 +99,54 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
             from console.composing.composer import analyse, estimate_cost
 
             preview = preview_campaign(ctx, request)
+            details = preview.skipped or ""
+            skipped = sum(preview.skipped.values())
             sys.stderr.write(
-                f"{preview.recipients} recipient(s), {sum(preview.skipped.values())}"
-                f" skipped {preview.skipped or ''}\n"
+                t(
+                    "cli.preview_recipients",
+                    recipients=preview.recipients,
+                    skipped=skipped,
+                    details=details,
+                )
+                + "\n"
             )
             sms = analyse(preview.text)
             cost = estimate_cost(
                 sms.segments, preview.recipients, config.provider.price_per_segment
             )
             sys.stderr.write(
-                f"{sms.segments} SMS ({sms.encoding}) each, estimated cost {cost:.2f}\n"
+                t(
+                    "cli.preview_sms",
+                    segments=sms.segments,
+                    encoding=sms.encoding,
+                    cost=money(t, cost),
+                )
+                + "\n"
             )
-            confirm_typed(preview.recipients, "recipients to send to", sys.stdin, sys.stderr)
-        result = create_campaign(ctx, request)
+            confirm_typed(t, preview.recipients, t("cli.what_recipients"), sys.stdin, sys.stderr)
+        result = create_campaign(ctx, request, on_wait=_say_waiting(config))
     except TocsinError as exc:
-        raise CliError(str(exc), EXIT_USAGE) from exc
+        raise CliError(t.error(exc), EXIT_USAGE) from exc
     if args.json:
         print_json(
             {"campaign_id": result.campaign_id, "counts": result.counts, "skipped": result.skipped}
         )
     else:
         print(
-            f"campaign #{result.campaign_id}: {result.counts['queued']} queued, "
-            f"{result.counts['skipped']} skipped"
+            t(
+                "cli.campaign_created",
+                id=result.campaign_id,
+                queued=result.counts[MessageState.QUEUED],
+                skipped=result.counts[MessageState.SKIPPED],
+            )
         )
     from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 
-    if result.counts["queued"] and not alive_workers(ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S):
+    if result.counts[MessageState.QUEUED] and not alive_workers(
+        ctx.engine, ctx.clock.now(), ALIVE_WITHIN_S
+    ):
         # Queued is not sent: say so at once (stderr, so --json stays clean).
-        sys.stderr.write(
-            "tocsin: warning: no worker is alive, nothing will go out until "
-            "one runs (systemctl start tocsin-worker, or tocsin worker)\n"
-        )
+        sys.stderr.write(f"tocsin: {t('cli.no_worker_warning')}\n")
     return EXIT_OK
 
 
@@ -139,12 +161,14 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
     )
 
     ctx = context(config)
+    t = translator(config)
     try:
         if args.action == "list":
             views = list_campaigns(ctx, args.limit)
             if args.json:
                 print_json([v.to_json() for v in views])
-            for view in views if not args.json else ():
+                return EXIT_OK
+            for view in views:
                 print(
                     f"#{view.id} {view.kind:<9} {view.status:<9} {view.topic:<10} "
                     f"{counts_line(view.counts)}"
@@ -152,20 +176,22 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
             return EXIT_OK
         if args.action == "resolve":
             if args.resend == args.mark_sent:
-                raise CliError("resolve needs --resend or --mark-sent", EXIT_USAGE)
+                raise CliError(t("cli.resolve_needs"), EXIT_USAGE)
             count = resolve_uncertain(ctx, args.id, "resend" if args.resend else "mark-sent")
             view = get_campaign(ctx, args.id)
-            print_json({"resolved": count, **view.to_json()}) if args.json else print(
-                f"campaign #{args.id}: {count} uncertain message(s) "
-                f"{'re-queued' if args.resend else 'marked sent'}"
-            )
+            if args.json:
+                print_json({"resolved": count, **view.to_json()})
+            else:
+                key = "cli.resolved_resend" if args.resend else "cli.resolved_marked"
+                print(t(key, id=args.id, count=count))
             return EXIT_OK
         if args.action == "retry":
             count = retry_failed(ctx, args.id)
             view = get_campaign(ctx, args.id)
-            print_json({"retried": count, **view.to_json()}) if args.json else print(
-                f"campaign #{args.id}: {count} failed message(s) re-queued"
-            )
+            if args.json:
+                print_json({"retried": count, **view.to_json()})
+            else:
+                print(t("cli.retried", id=args.id, count=count))
             return EXIT_OK
         view = (
             get_campaign(ctx, args.id)
@@ -173,7 +199,7 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
             else change_campaign(ctx, args.id, args.action)
         )
     except TocsinError as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(t.error(exc)) from exc
     if args.json:
         print_json(view.to_json())
     else:
@@ -182,17 +208,36 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
             f"#{view.id} {view.kind} {view.status}"
             + (f" ({visible(view.status_reason)})" if view.status_reason else "")
         )
-        print(f"  topic {view.topic}, sender {view.sender_id}, by {view.created_by}")
+        print(
+            t("cli.campaign_details", topic=view.topic, sender=view.sender_id, by=view.created_by)
+        )
         print(f"  {counts_line(view.counts)}")
         if view.stop is not None:
-            from console.i18n import Translator
-
-            t = Translator(config.console.language)
-            print(t(f"campaign.stop_{view.stop.change}", **view.stop.to_json()))
+            print(t(f"cli.campaign_stop_{view.stop.change}", **view.stop.to_json()))
     return EXIT_OK
 
 
+def _say_waiting(config: Config) -> Callable[[Fault], None]:
+    """Tell the operator, once per kind of trouble, that the alert is waiting."""
+    t = translator(config)
+    said: set[Fault] = set()
+
+    def say(fault: Fault) -> None:
+        if fault not in said:
+            said.add(fault)
+            sys.stderr.write(f"tocsin: {t('fault.alert_waits.' + fault)}\n")
+            sys.stderr.flush()
+
+    return say
+
+
+def money(t: Translator, amount: float) -> str:
+    text = f"{amount:.2f}"
+    return text.replace(".", ",") if t.language == "fr" else text
+
+
 def counts_line(counts: dict[str, int]) -> str:
+    # Ledger state names, as `--json` keys them.
     return " ".join(f"{state}={count}" for state, count in counts.items() if count)
 
 
@@ -202,33 +247,44 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     status = queue_status(context(config))
     if args.json:
         print_json(status)
-    else:
-        print(f"queue: {counts_line(status['messages']) or 'empty'}")
-        print(
-            f"in flight: {status['in_flight']}, rate: {status['rate_per_second']}/s, "
-            f"active campaigns: {status['active_campaigns']}, "
-            f"no report after {config.worker.report_timeout_minutes} min: "
-            f"{status['no_report']}"
+        return EXIT_OK
+    t = translator(config)
+    print(t("cli.queue", counts=counts_line(status["messages"]) or t("cli.queue_empty")))
+    print(
+        t(
+            "cli.status",
+            in_flight=status["in_flight"],
+            rate=status["rate_per_second"],
+            active=status["active_campaigns"],
+            minutes=config.worker.report_timeout_minutes,
+            no_report=status["no_report"],
         )
-        if status["worker_alive"]:
-            for worker in status["workers"]:
-                print(
-                    f"worker {worker['owner']} ({worker['provider']}), "
-                    f"last seen {worker['last_seen']}"
+    )
+    if status["database_fault"]:
+        print(t(f"fault.{status['database_fault']}"))
+    if status["worker_alive"]:
+        for worker in status["workers"]:
+            print(
+                t(
+                    "cli.worker",
+                    owner=worker["owner"],
+                    provider=worker["provider"],
+                    last_seen=worker["last_seen"],
                 )
-        else:
-            print("NO WORKER ALIVE: nothing is being sent (start `tocsin worker`)")
+            )
+    else:
+        print(t("cli.no_worker"))
     return EXIT_OK
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    from console.sending.worker import WorkerBusy
+    from console.sending.worker import DatabaseGone, WorkerBusy
     from console.sending.worker_main import run_worker
 
     ctx = context(config)
     try:
         run_worker(ctx)
-    except WorkerBusy as exc:
+    except (WorkerBusy, DatabaseGone) as exc:
         raise CliError(str(exc)) from exc
     except RuntimeError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc

@@ -27,7 +27,13 @@ from sqlmodel import col
 
 from storage.chain import ChainProblem
 from storage.engine import read_session
-from storage.models import AuditEntry, ConsentEvent, ConsentState, Contact, Suppression
+from storage.models import (
+    AuditEntry,
+    Suppression,
+    consent_event_table,
+    consent_state_table,
+    contact_table,
+)
 
 # Audit actions whose details may put a number on the suppression list.
 SUPPRESSING_ACTIONS = ("inbound.stop", "contact.erase")
@@ -49,9 +55,11 @@ def _capped(problems: list[ChainProblem], total: int, what: str) -> list[ChainPr
 
 
 def check_consent_state(engine: Engine) -> DerivedCheck:
-    event: Any = ConsentEvent
-    state: Any = ConsentState
-    contact: Any = Contact
+    event, state, contact = (
+        consent_event_table.c,
+        consent_state_table.c,
+        contact_table.c,
+    )
     ranked = select(
         event.id,
         event.seq,
@@ -67,7 +75,7 @@ def check_consent_state(engine: Engine) -> DerivedCheck:
     ).subquery()
     expected = (
         select(ranked)
-        .join(contact, contact.id == ranked.c.contact_id)
+        .join(contact_table, contact.id == ranked.c.contact_id)
         .where(ranked.c.rank == 1, contact.erased_at.is_(None))
         .subquery()
     )
@@ -82,7 +90,7 @@ def check_consent_state(engine: Engine) -> DerivedCheck:
             state.granted,
             state.contact_id.label("state_contact"),
         )
-        .outerjoin(state, on)
+        .outerjoin(consent_state_table, on)
         .where(
             (state.contact_id.is_(None))
             | (state.event_id != expected.c.id)
@@ -99,7 +107,9 @@ def check_consent_state(engine: Engine) -> DerivedCheck:
     problems: list[ChainProblem] = []
     total = 0
     with read_session(engine) as session:
-        checked = session.execute(select(func.count()).select_from(state)).scalar_one()
+        checked = session.execute(
+            select(func.count()).select_from(consent_state_table)
+        ).scalar_one()
         for contact_id, topic, action, seq, is_granted, found in session.execute(differing):
             total += 1
             if len(problems) >= MAX_REPORTED:

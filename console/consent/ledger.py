@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
+from sqlalchemy import Connection
 from sqlmodel import Session, col, select
 
 from console.audit import CONSENT_CHAIN, append_audit, consent_fields
 from console.context import Context
 from console.errors import TocsinError
 from console.roles import Role
-from storage.chain import commit_link, reserve_link
+from storage.chain import commit_link, reserve_link, reserve_links
 from storage.engine import write_session
-from storage.models import ConsentEvent, ConsentState, Contact
+from storage.models import (
+    ConsentEvent,
+    ConsentState,
+    Contact,
+    consent_event_table,
+    consent_state_table,
+)
+from storage.rawsql import dialect
 
 Action = Literal["grant", "withdraw"]
 
@@ -115,6 +124,114 @@ def append_consent(
             state.granted, state.event_id, state.updated_at = granted, event.id, now
         session.add(state)
     return event
+
+
+@dataclass(slots=True)
+class _EventFields:
+    """What console.audit.consent_fields reads from a ConsentEvent."""
+
+    seq: int
+    contact_id: int
+    topic: str
+    action: str
+    source: str
+    proof_ref: str
+    text_version: str
+    operator: str
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+_GRANT_COLUMNS = (
+    "seq",
+    "contact_id",
+    "topic",
+    "action",
+    "source",
+    "proof_ref",
+    "text_version",
+    "operator",
+    "prev_hash",
+    "hash",
+)
+
+
+def append_grants(
+    conn: Connection, ctx: Context, request: ConsentRequest, contact_ids: Sequence[int]
+) -> None:
+    """append_consent of one validated grant (its contact_id aside) for many contacts
+    that have no consent state on its topic yet: what an import with --consent does.
+
+    Inside the caller's transaction, in three statements whatever the number of
+    contacts (an ORM object per grant would cost more than the whole import).
+    """
+    if not contact_ids:
+        return
+    now = ctx.clock.now()
+    topic = request.topic
+    link = reserve_links(conn, CONSENT_CHAIN, len(contact_ids))
+    first, prev = link.seq, link.prev_hash
+    text_version = request.text_version or ctx.config.topics[topic].consent_text_version
+    proof = request.proof_ref.strip()
+    occurred = request.occurred_at or now
+    rows: list[tuple[Any, ...]] = []
+    for offset, contact_id in enumerate(contact_ids):
+        event = _EventFields(
+            seq=first + offset,
+            contact_id=contact_id,
+            topic=topic,
+            action=request.action,
+            source=request.source,
+            proof_ref=proof,
+            text_version=text_version,
+            operator=ctx.operator,
+            occurred_at=occurred,
+            recorded_at=now,
+        )
+        # consent_fields only reads attributes, as it does of a ConsentEvent.
+        digest = link.digest(prev, consent_fields(cast(ConsentEvent, event)))
+        rows.append(
+            (
+                event.seq,
+                contact_id,
+                topic,
+                request.action,
+                request.source,
+                proof,
+                text_version,
+                ctx.operator,
+                prev,
+                digest,
+            )
+        )
+        prev = digest
+    db = dialect(conn.engine)
+    conn.exec_driver_sql(
+        db.insert_json(consent_event_table, _GRANT_COLUMNS, ("occurred_at", "recorded_at")),
+        {
+            "rows": db.rows(rows),
+            "occurred_at": db.datetime(occurred),
+            "recorded_at": db.datetime(now),
+        },
+    )
+    commit_link(conn, CONSENT_CHAIN, prev)
+    last = first + len(contact_ids) - 1
+    events = consent_event_table.c
+    event_ids: dict[int, int] = dict(
+        conn.execute(
+            select(events.contact_id, events.id).where(events.seq.between(first, last))
+        ).all()
+    )
+    granted = request.action == "grant"
+    conn.exec_driver_sql(
+        db.insert_json(
+            consent_state_table, ("contact_id", "topic", "granted", "event_id"), ("updated_at",)
+        ),
+        {
+            "rows": db.rows([(cid, topic, granted, event_ids[cid]) for cid in contact_ids]),
+            "updated_at": db.datetime(now),
+        },
+    )
 
 
 def _is_newer(session: Session, event: ConsentEvent, state: ConsentState) -> bool:

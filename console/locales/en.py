@@ -144,6 +144,8 @@ EN: dict[str, str] = {
     "error.role_admin": "admin",
     "error.campaign_sender_id": "sender ID {sender_id}: 3 to 11 letters and digits, at least one letter",
     "error.campaign_empty": "the message is empty",
+    "error.campaign_too_long": "the message needs {parts} SMS per recipient, "
+    "over the {limit} allowed: shorten it",
     "error.campaign_audience": "no audience: all, zones, groups or numbers",
     "error.no_campaign": "no campaign #{id}",
     "error.campaign_change": "campaign #{id} is {status}: cannot {change}",
@@ -200,6 +202,19 @@ EN: dict[str, str] = {
     "envois.spark_label": "Answers, 10 min",
     "envois.worker_alive": "Worker alive on {host} ({count}) · seen {age} ago",
     "envois.no_worker": "✗ No worker alive: nothing goes out (w: start one)",
+    "fault.locked": "⏸ Sending paused: the database is locked by another program "
+    "(an import, an open transaction); the worker waits and resumes by itself",
+    "fault.disk_full": "⏸ Sending paused: the disk is full; free some space, "
+    "the worker resumes by itself and loses nothing",
+    "fault.read_only": "⏸ Sending paused: the database is read-only "
+    "(permissions of the .db, -wal, -shm files); the worker resumes by itself",
+    "fault.io_error": "⏸ Sending paused: input/output error on the database; check the disk",
+    "fault.unreachable": "⏸ Sending paused: the database server is unreachable; "
+    "the worker resumes by itself",
+    "fault.alert_waits.locked": "the database is locked by another program (an import, "
+    "an open transaction): the alert waits for it (Ctrl+C to give up)",
+    "fault.alert_waits.unreachable": "the database server does not answer: "
+    "the alert waits for it (Ctrl+C to give up)",
     "envois.provider": "Provider {name}: ",
     "envois.total_rate": "rate {rate}",
     "envois.created": "by {who} on {date} at {time}",
@@ -298,6 +313,4 @@ EN: dict[str, str] = {
     "message.topic": 'Topic {topic}: mention appended "{mention}"',
     "message.cost": "Estimated cost: €{cost} per recipient",
     "message.unfilled": "Placeholders to fill in before sending: {placeholders}",
-    "campaign.stop_cancel": "Cancelled. Will not go — waiting: {not_sent}, claimed by the sending service but not yet handed over: {given_back}. Left after the cancel (calls already under way): {left_after}. Still under way: {in_flight}.",
-    "campaign.stop_pause": "Paused. Held for the resume — waiting: {not_sent}, given back by the sending service before handing over: {given_back}. Left after the pause (calls already under way): {left_after}. Still under way: {in_flight}.",
 }

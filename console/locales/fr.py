@@ -145,6 +145,8 @@ FR: dict[str, str] = {
     "error.role_admin": "administrateur",
     "error.campaign_sender_id": "nom d'expéditeur {sender_id} : 3 à 11 lettres et chiffres, au moins une lettre",
     "error.campaign_empty": "le message est vide",
+    "error.campaign_too_long": "le message ferait {parts} SMS par destinataire, "
+    "au-delà des {limit} permis : raccourcissez-le",
     "error.campaign_audience": "aucun destinataire : tous, des quartiers, des groupes ou des numéros",
     "error.no_campaign": "aucune campagne #{id}",
     "error.campaign_change": "la campagne #{id} est {status} : impossible ({change})",
@@ -201,6 +203,19 @@ FR: dict[str, str] = {
     "envois.spark_label": "Réponses, 10 min",
     "envois.worker_alive": "Worker actif sur {host} ({count}) · signe il y a {age}",
     "envois.no_worker": "✗ Aucun worker actif : rien ne part (w : en démarrer un)",
+    "fault.locked": "⏸ Envois en pause : la base est verrouillée par un autre programme "
+    "(import, transaction ouverte) ; le worker attend et reprendra seul",
+    "fault.disk_full": "⏸ Envois en pause : disque plein ; libérez de la place, "
+    "le worker reprendra seul sans rien perdre",
+    "fault.read_only": "⏸ Envois en pause : la base est en lecture seule "
+    "(droits des fichiers .db, -wal, -shm) ; le worker reprendra seul",
+    "fault.io_error": "⏸ Envois en pause : erreur d'entrée-sortie sur la base ; vérifiez le disque",
+    "fault.unreachable": "⏸ Envois en pause : serveur de base de données injoignable ; "
+    "le worker reprendra seul",
+    "fault.alert_waits.locked": "la base est verrouillée par un autre programme (import, "
+    "transaction ouverte) : l'alerte attend qu'elle se libère (Ctrl+C pour abandonner)",
+    "fault.alert_waits.unreachable": "le serveur de base de données ne répond pas : "
+    "l'alerte attend qu'il revienne (Ctrl+C pour abandonner)",
     "envois.provider": "Fournisseur {name} : ",
     "envois.total_rate": "débit {rate}",
     "envois.created": "par {who} le {date} à {time}",
@@ -299,6 +314,4 @@ FR: dict[str, str] = {
     "message.topic": "Thème {topic} : mention ajoutée « {mention} »",
     "message.cost": "Coût estimé : {cost} € par destinataire",
     "message.unfilled": "Champs à remplir avant l'envoi : {placeholders}",
-    "campaign.stop_cancel": "Annulé. Ne partiront pas — en attente : {not_sent}, pris par le service d'envoi mais pas encore transmis : {given_back}. Partis après l'annulation (appels déjà en cours) : {left_after}. Encore en cours : {in_flight}.",
-    "campaign.stop_pause": "En pause. Retenus pour la reprise — en attente : {not_sent}, rendus par le service d'envoi avant transmission : {given_back}. Partis après la pause (appels déjà en cours) : {left_after}. Encore en cours : {in_flight}.",
 }

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
 
 from console.context import Context
 from storage.engine import read_session
-from storage.models import Contact, Message
+from storage.models import contact_table, message_table
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,7 @@ def page_messages(
     ctx: Context, campaign_id: int, *, state: str | None = None, after_id: int = 0, limit: int = 100
 ) -> list[MessageRow]:
     """The next `limit` messages after `after_id` (keyset: the index does the work)."""
-    message: Any = Message
-    contact: Any = Contact
+    message, contact = message_table.c, contact_table.c
     stmt = (
         select(
             message.id,
@@ -41,7 +39,7 @@ def page_messages(
             message.reason,
             message.updated_at,
         )
-        .outerjoin(contact, contact.id == message.contact_id)
+        .outerjoin(contact_table, contact.id == message.contact_id)
         .where(message.campaign_id == campaign_id, message.id > after_id)
         .order_by(message.id)
         .limit(limit)

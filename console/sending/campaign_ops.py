@@ -6,7 +6,6 @@ calls already under way finish."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -18,8 +17,10 @@ from sqlmodel import col
 from console.audit import append_audit
 from console.context import Context
 from console.roles import Role
-from console.sending.campaigns import CampaignError, _counts
+from console.sending.campaigns import Audience, CampaignError, state_counts
 from console.sending.states import (
+    ACTIVE_STATUSES,
+    CLAIMABLE_STATUSES,
     FAILED,
     QUEUED,
     SENDING,
@@ -27,8 +28,9 @@ from console.sending.states import (
     STATES,
     SUBMITTED,
     UNCERTAIN,
+    CampaignStatus,
 )
-from console.sending.workers import ALIVE_WITHIN_S, alive_workers
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
 from storage.engine import read_session, write_session
 from storage.models import Campaign, DeliveryEvent, Message
 
@@ -114,7 +116,7 @@ def _view(campaign: Campaign, counts: dict[str, int]) -> CampaignView:
         campaign.created_by,
         campaign.created_at,
         campaign.start_at,
-        json.loads(campaign.audience or "{}"),
+        Audience.from_json(campaign.audience).to_dict(),
         counts,
     )
 
@@ -126,7 +128,8 @@ def list_campaigns(ctx: Context, limit: int = 50) -> list[CampaignView]:
             .scalars()
             .all()
         )
-        return [_view(c, _counts(session, c.id or 0)) for c in campaigns]
+        counts = state_counts(session, [c.id for c in campaigns if c.id is not None])
+        return [_view(c, counts[c.id]) for c in campaigns if c.id is not None]
 
 
 def get_campaign(ctx: Context, campaign_id: int) -> CampaignView:
@@ -134,16 +137,20 @@ def get_campaign(ctx: Context, campaign_id: int) -> CampaignView:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
             raise CampaignError(f"no campaign #{campaign_id}", "no_campaign", id=campaign_id)
-        return _view(campaign, _counts(session, campaign_id))
+        return _view(campaign, state_counts(session, [campaign_id])[campaign_id])
 
 
 Change = Literal["pause", "resume", "cancel"]
-_ALLOWED: dict[str, tuple[str, ...]] = {
-    "pause": ("queued", "running"),
-    "resume": ("paused",),
-    "cancel": ("queued", "running", "paused"),
+_ALLOWED: dict[str, tuple[CampaignStatus, ...]] = {
+    "pause": CLAIMABLE_STATUSES,
+    "resume": (CampaignStatus.PAUSED,),
+    "cancel": ACTIVE_STATUSES,
 }
-_NEW_STATUS = {"pause": "paused", "resume": "running", "cancel": "cancelled"}
+_NEW_STATUS = {
+    "pause": CampaignStatus.PAUSED,
+    "resume": CampaignStatus.RUNNING,
+    "cancel": CampaignStatus.CANCELLED,
+}
 # How long a pause or a cancel waits, at most, for the workers to give back what they
 # hold and for the calls under way to end, before it reports (usually a few tenths
 # of a second: workers look every 0.1 s).
@@ -323,7 +330,7 @@ def retry_failed(ctx: Context, campaign_id: int) -> int:
     credentials...); returns how many. Attempts start again from zero."""
     view = get_campaign(ctx, campaign_id)
     ctx.require(Role.ALERTER if view.kind == "emergency" else Role.OPERATOR)
-    if view.status == "cancelled":
+    if view.status == CampaignStatus.CANCELLED:
         raise CampaignError(
             f"campaign #{campaign_id} is cancelled: cannot retry",
             "campaign_change",
@@ -368,8 +375,8 @@ def retry_failed(ctx: Context, campaign_id: int) -> int:
             # A finished campaign runs again for these messages.
             session.execute(
                 update(Campaign)
-                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == "done")
-                .values(status="running")
+                .where(col(Campaign.id) == campaign_id, col(Campaign.status) == CampaignStatus.DONE)
+                .values(status=CampaignStatus.RUNNING)
             )
         append_audit(
             session,
@@ -412,12 +419,13 @@ def queue_status(ctx: Context) -> dict[str, Any]:
         active = session.execute(
             select(func.count())
             .select_from(Campaign)
-            .where(col(Campaign.status).in_(("queued", "running", "paused")))
+            .where(col(Campaign.status).in_(ACTIVE_STATUSES))
         ).scalar_one()
     workers = alive_workers(ctx.engine, now, ALIVE_WITHIN_S)
+    fault = silent_database_fault(ctx.engine, workers, now)
     return {
         "messages": {state: int(by_state.get(state, 0)) for state in STATES},
-        "in_flight": int(by_state.get("sending", 0)),
+        "in_flight": int(by_state.get(SENDING, 0)),
         "no_report": int(no_report),
         "rate_per_second": round(int(last_minute) / 60, 2),
         "active_campaigns": int(active),
@@ -432,4 +440,5 @@ def queue_status(ctx: Context) -> dict[str, Any]:
             }
             for w in workers
         ],
+        "database_fault": fault and str(fault),
     }

@@ -6,38 +6,47 @@ Every resident of the audience gets a Message row: `queued` if they may receive 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from console.audit import append_audit
-from console.composing.composer import unfilled_placeholders, with_stop_mention
+from console.composing.composer import analyse, unfilled_placeholders, with_stop_mention
+from console.config import is_sender_id
 from console.consent.ledger import may_receive
 from console.consent.suppression import number_hasher
 from console.contacts.numbers import InvalidNumber
 from console.context import Context
 from console.errors import TocsinError
 from console.roles import Role
-from console.sending.states import QUEUED, SKIPPED, STATES
+from console.sending.states import QUEUED, SKIPPED, STATES, CampaignStatus
 from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import is_sqlite, read_session, write_session
-from storage.models import Campaign, ConsentState, Contact, ContactGroup, Message, Suppression
+from storage.faults import Fault, retry_while_locked
+from storage.models import (
+    Campaign,
+    ConsentState,
+    ContactGroup,
+    Message,
+    Suppression,
+    contact_table,
+    message_table,
+)
 
 Kind = Literal["emergency", "planned"]
+T = TypeVar("T")
+
 EMERGENCY_PRIORITY = 100
-# Letters and digits, 3 to 11, at least one letter (what operators accept as a
-# sender name).
-_SENDER_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{3,11}")
 
 SKIP_NOT_SENDABLE = "not_sendable"
 SKIP_NO_CONSENT = "no_consent"
@@ -55,17 +64,17 @@ class Audience:
     groups: tuple[str, ...] = ()
     numbers: tuple[str, ...] = ()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The stored shape, which `campaign show --json` prints as it is."""
+        return {
+            "all": self.everyone,
+            "groups": list(self.groups),
+            "numbers": list(self.numbers),
+            "zones": list(self.zones),
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "all": self.everyone,
-                "zones": list(self.zones),
-                "groups": list(self.groups),
-                "numbers": list(self.numbers),
-            },
-            ensure_ascii=False,
-            sort_keys=True,
-        )
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Audience:
@@ -101,7 +110,7 @@ class Enqueued:
 
 
 def check_sender_id(sender_id: str) -> str:
-    if not _SENDER_ID.fullmatch(sender_id):
+    if not is_sender_id(sender_id):
         raise CampaignError(
             f"sender ID {sender_id!r}: 3 to 11 letters and digits, at least one letter",
             "campaign_sender_id",
@@ -117,6 +126,16 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
         )
     if not request.text.strip():
         raise CampaignError("the message is empty", "campaign_empty")
+    parts = analyse(message_text(ctx, request)).segments
+    if parts > MAX_PARTS:
+        # 131 SMS per resident is a mistake (a pasted document), never an alert.
+        raise CampaignError(
+            f"the message needs {parts} SMS per recipient, over the {MAX_PARTS} allowed: "
+            "shorten it",
+            "campaign_too_long",
+            parts=parts,
+            limit=MAX_PARTS,
+        )
     unfilled = unfilled_placeholders(message_text(ctx, request))
     if unfilled:
         # A template's {lieu} must never reach residents as such.
@@ -136,11 +155,15 @@ def _validate(ctx: Context, request: CampaignRequest) -> None:
 # while the rest are enqueued; each later chunk is its own short transaction, so on
 # SQLite the worker's writes are never held up behind one long enqueue.
 FIRST_CHUNK = 200
+# The most SMS one message may take per recipient (Kannel's default max-messages too).
+MAX_PARTS = 10
 CHUNK = 5000
 # SQLite only: how long an emergency waits for a live worker to claim its first
 # recipients before enqueuing the rest, and the gap left between chunks for its writes.
 FIRST_CLAIM_WAIT_S = 0.5
 CHUNK_PAUSE_S = 0.03
+# How long an alert waits out a locked database before it gives up and says so.
+EMERGENCY_PATIENCE_S = 120.0
 
 
 def _let_the_sender_start(ctx: Context, campaign_id: int) -> bool:
@@ -165,7 +188,11 @@ def _let_the_sender_start(ctx: Context, campaign_id: int) -> bool:
 
 
 def create_campaign(
-    ctx: Context, request: CampaignRequest, *, on_started: Callable[[int], None] | None = None
+    ctx: Context,
+    request: CampaignRequest,
+    *,
+    on_started: Callable[[int], None] | None = None,
+    on_wait: Callable[[Fault], None] | None = None,
 ) -> Enqueued:
     """Create the campaign and enqueue every recipient.
 
@@ -174,12 +201,51 @@ def create_campaign(
     campaign stays `enqueued = False` until the last chunk; if the console dies
     half-way, `complete_enqueue` (run by the worker) finishes it, and the unique
     (campaign, number) makes that safe to run twice. `on_started` gets the campaign
-    id once the first chunk is committed (the console shows it live from then on)."""
+    id once the first chunk is committed (the console shows it live from then on).
+
+    An emergency waits out a locked database (an import, someone's open
+    transaction) for up to EMERGENCY_PATIENCE_S, telling `on_wait` each time: every
+    transaction here is safe to make again (a failed one rolled back whole; a chunk
+    already in is not doubled)."""
     needed = Role.ALERTER if request.kind == "emergency" else Role.OPERATOR
     ctx.require(needed)
     _validate(ctx, request)
     explicit = _parse_numbers(ctx, request.audience.numbers)
     now = ctx.clock.now()
+    emergency = request.kind == "emergency"
+
+    def patiently(work: Callable[[], T]) -> T:
+        if not emergency:
+            return work()
+        return retry_while_locked(work, patience_seconds=EMERGENCY_PATIENCE_S, on_wait=on_wait)
+
+    campaign, chunk = patiently(lambda: _create_first(ctx, request, explicit, now))
+    skipped = Counter(chunk.skipped)
+    assert campaign.id is not None
+    if on_started is not None:
+        on_started(campaign.id)
+    # SQLite has one writer: without these pauses the worker's claims wait behind every
+    # chunk, and the first SMS would leave only once the whole audience is enqueued.
+    one_writer = (
+        emergency
+        and is_sqlite(ctx.engine)
+        and not chunk.last
+        and _let_the_sender_start(ctx, campaign.id)
+    )
+    while not chunk.last:
+        chunk = patiently(
+            functools.partial(_next_chunk, ctx, campaign, request, explicit, chunk.last_contact_id)
+        )
+        skipped.update(chunk.skipped)
+        if one_writer and not chunk.last:
+            time.sleep(CHUNK_PAUSE_S)
+    return Enqueued(campaign.id, chunk.counts, dict(skipped))
+
+
+def _create_first(
+    ctx: Context, request: CampaignRequest, explicit: list[str], now: datetime
+) -> tuple[Campaign, _Chunk]:
+    """The campaign row, its audit entry and its first chunk, in one transaction."""
     emergency = request.kind == "emergency"
     with write_session(ctx.engine) as session:
         campaign = Campaign(
@@ -189,7 +255,7 @@ def create_campaign(
             kind=request.kind,
             priority=EMERGENCY_PRIORITY if emergency else 0,
             audience=request.audience.to_json(),
-            status="queued",
+            status=CampaignStatus.QUEUED,
             created_by=ctx.operator,
             created_at=now,
             start_at=request.start_at or now,
@@ -216,32 +282,20 @@ def create_campaign(
             after_id=0,
             limit=FIRST_CHUNK if emergency else None,
         )
-    skipped = Counter(chunk.skipped)
-    if on_started is not None:
-        on_started(campaign.id)
-    # SQLite has one writer: without these pauses the worker's claims wait behind every
-    # chunk, and the first SMS would leave only once the whole audience is enqueued.
-    one_writer = (
-        emergency
-        and is_sqlite(ctx.engine)
-        and not chunk.last
-        and _let_the_sender_start(ctx, campaign.id)
-    )
-    while not chunk.last:
-        with write_session(ctx.engine) as session:
-            chunk = _enqueue_chunk(
-                session,
-                ctx,
-                campaign,
-                request.audience,
-                explicit,
-                after_id=chunk.last_contact_id,
-                limit=CHUNK,
-            )
-        skipped.update(chunk.skipped)
-        if one_writer and not chunk.last:
-            time.sleep(CHUNK_PAUSE_S)
-    return Enqueued(campaign.id, chunk.counts, dict(skipped))
+    return campaign, chunk
+
+
+def _next_chunk(
+    ctx: Context,
+    campaign: Campaign,
+    request: CampaignRequest,
+    explicit: list[str],
+    after_id: int,
+) -> _Chunk:
+    with write_session(ctx.engine) as session:
+        return _enqueue_chunk(
+            session, ctx, campaign, request.audience, explicit, after_id=after_id, limit=CHUNK
+        )
 
 
 def complete_enqueue(ctx: Context, campaign_id: int) -> Enqueued:
@@ -410,7 +464,7 @@ def _resolve(
     """The rows of the audience's contacts after `after_id` (in id order, at most
     `limit`), then, with the last chunk, the typed numbers no contact has. Returns the
     rows, the last contact id seen, and whether this was the last chunk."""
-    contact: Any = Contact
+    contact = contact_table.c
     conditions = []
     if audience.everyone:
         conditions.append(contact.id.is_not(None))
@@ -502,8 +556,8 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
     """(campaign, number) is unique: an enqueue run twice never doubles a message."""
     if not rows:
         return
-    table: Any = Message.__table__  # type: ignore[attr-defined]
     stmt: Any
+    table = message_table
     if conn.dialect.name == "postgresql":
         stmt = postgresql.insert(table).on_conflict_do_nothing(
             constraint="uq_message_campaign_number"
@@ -515,19 +569,22 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
     conn.execute(stmt, rows)
 
 
-def _counts(session: Session, campaign_id: int) -> dict[str, int]:
-    found: dict[str, int] = {
-        state: count
-        for state, count in session.execute(
-            select(col(Message.state), func.count())
-            .where(col(Message.campaign_id) == campaign_id)
-            .group_by(col(Message.state))
-        )
+def state_counts(session: Session, campaign_ids: Collection[int]) -> dict[int, dict[str, int]]:
+    """Messages per ledger state of each campaign, every state present (the `--json`
+    shape), in one query for them all."""
+    counts: dict[int, dict[str, int]] = {
+        campaign_id: dict.fromkeys(STATES, 0) for campaign_id in campaign_ids
     }
-    return {state: int(found.get(state, 0)) for state in STATES}
+    if not counts:
+        return counts
+    for campaign_id, state, count in session.execute(
+        select(col(Message.campaign_id), col(Message.state), func.count())
+        .where(col(Message.campaign_id).in_(counts))
+        .group_by(col(Message.campaign_id), col(Message.state))
+    ):
+        counts[campaign_id][state] = int(count)
+    return counts
 
 
-def campaign_counts(ctx: Context, campaign_id: int) -> dict[str, int]:
-    """Messages per ledger state, every state present (the `--json` shape)."""
-    with read_session(ctx.engine) as session:
-        return _counts(session, campaign_id)
+def _counts(session: Session, campaign_id: int) -> dict[str, int]:
+    return state_counts(session, [campaign_id])[campaign_id]

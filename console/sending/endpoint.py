@@ -29,7 +29,7 @@ from starlette.routing import Route
 from console.context import Context
 from console.sending.inbound import handle_inbound
 from console.sending.providers.base import DeliveryReport, HttpRequest, InboundSms, Provider
-from console.sending.queue import apply_report
+from console.sending.report_writer import ReportWriter
 
 log = logging.getLogger("tocsin.endpoint")
 
@@ -142,6 +142,7 @@ def build_app(
     settings = ctx.config.worker
     limit = settings.max_body_bytes if max_body_bytes is None else max_body_bytes
     timeout = settings.read_timeout_seconds if read_timeout is None else read_timeout
+    report_writer = ReportWriter(ctx.engine, ctx.clock)
 
     def guarded(
         handler: Callable[[HttpRequest], Awaitable[Response]],
@@ -184,8 +185,7 @@ def build_app(
             found = [check_report(report) for report in provider.parse_report(http)]
         except _MALFORMED as exc:
             return PlainTextResponse(f"unreadable report: {_short(exc)}", status_code=400)
-        for report in found:
-            await asyncio.to_thread(apply_report, ctx.engine, report, ctx.clock.now())
+        await report_writer.apply(found)
         return PlainTextResponse("ok")
 
     async def inbound(http: HttpRequest) -> Response:

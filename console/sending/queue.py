@@ -18,6 +18,7 @@ from sqlmodel import Session
 
 from console.sending.providers.base import DeliveryReport, SendResult
 from console.sending.states import (
+    CLAIMABLE_STATUSES,
     FAILED,
     QUEUED,
     REJECTED,
@@ -25,14 +26,14 @@ from console.sending.states import (
     SKIPPED,
     SUBMITTED,
     UNCERTAIN,
+    CampaignStatus,
     can_move,
 )
 from storage.engine import read_session, write_session
-from storage.models import Campaign, DeliveryEvent, Message
+from storage.models import DeliveryEvent, campaign_table, message_table
 from storage.rawsql import Dialect, dialect, write_cursor
 
-# Campaigns whose messages may be claimed.
-ACTIVE = ("queued", "running")
+ACTIVE = CLAIMABLE_STATUSES
 # Retry backoff: 2, 4, 8 ... seconds, at most 5 minutes.
 BACKOFF_BASE_S = 2.0
 BACKOFF_MAX_S = 300.0
@@ -60,12 +61,13 @@ _CLAIMABLE = """
 SELECT id, priority, text, sender_id, kind FROM campaign
 WHERE status IN (:queued, :running) AND start_at <= :now
 ORDER BY priority DESC, id"""
-# One campaign's due messages in enqueue order: read off ix_message_campaign_state
-# (campaign, state, then id), so a claim never sorts a big campaign's queue.
+# One campaign's due messages, the longest due first: a range of
+# ix_message_campaign_state (campaign, state, next_attempt_at, id), so a claim never
+# sorts a big campaign's queue, nor reads what is not due yet.
 _CLAIM_ONE = """
 SELECT id, number, attempts FROM message
 WHERE campaign_id = :campaign AND state = :queued AND next_attempt_at <= :now
-ORDER BY id
+ORDER BY next_attempt_at, id
 LIMIT :limit"""
 _TAKE = """
 UPDATE message SET state = :sending, lease_owner = :owner, lease_expires_at = :expires,
@@ -108,7 +110,10 @@ def claim_batch(
     stamp = db.datetime(now)
     taken: list[Claimed] = []
     with write_cursor(engine) as cursor:
-        cursor.execute(db.sql(_CLAIMABLE), {"queued": QUEUED, "running": "running", "now": stamp})
+        cursor.execute(
+            db.sql(_CLAIMABLE),
+            {"queued": CampaignStatus.QUEUED, "running": CampaignStatus.RUNNING, "now": stamp},
+        )
         found = [
             _Claimable(cid, priority, text, sender_id, kind == "emergency")
             for cid, priority, text, sender_id, kind in cursor.fetchall()
@@ -128,8 +133,8 @@ def claim_batch(
                     "AND status = :queued"
                 ),
                 {
-                    "running": "running",
-                    "queued": QUEUED,
+                    "running": CampaignStatus.RUNNING,
+                    "queued": CampaignStatus.QUEUED,
                     "ids": db.ids({c.campaign_id for c in taken}),
                 },
             )
@@ -308,11 +313,11 @@ def release(
     this worker still held."""
     if not claimed:
         return 0
-    message: Any = Message
+    message = message_table.c
     with write_session(engine) as session:
         return int(
             session.execute(
-                update(message)
+                update(message_table)
                 .where(
                     message.id.in_([c.message_id for c in claimed]),
                     message.state == SENDING,
@@ -341,7 +346,7 @@ class Watch:
 
 def watch(engine: Engine, now: datetime, held: Collection[int]) -> Watch:
     """One small read of the campaign table (the message table is not touched)."""
-    campaign: Any = Campaign
+    campaign = campaign_table.c
     active = and_(
         campaign.status.in_(ACTIVE), campaign.kind == "emergency", campaign.start_at <= now
     )
@@ -372,8 +377,8 @@ def skip_cancelled(engine: Engine, now: datetime) -> int:
     """A cancelled campaign keeps nothing queued: what came back after the cancel (an
     emergency's re-send after an unknown answer or an expired lease) is skipped too,
     and what a cancel left half-way. At most SWEEP_LIMIT a call: a short write."""
-    campaign: Any = Campaign
-    message: Any = Message
+    campaign = campaign_table.c
+    message = message_table.c
     with write_session(engine) as session:
         ids = list(
             session.execute(
@@ -381,7 +386,7 @@ def skip_cancelled(engine: Engine, now: datetime) -> int:
                 .where(
                     message.state == QUEUED,
                     message.campaign_id.in_(
-                        select(campaign.id).where(campaign.status == "cancelled")
+                        select(campaign.id).where(campaign.status == CampaignStatus.CANCELLED)
                     ),
                 )
                 .limit(SWEEP_LIMIT)
@@ -391,7 +396,7 @@ def skip_cancelled(engine: Engine, now: datetime) -> int:
             return 0
         return int(
             session.execute(
-                update(message)
+                update(message_table)
                 .where(message.id.in_(ids), message.state == QUEUED)
                 .values(state=SKIPPED, reason="cancelled", updated_at=now)
             ).rowcount  # type: ignore[attr-defined]
@@ -403,12 +408,11 @@ def expire_leases(engine: Engine, now: datetime) -> int:
 
     Emergency campaigns re-send them at once; the others hold them for the operator.
     """
-    message: Any = Message
-    campaign: Any = Campaign
+    message, campaign = message_table.c, campaign_table.c
     with write_session(engine) as session:
         expired = session.execute(
             select(message.id, campaign.resend_uncertain)
-            .join(campaign, campaign.id == message.campaign_id)
+            .join(campaign_table, campaign.id == message.campaign_id)
             .where(message.state == SENDING, message.lease_expires_at < now)
         ).all()
         for message_id, resend in expired:
@@ -417,7 +421,7 @@ def expire_leases(engine: Engine, now: datetime) -> int:
                 "; re-sent (emergency)" if resend else ""
             )
             session.execute(
-                update(message)
+                update(message_table)
                 .where(message.id == message_id, message.state == SENDING)
                 .values(
                     state=state,
@@ -432,43 +436,54 @@ def expire_leases(engine: Engine, now: datetime) -> int:
 
 
 def apply_report(engine: Engine, report: DeliveryReport, now: datetime) -> bool:
-    """Apply a delivery report unless it would move the message backwards.
+    """Apply one delivery report (see apply_reports)."""
+    return apply_reports(engine, [report], now)[0]
+
+
+def apply_reports(engine: Engine, reports: Sequence[DeliveryReport], now: datetime) -> list[bool]:
+    """Apply delivery reports in one transaction, in their order; for each, whether
+    it moved its message.
 
     Reports arrive twice and out of order: a duplicate or an older report is kept as
-    an event, not applied.
+    an event, not applied. Several reports for one message in the same batch apply
+    one after the other, as if they had come one by one.
     """
-    message: Any = Message
     with write_session(engine) as session:
-        if report.message_id is not None:
-            where = message.id == report.message_id
-        elif report.provider_ref:
-            where = message.provider_ref == report.provider_ref
-        else:
-            return False
-        # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
-        # cannot slip between this read and the update below.
-        found = session.execute(
-            select(message.id, message.state).where(where).with_for_update()
-        ).first()
-        if found is None:
-            return False
-        message_id, current = found
-        applied = current != report.state and can_move(current, report.state)
-        if applied:
-            applied = bool(
-                session.execute(
-                    update(message)
-                    .where(and_(message.id == message_id, message.state == current))
-                    .values(
-                        state=report.state,
-                        reason=report.provider_status[:500],
-                        lease_owner="",
-                        lease_expires_at=None,
-                        updated_at=now,
-                    )
-                ).rowcount  # type: ignore[attr-defined]
-            )
-        _event(session, message_id, report.state, applied, "report", report.provider_status, now)
+        return [_apply_one(session, report, now) for report in reports]
+
+
+def _apply_one(session: Session, report: DeliveryReport, now: datetime) -> bool:
+    message = message_table.c
+    if report.message_id is not None:
+        where = message.id == report.message_id
+    elif report.provider_ref:
+        where = message.provider_ref == report.provider_ref
+    else:
+        return False
+    # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
+    # cannot slip between this read and the update below.
+    found = session.execute(
+        select(message.id, message.state).where(where).with_for_update()
+    ).first()
+    if found is None:
+        return False
+    message_id, current = found
+    applied = current != report.state and can_move(current, report.state)
+    if applied:
+        applied = bool(
+            session.execute(
+                update(message_table)
+                .where(and_(message.id == message_id, message.state == current))
+                .values(
+                    state=report.state,
+                    reason=report.provider_status[:500],
+                    lease_owner="",
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        )
+    _event(session, message_id, report.state, applied, "report", report.provider_status, now)
     return applied
 
 
@@ -496,20 +511,19 @@ def _event(
 def finish_campaigns(engine: Engine) -> int:
     """A running campaign with nothing left to send or decide is done (once its whole
     audience is enqueued: an emergency sends its first chunk before the rest is in)."""
-    campaign: Any = Campaign
-    message: Any = Message
+    campaign, message = campaign_table.c, message_table.c
     open_states = (QUEUED, SENDING, UNCERTAIN)
     with write_session(engine) as session:
         return int(
             session.execute(
-                update(campaign)
+                update(campaign_table)
                 .where(
-                    campaign.status == "running",
+                    campaign.status == CampaignStatus.RUNNING,
                     campaign.enqueued.is_(True),
                     ~select(message.id)
                     .where(message.campaign_id == campaign.id, message.state.in_(open_states))
                     .exists(),
                 )
-                .values(status="done")
+                .values(status=CampaignStatus.DONE)
             ).rowcount  # type: ignore[attr-defined]
         )

@@ -13,12 +13,28 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import Session, col
 
 from console.context import Context
-from console.sending.states import QUEUED, SENDING, STATES, SUBMITTED, UNCERTAIN
-from console.sending.workers import ALIVE_WITHIN_S, alive_workers
+from console.sending.campaigns import state_counts
+from console.sending.states import (
+    ACTIVE_STATUSES,
+    CLAIMABLE_STATUSES,
+    QUEUED,
+    SENDING,
+    SUBMITTED,
+    UNCERTAIN,
+    CampaignStatus,
+)
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
 from storage.engine import read_session
-from storage.models import Campaign, DeliveryEvent, Message, WorkerHeartbeat
+from storage.faults import Fault
+from storage.models import (
+    Campaign,
+    DeliveryEvent,
+    Message,
+    WorkerHeartbeat,
+    campaign_table,
+    delivery_event_table,
+)
 
-ACTIVE_STATUSES = ("queued", "running", "paused")
 # Campaigns that ended this long ago still show, so the operator sees how they ended.
 RECENT = timedelta(hours=24)
 MAX_CAMPAIGNS = 50
@@ -66,16 +82,16 @@ class CampaignProgress:
 
     @property
     def eta_seconds(self) -> float | None:
-        if self.status not in ("queued", "running"):
+        if self.status not in CLAIMABLE_STATUSES:
             return None
         if self.waiting == 0:
             return 0.0
-        if self.rate <= 0 or self.status == "paused":
+        if self.rate <= 0 or self.status == CampaignStatus.PAUSED:
             return None
         return self.waiting / self.rate
 
     def is_scheduled(self, now: datetime) -> bool:
-        return self.status == "queued" and self.start_at > now
+        return self.status == CampaignStatus.QUEUED and self.start_at > now
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,8 @@ class QueueSnapshot:
     # Provider answers in each SPARK_BUCKET_S bucket, oldest first, the last one now.
     sparkline: list[int]
     health: ProviderHealth
+    # Why the database refuses writes while the worker is silent (sending paused).
+    database_fault: Fault | None = None
 
     @property
     def worker_alive(self) -> bool:
@@ -117,7 +135,7 @@ def _bucket_index(column: Any, start: datetime, dialect: str) -> ColumnElement[A
 
 
 def _campaigns(session: Session, now: datetime) -> list[Campaign]:
-    campaign: Any = Campaign
+    campaign = campaign_table.c
     return list(
         session.execute(
             select(Campaign)
@@ -127,19 +145,6 @@ def _campaigns(session: Session, now: datetime) -> list[Campaign]:
             .limit(MAX_CAMPAIGNS)
         ).scalars()
     )
-
-
-def _counts(session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
-    counts = {campaign_id: dict.fromkeys(STATES, 0) for campaign_id in ids}
-    if not ids:
-        return counts
-    for campaign_id, state, count in session.execute(
-        select(col(Message.campaign_id), col(Message.state), func.count())
-        .where(col(Message.campaign_id).in_(ids))
-        .group_by(col(Message.campaign_id), col(Message.state))
-    ):
-        counts[campaign_id][state] = int(count)
-    return counts
 
 
 def _rates(session: Session, ids: list[int], now: datetime) -> dict[int, float]:
@@ -180,7 +185,7 @@ def _sparkline(session: Session, now: datetime) -> list[int]:
 
 def _health(session: Session, now: datetime, paused_reason: str) -> ProviderHealth:
     since = now - timedelta(seconds=HEALTH_WINDOW_S)
-    event: Any = DeliveryEvent
+    event = delivery_event_table.c
     recent = and_(event.source == "send", event.at >= since)
     answers, accepted = session.execute(
         select(func.count(), func.count().filter(event.state == SUBMITTED)).where(recent)
@@ -233,11 +238,16 @@ def queue_snapshot(ctx: Context) -> QueueSnapshot:
     with read_session(ctx.engine) as session:
         campaigns = _campaigns(session, now)
         ids = [c.id for c in campaigns if c.id is not None]
-        counts = _counts(session, ids)
+        counts = state_counts(session, ids)
         rates = _rates(session, ids, now)
         sparkline = _sparkline(session, now)
         paused_reason = next(
-            (c.status_reason for c in campaigns if c.status == "paused" and c.status_reason), ""
+            (
+                c.status_reason
+                for c in campaigns
+                if c.status == CampaignStatus.PAUSED and c.status_reason
+            ),
+            "",
         )
         health = _health(session, now, paused_reason)
     workers = alive_workers(ctx.engine, now, ALIVE_WITHIN_S)
@@ -253,6 +263,7 @@ def queue_snapshot(ctx: Context) -> QueueSnapshot:
         rate=sum(rates.values()),
         sparkline=sparkline,
         health=health,
+        database_fault=silent_database_fault(ctx.engine, workers, now),
     )
 
 
@@ -263,6 +274,6 @@ def campaign_progress(ctx: Context, campaign_id: int) -> CampaignProgress | None
         c = session.get(Campaign, campaign_id)
         if c is None or c.id is None:
             return None
-        counts = _counts(session, [c.id])[c.id]
+        counts = state_counts(session, [c.id])[c.id]
         rates = _rates(session, [c.id], now)
         return _progress(c, counts, rates.get(c.id, 0.0))

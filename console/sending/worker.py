@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import httpx
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from console.audit import append_audit
@@ -32,7 +33,7 @@ from console.sending.providers.base import OutgoingSms, Provider, ProviderAuthEr
 from console.sending.queue import (
     ACTIVE,
     Claimed,
-    apply_report,
+    apply_reports,
     claim_batch,
     expire_leases,
     finish_campaigns,
@@ -42,9 +43,10 @@ from console.sending.queue import (
     watch,
 )
 from console.sending.ratelimit import TokenBucket
-from console.sending.states import QUEUED, SKIPPED, SUBMITTED
+from console.sending.states import QUEUED, SKIPPED, SUBMITTED, CampaignStatus
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
+from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
 from storage.models import Campaign
 
 log = logging.getLogger("tocsin.worker")
@@ -69,10 +71,24 @@ HOUSEKEEPING_S = 2.0
 # An emergency still being enqueued after this long lost its console (a dropped SSH
 # session): the worker finishes the enqueue.
 STALLED_ENQUEUE_S = 30
+# Delivery reports applied per transaction.
+REPORT_BATCH = 500
+
+
+# A database that is locked, full or unreachable is asked again after this long,
+# doubling up to the maximum: an alert resumes within seconds of the trouble passing.
+FAULT_RETRY_MIN_S = 0.5
+FAULT_RETRY_MAX_S = 5.0
+RESUME_AFTER_S = 3.0
 
 
 class WorkerBusy(Exception):
     """Another worker holds the SQLite sender lease."""
+
+
+class DatabaseGone(Exception):
+    """The SQLite file was deleted or replaced under the running worker: sending on
+    would write into a file nobody reads."""
 
 
 @dataclass
@@ -133,11 +149,76 @@ class Worker:
         # each other here rather than on SQLite's busy handler, which sleeps whole
         # milliseconds, and one thread contends for the GIL instead of several.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-ledger")
+        # Why the database refuses work right now (None: it does not); the worker
+        # waits it out instead of dying.
+        self.database_fault: Fault | None = None
+        self._fault_began = 0.0
+        self._last_fault = 0.0
+        self._file = DatabaseFile.of(ctx.engine)
         self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-watch")
 
     async def _in_db(self, fn: Callable[..., T], *args: object) -> T:
+        """Run database work on the ledger thread, waiting out a locked, full or
+        unreachable database: each call is one transaction, rolled back whole when
+        it fails, so it is simply made again."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db, functools.partial(fn, *args))
+        delay = FAULT_RETRY_MIN_S
+        while True:
+            try:
+                result = await loop.run_in_executor(self._db, functools.partial(fn, *args))
+            except DATABASE_ERRORS as exc:
+                fault = passing_fault(exc)
+                if fault is None or self.stop.is_set():
+                    raise
+                self._check_file()
+                self._paused(fault, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=delay)
+                delay = min(delay * 2, FAULT_RETRY_MAX_S)
+                continue
+            if self.database_fault is not None and self._steady(loop.time()):
+                self._resumed()
+            return result
+
+    def _steady(self, now: float) -> bool:
+        # On a full disk some writes still get through (SQLite reuses its journal's
+        # space) while most fail: resumed only once nothing failed for a while.
+        return now - self._last_fault >= RESUME_AFTER_S
+
+    async def in_ledger(self, fn: Callable[..., T], *args: object) -> T:
+        """Database work of the worker's owner (its audit entries), waited out like
+        the worker's own."""
+        return await self._in_db(fn, *args)
+
+    def _check_file(self) -> None:
+        problem = self._file.problem() if self._file is not None else None
+        if problem is not None:
+            log.critical("%s: the worker stops; restore the database or a backup", problem)
+            raise DatabaseGone(problem)
+
+    def _paused(self, fault: Fault, exc: BaseException) -> None:
+        self._last_fault = asyncio.get_running_loop().time()
+        if self.database_fault == fault:
+            return
+        if self.database_fault is None:
+            self._fault_began = asyncio.get_running_loop().time()
+        self.database_fault = fault
+        said = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip()
+        first = said.splitlines()[0] if said else fault
+        log.warning(
+            "database %s (%s): sending paused; the worker waits and resumes by itself",
+            fault,
+            first,
+        )
+
+    def _resumed(self) -> None:
+        waited = asyncio.get_running_loop().time() - self._fault_began
+        log.warning(
+            "database usable again after %.0f s (%s): sending resumed",
+            waited,
+            self.database_fault,
+        )
+        self.database_fault = None
 
     async def start(self) -> None:
         """Take the sender lease (SQLite) and announce ourselves; raises WorkerBusy."""
@@ -284,6 +365,7 @@ class Worker:
         if not first and loop.time() - self._last_housekeeping < HOUSEKEEPING_S:
             return
         self._last_housekeeping = loop.time()
+        self._check_file()
         engine, now = self.ctx.engine, self.ctx.clock.now()
         if is_sqlite(engine):
             holder = await self._in_db(
@@ -325,9 +407,14 @@ class Worker:
         if not held:
             self._stopped.clear()
             return
-        seen = await loop.run_in_executor(
-            self._reads, watch, self.ctx.engine, self.ctx.clock.now(), held
-        )
+        try:
+            seen = await loop.run_in_executor(
+                self._reads, watch, self.ctx.engine, self.ctx.clock.now(), held
+            )
+        except DATABASE_ERRORS as exc:
+            if passing_fault(exc) is None:
+                raise
+            return  # the next look, 50 ms on, may find the database back
         self._stopped = {
             cid: seen.statuses.get(cid, "gone")
             for cid in held
@@ -393,8 +480,12 @@ class Worker:
         if pending is None:
             return
         loop = asyncio.get_running_loop()
-        for report in pending(loop.time()):
-            await self._in_db(apply_report, self.ctx.engine, report, self.ctx.clock.now())
+        due = list(pending(loop.time()))
+        # In transactions of a few hundred, like the answers: one each was a sixth
+        # of the worker's time on a big send.
+        for start in range(0, len(due), REPORT_BATCH):
+            chunk = due[start : start + REPORT_BATCH]
+            await self._in_db(apply_reports, self.ctx.engine, chunk, self.ctx.clock.now())
 
     async def tick(self) -> int:
         """Claim a batch for the senders; returns how many were claimed."""
@@ -472,7 +563,7 @@ class Worker:
             session.execute(
                 update(Campaign)
                 .where(col(Campaign.id).in_(campaigns))
-                .values(status="paused", status_reason=reason[:500])
+                .values(status=CampaignStatus.PAUSED, status_reason=reason[:500])
             )
             for campaign_id in campaigns:
                 # A pause nobody typed: the trail says who decided it.

@@ -102,7 +102,7 @@ async def serve(
         log.info(
             "worker %s started: provider %s, endpoint %s", worker.owner, provider.name, endpoint
         )
-        await asyncio.to_thread(
+        await worker.in_ledger(
             _audit,
             ctx,
             "worker.start",

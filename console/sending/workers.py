@@ -12,6 +12,7 @@ from sqlalchemy import Engine, delete, select
 from sqlmodel import col
 
 from storage.engine import read_session, write_session
+from storage.faults import Fault, disk_fault, probe
 from storage.models import SenderLease, WorkerHeartbeat
 
 SQLITE_LEASE = "sqlite-sender"
@@ -109,3 +110,22 @@ def alive_workers(engine: Engine, now: datetime, within_seconds: int) -> list[Wo
                 .order_by(col(WorkerHeartbeat.owner))
             ).scalars()
         )
+
+
+# A worker beats every few seconds; silent this long, it is waiting on something.
+SILENT_AFTER_S = 8
+
+
+def silent_database_fault(
+    engine: Engine, workers: list[WorkerHeartbeat], now: datetime
+) -> Fault | None:
+    """Why sending is paused: a full disk, seen at once; a locked or unreachable
+    database, asked only when no worker has been heard from lately (a worker waiting
+    it out cannot say so in the database, and the question takes the lock)."""
+    full = disk_fault(engine)
+    if full is not None:
+        return full
+    newest = max((w.last_seen for w in workers), default=None)
+    if newest is not None and (now - newest).total_seconds() < SILENT_AFTER_S:
+        return None
+    return probe(engine)

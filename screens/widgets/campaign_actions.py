@@ -21,6 +21,7 @@ from console.sending.campaign_ops import (
 )
 from console.sending.campaigns import CampaignError
 from console.sending.figures import count
+from console.sending.states import MessageState
 from screens.confirm_action import ConfirmActionScreen
 
 
@@ -93,8 +94,8 @@ class CampaignActions:
         if view is None:
             return
         t = self.t
-        waiting = view.counts["queued"]
-        in_flight = view.counts["sending"]
+        waiting = view.counts[MessageState.QUEUED]
+        in_flight = view.counts[MessageState.SENDING]
 
         def do() -> str:
             change_campaign(self.ctx, view.id, change)
@@ -129,7 +130,7 @@ class CampaignActions:
         if view is None:
             return
         t = self.t
-        failed = view.counts["failed"]
+        failed = view.counts[MessageState.FAILED]
         if not failed:
             self._screen().notify(t("envois.nothing_failed", id=view.id))
             return
@@ -146,7 +147,7 @@ class CampaignActions:
         if view is None:
             return
         t = self.t
-        uncertain = view.counts["uncertain"]
+        uncertain = view.counts[MessageState.UNCERTAIN]
         if not uncertain:
             self._screen().notify(t("envois.nothing_uncertain", id=view.id))
             return

@@ -11,17 +11,25 @@ from console.context import Context
 from console.i18n import Translator
 from console.sending.figures import bar, count, duration, percent, rate
 from console.sending.send_queue import CampaignProgress
-from console.sending.states import STATES
+from console.sending.states import STATES, CampaignStatus, MessageState
 from console.text import visible
 
 # States always shown; the rarer ones only when a message is in them.
-MAIN_STATES = ("queued", "sending", "submitted", "delivered", "failed", "uncertain", "skipped")
-STATUS_STYLE = {
-    "running": "bold green",
-    "queued": "cyan",
-    "paused": "yellow",
-    "cancelled": "dim",
-    "done": "dim",
+MAIN_STATES = (
+    MessageState.QUEUED,
+    MessageState.SENDING,
+    MessageState.SUBMITTED,
+    MessageState.DELIVERED,
+    MessageState.FAILED,
+    MessageState.UNCERTAIN,
+    MessageState.SKIPPED,
+)
+STATUS_STYLE: dict[str, str] = {
+    CampaignStatus.RUNNING: "bold green",
+    CampaignStatus.QUEUED: "cyan",
+    CampaignStatus.PAUSED: "yellow",
+    CampaignStatus.CANCELLED: "dim",
+    CampaignStatus.DONE: "dim",
 }
 
 
@@ -34,9 +42,10 @@ def state_counts(t: Translator, counts: dict[str, int]) -> Text:
             line.append(" · ", style="dim")
         style = (
             "red"
-            if state in ("failed", "rejected", "undelivered") and counts[state]
+            if state in (MessageState.FAILED, MessageState.REJECTED, MessageState.UNDELIVERED)
+            and counts[state]
             else "yellow"
-            if state == "uncertain" and counts[state]
+            if state == MessageState.UNCERTAIN and counts[state]
             else ""
         )
         line.append(f"{t(f'state.{state}')} ", style="dim")

@@ -138,7 +138,7 @@ def test_audit_head_then_verify_against_it(
     expect = [arg for line in lines for arg in ("--expect-head", line)]
     assert run(config_file, "audit", "verify", *expect) == 0
     out = capsys.readouterr().out
-    assert "audit: 2 entries, ok" in out and "consent_state: 1 rows, ok" in out
+    assert "audit : 2 entrée(s), ok" in out and "consent_state : 1 ligne(s), ok" in out
 
     # The tail cut and the head put back: the recorded head tells.
     engine = make_engine(db_url)
@@ -170,8 +170,8 @@ def test_verify_reports_a_stop_undone_in_what_sending_reads(
     capsys.readouterr()
     assert run(config_file, "audit", "verify") == 1
     out = capsys.readouterr().out
-    assert "audit: 3 entries, ok" in out and "consent: 2 entries, ok" in out
-    assert "consent_state: 1 rows, 1 difference(s)" in out
+    assert "audit : 3 entrée(s), ok" in out and "consent : 2 entrée(s), ok" in out
+    assert "consent_state : 1 ligne(s), 1 différence(s)" in out
     assert "contact #1, infos: the current consent says granted, the ledger says withdrawn" in out
 
 
@@ -186,7 +186,7 @@ def test_rekey_needs_the_admin_and_a_stopped_worker(
     config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run(config_file, "audit", "rekey") == 0
-    assert "already keyed" in capsys.readouterr().out
+    assert "déjà liées par HMAC" in capsys.readouterr().out
     viewer = tmp_path / "viewer.toml"
     viewer.write_text(
         config_file.read_text(encoding="utf-8").replace(
@@ -195,4 +195,4 @@ def test_rekey_needs_the_admin_and_a_stopped_worker(
         encoding="utf-8",
     )
     assert main(["--config", str(viewer), "audit", "rekey"]) == 1
-    assert "needs the admin role" in capsys.readouterr().err
+    assert "n'a pas le rôle administrateur requis" in capsys.readouterr().err

@@ -367,7 +367,7 @@ def test_backup_and_restore_from_the_command_line(
         f'[roles]\nadmin = ["{me}"]\n'
     )
     assert main(["--config", str(target), "db", "restore", str(backup)]) == 0
-    assert "restored" in capsys.readouterr().out
+    assert "lignes restaurées" in capsys.readouterr().out
     assert main(["--config", str(target), "audit", "verify"]) == 0
     # Twice is refused: the database is no longer empty.
     assert main(["--config", str(target), "db", "restore", str(backup)]) == 1

@@ -403,3 +403,22 @@ def test_the_bulk_hasher_matches_number_hash() -> None:
     digest = number_hasher(b"k" * 32)
     for number in ("+33612345678", "+262692000000", ""):
         assert digest(number) == number_hash(b"k" * 32, number)
+
+
+def test_a_text_over_ten_sms_is_refused_with_its_count(ctx: Context) -> None:
+    _town(ctx)
+    with pytest.raises(CampaignError) as raised:
+        create_campaign(
+            ctx,
+            CampaignRequest(
+                topic="alertes",
+                text="x" * 2000,
+                sender_id="MAIRIE",
+                audience=Audience(everyone=True),
+                kind="emergency",
+            ),
+        )
+    assert raised.value.code == "campaign_too_long"
+    assert raised.value.params == {"parts": 14, "limit": 10}
+    with Session(ctx.engine) as session:
+        assert session.exec(select(Campaign)).first() is None

@@ -70,7 +70,7 @@ def test_contact_add_edit_consent_erase(config_file: Path, db_url: str, capsys) 
 
     # The same person typed the other way is refused, with the reason.
     assert run(config_file, "contact", "add", "+33 (0)6 12 34 56 78") == 1
-    assert f"is already contact #{contact_id}" in capsys.readouterr().err
+    assert f"est déjà le contact #{contact_id}" in capsys.readouterr().err
 
     assert run(config_file, "contact", "edit", str(contact_id), "--zone", "La Gare") == 0
     capsys.readouterr()
@@ -148,7 +148,7 @@ def test_erase_without_yes_needs_the_typed_count(
     contact_id = json.loads(capsys.readouterr().out)["id"]
     monkeypatch.setattr("sys.stdin", io.StringIO("2\n"))
     assert run(config_file, "contact", "erase", str(contact_id)) == 1
-    assert "nothing done" in capsys.readouterr().err
+    assert "rien n'a été fait" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO("1\n"))
     assert run(config_file, "contact", "erase", str(contact_id)) == 0
 
@@ -226,7 +226,7 @@ def test_db_upgrade(config_file: Path, capsys) -> None:  # type: ignore[no-untyp
     assert run(config_file, "db", "upgrade") == 0
     from storage.migrate import head_revision
 
-    assert f"database at schema {head_revision()} (head {head_revision()})" in (
+    assert f"base de données au schéma {head_revision()} (dernier : {head_revision()})" in (
         capsys.readouterr().out
     )
 
@@ -328,7 +328,7 @@ def test_message_check_reads_stdin_in_english(
 
 def test_message_check_unknown_topic(no_config: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["message", "check", "x", "--topic", "nope"]) == 2
-    assert "unknown topic 'nope'" in capsys.readouterr().err
+    assert "thème inconnu 'nope'" in capsys.readouterr().err
 
 
 # ---- tocsin send: STOP mention and placeholders ------------------------------------
@@ -427,7 +427,7 @@ def test_send_preview_tells_the_sms_count(
     capsys.readouterr()
     monkeypatch.setattr("sys.stdin", io.StringIO("1\n"))
     assert run(config_file, "send", "--topic", "alertes", "--all", "--text", "Crue") == 0
-    assert "1 SMS (GSM-7) each, estimated cost 0.05" in capsys.readouterr().err
+    assert "1 SMS (GSM-7) chacun, coût estimé 0,05" in capsys.readouterr().err
 
 
 def test_send_refuses_unfilled_placeholders(
@@ -451,7 +451,7 @@ def test_send_refuses_unfilled_placeholders(
         == 2
     )
     err = capsys.readouterr().err.strip()
-    assert err == "tocsin: the message still has placeholders to fill in: {lieu}, {zone}"
+    assert err == "tocsin: le message contient encore des champs à remplir : {lieu}, {zone}"
     assert _campaign_texts(db_url) == []
     # Braces that are not placeholders are text.
     assert (
@@ -498,7 +498,7 @@ def test_emergency_send_then_retry_failed(
     )
     out, err = capsys.readouterr()
     campaign_id = json.loads(out)["campaign_id"]
-    assert "warning: no worker is alive" in err
+    assert "tocsin: attention : aucun worker ne tourne" in err
     engine = make_engine(db_url)
     with Session(engine) as session:
         campaign = session.get(Campaign, campaign_id)
@@ -520,6 +520,37 @@ def test_emergency_send_then_retry_failed(
     assert retried["retried"] == 2 and retried["counts"]["queued"] == 2
     assert retried["counts"]["failed"] == 0
     assert run(config_file, "campaign", "retry", str(campaign_id)) == 0
-    assert f"campaign #{campaign_id}: 0 failed message(s) re-queued" in capsys.readouterr().out
+    assert f"campagne n° {campaign_id} : 0 message(s) en échec remis en file" in (
+        capsys.readouterr().out
+    )
     assert run(config_file, "campaign", "retry", "999") == 1
-    assert "no campaign #999" in capsys.readouterr().err
+    assert "aucune campagne #999" in capsys.readouterr().err
+
+
+def test_the_verbs_speak_the_configured_language(config_file: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # French by default: lines and error lines; exit statuses and JSON keys stay as they are.
+    assert run(config_file, "contact", "add", "06 12 34 56 78") == 0
+    assert capsys.readouterr().out.strip() == "contact n° 1 +33612345678 enregistré"
+    assert run(config_file, "contact", "add", "06 12 34 56 78") == 1
+    assert capsys.readouterr().err.strip() == "tocsin: +33612345678 est déjà le contact #1"
+    assert run(config_file, "campaign", "resolve", "1") == 2
+    assert capsys.readouterr().err.strip() == "tocsin: resolve demande --resend ou --mark-sent"
+
+    english = config_file.read_text(encoding="utf-8") + '[console]\nlanguage = "en"\n'
+    config_file.write_text(english, encoding="utf-8")
+    assert run(config_file, "contact", "add", "06 12 34 56 79") == 0
+    assert capsys.readouterr().out.strip() == "contact #2 +33612345679 saved"
+    assert run(config_file, "contact", "add", "06 12 34 56 79") == 1
+    assert capsys.readouterr().err.strip() == "tocsin: +33612345679 is already contact #2"
+    assert run(config_file, "campaign", "resolve", "1") == 2
+    assert capsys.readouterr().err.strip() == "tocsin: resolve needs --resend or --mark-sent"
+    assert run(config_file, "contact", "add", "06 12 34 56 70", "--json") == 0
+    assert set(json.loads(capsys.readouterr().out)) == {
+        "id",
+        "number",
+        "name",
+        "zone",
+        "groups",
+        "sendable",
+        "number_kind",
+    }

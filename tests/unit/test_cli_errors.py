@@ -117,6 +117,13 @@ def test_an_argument_that_is_not_utf8(
     code = main(["--config", str(config), "contact", "add", "06 12 34 56 78", "--name", name])
     assert code == 2
     assert _one_line(capsys.readouterr().err) == (
+        "tocsin: Andr\\xe9 : pas de l'UTF-8 valide (vérifiez l'encodage du terminal)"
+    )
+    # In the configured language, though the arguments were never parsed.
+    english = _config(tmp_path, db_url, console='[console]\nlanguage = "en"')
+    code = main(["--config", str(english), "contact", "add", "06 12 34 56 78", "--name", name])
+    assert code == 2
+    assert _one_line(capsys.readouterr().err) == (
         "tocsin: Andr\\xe9: not valid UTF-8 (check the terminal's encoding)"
     )
 
@@ -141,7 +148,7 @@ def test_an_argument_that_is_not_utf8_from_a_real_shell(tmp_path: Path, db_url: 
     assert done.returncode == 2
     # The escape sequence in the argument is shown, not played.
     assert _one_line(done.stderr) == (
-        "tocsin: \\xff\\x1b[2J: not valid UTF-8 (check the terminal's encoding)"
+        "tocsin: \\xff\\x1b[2J : pas de l'UTF-8 valide (vérifiez l'encodage du terminal)"
     )
 
 
@@ -155,7 +162,7 @@ def test_export_to_a_full_disk(
     capsys.readouterr()
     assert main(["--config", str(config), "export", "contacts", "-o", "/dev/full"]) == 1
     assert _one_line(capsys.readouterr().err) == (
-        "tocsin: /dev/full: no space left on the disk; nothing more was written"
+        "tocsin: /dev/full: plus de place sur le disque ; rien de plus n'a été écrit"
     )
 
 
@@ -174,7 +181,7 @@ def test_standard_output_to_a_full_disk(tmp_path: Path, db_url: str) -> None:
             timeout=60,
         )
     assert done.returncode == 1
-    assert "no space left on the disk" in _one_line(done.stderr)
+    assert "plus de place sur le disque" in _one_line(done.stderr)
 
 
 @pytest.fixture
@@ -220,7 +227,7 @@ def test_a_database_on_a_full_disk(
             break
     assert code == 1
     line = _one_line(capsys.readouterr().err)
-    assert line.startswith("tocsin: database: ") and "full" in line
+    assert line.startswith("tocsin: base de données : ") and "full" in line
     filler.unlink()
     assert main(["--config", str(config), "contact", "add", "06 98 76 54 32"]) == 0
     assert main(["--config", str(config), "audit", "verify"]) == 0

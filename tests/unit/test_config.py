@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import platformdirs
@@ -19,7 +20,9 @@ from console.config import (
     find_config_file,
     load_config,
     parse_config,
+    read_configuration,
 )
+from tests.support import missing_component
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,6 +33,8 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     system = tmp_path / "etc" / "tocsin" / "config.toml"
     user_dir = tmp_path / "home" / ".config" / "tocsin"
     monkeypatch.setattr(config_module, "SYSTEM_CONFIG", system)
+    # The files these tests write are their user's: trusted as root's would be.
+    monkeypatch.setattr(config_module, "TRUSTED_OWNER", os.geteuid())
     monkeypatch.setattr(platformdirs, "user_config_dir", lambda *args, **kwargs: str(user_dir))
     return {
         "system": system,
@@ -405,3 +410,81 @@ def test_templates_with_braces_that_are_not_placeholders() -> None:
         "x.toml",
     )
     assert config.topics["alertes"].templates == {"Exercice": "Exercice {lieu} { } {1} {{zone}}"}
+
+
+TOWN = """
+[town]
+name = "Mairie de Saint-Clair"
+[roles]
+viewer = ["*"]
+operator = ["@tocsin"]
+alerter = ["@tocsin-alert"]
+admin = ["root"]
+[database]
+url = "sqlite:////var/lib/tocsin/tocsin.db"
+"""
+OWN = """
+[roles]
+admin = ["*"]
+[database]
+url = "sqlite:////tmp/mine.db"
+[console]
+language = "en"
+"""
+
+
+def _system(places: dict[str, Path]) -> None:
+    places["system"].parent.mkdir(parents=True, exist_ok=True)
+    places["system"].write_text(TOWN, encoding="utf-8")
+    places["system"].chmod(0o644)
+
+
+def test_a_users_own_config_sets_only_their_console(places: dict[str, Path]) -> None:
+    _system(places)
+    own = places["explicit"]
+    own.write_text(OWN, encoding="utf-8")
+    own.chmod(0o666)  # anybody may write it: it cannot speak for the town
+    for loaded in (
+        read_configuration(str(own), {}),
+        read_configuration(None, {"TOCSIN_CONFIG": str(own)}),
+    ):
+        assert loaded.config.roles.admin == ["root"]
+        assert loaded.config.database.url == "sqlite:////var/lib/tocsin/tocsin.db"
+        assert loaded.config.town.name == "Mairie de Saint-Clair"
+        assert loaded.config.console.language == "en"
+        assert loaded.ignored == ("database", "roles")
+
+
+def test_the_user_config_dir_keeps_its_preferences_beside_the_system(
+    places: dict[str, Path],
+) -> None:
+    _system(places)
+    places["user"].parent.mkdir(parents=True)
+    places["user"].write_text(OWN, encoding="utf-8")
+    loaded = read_configuration(None, {})
+    assert loaded.config.console.language == "en"
+    assert loaded.config.roles.admin == ["root"]
+
+
+def test_a_config_owned_by_someone_else_is_not_the_towns(
+    places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        missing_component("giving a file to another user needs root (CI runs as root)")
+    monkeypatch.setattr(config_module, "TRUSTED_OWNER", 0)
+    _system(places)
+    own = places["explicit"]
+    own.write_text(OWN, encoding="utf-8")
+    own.chmod(0o644)
+    os.chown(own, 65534, 65534)  # nobody's, as an operator's own file is theirs
+    assert load_config(str(own), {}).roles.admin == ["root"]
+    # Root's own alternative config (a staging town) is honoured whole.
+    os.chown(own, 0, 0)
+    assert load_config(str(own), {}).roles.admin == ["*"]
+
+
+def test_a_system_config_others_may_write_is_refused(places: dict[str, Path]) -> None:
+    _system(places)
+    places["system"].chmod(0o666)
+    with pytest.raises(ConfigError, match="must be owned by root and writable by nobody else"):
+        load_config(None, {})

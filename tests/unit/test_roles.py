@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pwd
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,35 @@ def test_unix_groups_include_the_primary_group() -> None:
 def test_root_matches(entries: list[str]) -> None:
     roles = RolesConfig(viewer=[], operator=[], alerter=[], admin=entries)
     assert role_for("root", unix_groups("root"), roles) is Role.ADMIN
+
+
+def test_an_own_config_cannot_make_a_viewer_admin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The hole the town found: `--config me.toml` with `[roles] admin = ["*"]`."""
+    import console.config as config_module
+    from console.cli import main
+
+    system = tmp_path / "etc" / "config.toml"
+    system.parent.mkdir()
+    system.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "town.db"}"\n'
+        f'[privacy]\nhash_key_file = "{tmp_path / "key"}"\n'
+        '[roles]\nviewer = ["*"]\noperator = []\nalerter = []\nadmin = ["dsi-only"]\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(config_module, "SYSTEM_CONFIG", system)
+    monkeypatch.setattr(config_module, "TRUSTED_OWNER", os.geteuid())
+    own = tmp_path / "me.toml"
+    own.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "mine.db"}"\n[roles]\nadmin = ["*"]\n',
+        encoding="utf-8",
+    )
+    own.chmod(0o666)
+    capsys.readouterr()
+    assert main(["--config", str(own), "contact", "add", "06 12 34 56 78"]) == 1
+    err = capsys.readouterr().err
+    assert "[database], [roles] of your own config ignored" in err
+    assert not (tmp_path / "mine.db").exists()
+    monkeypatch.setenv("TOCSIN_CONFIG", str(own))
+    assert main(["send", "--topic", "alertes", "--all", "--emergency", "--text", "x", "--yes"]) == 1

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.text import clean_field, fold, visible
 
@@ -61,3 +65,20 @@ def test_nothing_a_terminal_would_act_on_survives_visible() -> None:
 def test_visible(text: str, shown: str) -> None:
     assert visible(text) == shown
     assert "\x1b" not in visible(text)
+
+
+def _folded_whole(text: str) -> str:
+    # fold's definition, on the whole string at once.
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.casefold().replace("œ", "oe").replace("æ", "ae").split())
+
+
+@settings(max_examples=500)
+@given(
+    st.text() | st.text(alphabet=st.sampled_from(list("ÉéÈœŒæÆßİı\u0301\u0327 \t\u00a0\u2028ﬁ①ǅ")))
+)
+def test_fold_is_its_definition_on_the_whole_string(text: str) -> None:
+    # fold works a character at a time (see its docstring): the same as decomposing,
+    # dropping marks and case-folding the whole string.
+    assert fold(text) == _folded_whole(text)

@@ -96,7 +96,11 @@ async def _run_until_idle(ctx: Context, provider: RecordingProvider, owner: str 
                 busy = session.exec(
                     select(Message).where(Message.state.in_(("queued", "sending")))
                 ).first()  # type: ignore[attr-defined]
-            if busy is None or task.done():
+                # A campaign left half enqueued is the worker's to complete first.
+                unfinished = session.exec(
+                    select(Campaign).where(Campaign.enqueued == False)  # noqa: E712
+                ).first()
+            if (busy is None and unfinished is None) or task.done():
                 break
         stop.set()
         await task

@@ -13,6 +13,8 @@ from typing import Literal, Protocol
 
 import httpx
 
+from console.sending.states import ReportState
+
 # What a send attempt says about one message. `retry`: surely not sent (refused
 # connection, 429, 5xx answered); `unknown`: may have been sent (a timeout after the
 # request went out) -> the ledger's `uncertain`, never silently re-sent.
@@ -60,7 +62,7 @@ class DeliveryReport:
     # Ours when the provider echoes it (Kannel's dlr-url), else the provider's ref.
     message_id: int | None
     provider_ref: str
-    state: Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
+    state: ReportState
     provider_status: str = ""
 
 

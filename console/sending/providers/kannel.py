@@ -60,7 +60,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Final, Literal
+from typing import Final
 
 import httpx
 
@@ -76,6 +76,7 @@ from console.sending.providers.base import (
     SendResult,
 )
 from console.sending.providers.http import retry_after
+from console.sending.states import ReportState
 
 # A timeout once the request may have reached smsbox: the SMS may be on its way, and
 # sendsms has no dedupe key, so a re-send may double it -> `unknown` (the ledger's
@@ -91,13 +92,12 @@ DEFAULT_MAX_PARTS: Final = 10
 # All report types: delivered, undelivered, buffered, SMSC ack, SMSC reject.
 DLR_MASK: Final = 31
 
-ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
 REPORT_STATES: Final[Mapping[int, ReportState]] = {
-    1: "delivered",
-    2: "undelivered",
-    4: "submitted",  # buffered by the SMSC (handset off)
-    8: "submitted",  # accepted by the SMSC
-    16: "rejected",  # refused by the SMSC
+    1: ReportState.DELIVERED,
+    2: ReportState.UNDELIVERED,
+    4: ReportState.SUBMITTED,  # buffered by the SMSC (handset off)
+    8: ReportState.SUBMITTED,  # accepted by the SMSC
+    16: ReportState.REJECTED,  # refused by the SMSC
 }
 
 _E164 = re.compile(r"\+[1-9][0-9]{5,14}")

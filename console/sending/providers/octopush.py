@@ -53,7 +53,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import httpx
@@ -74,22 +74,21 @@ from console.sending.providers.http import (
     send_split,
     transport_failure,
 )
-
-ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
+from console.sending.states import ReportState
 
 # Octopush statuses of an SMS report. ACK is the first carrier's receipt; UNDEFINED and
 # UNKNOWN_DELIVERY say the network never told: the message stays submitted (it will
 # show as "no report"), the event is still recorded.
 STATUS_MAP: Final[dict[str, ReportState]] = {
-    "ACK": "submitted",
-    "UNDEFINED": "submitted",
-    "UNKNOWN_DELIVERY": "submitted",
-    "DELIVERED": "delivered",
-    "READ": "delivered",
-    "NOT_DELIVERED": "undelivered",
-    "NOT_ALLOWED": "rejected",
-    "BAD_DESTINATION": "rejected",
-    "BLACKLISTED_NUMBER": "rejected",
+    "ACK": ReportState.SUBMITTED,
+    "UNDEFINED": ReportState.SUBMITTED,
+    "UNKNOWN_DELIVERY": ReportState.SUBMITTED,
+    "DELIVERED": ReportState.DELIVERED,
+    "READ": ReportState.DELIVERED,
+    "NOT_DELIVERED": ReportState.UNDELIVERED,
+    "NOT_ALLOWED": ReportState.REJECTED,
+    "BAD_DESTINATION": ReportState.REJECTED,
+    "BLACKLISTED_NUMBER": ReportState.REJECTED,
 }
 
 # Return codes that mean nothing will go through until someone acts on the account:

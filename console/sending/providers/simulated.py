@@ -21,7 +21,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import httpx
 
@@ -34,12 +34,9 @@ from console.sending.providers.base import (
     SendResult,
     check_batch_size,
 )
+from console.sending.states import ReportState
 
-ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
-STATES: Final[dict[str, ReportState]] = {
-    state: state
-    for state in ("submitted", "delivered", "undelivered", "expired", "rejected", "failed")
-}
+STATES: Final[dict[str, ReportState]] = {state.value: state for state in ReportState}
 
 REFUSED_REASON: Final = "simulated: number refused by the operator"
 # Reports come due 0.05-0.5 s after the send at the default latency, and scale with it
@@ -114,7 +111,7 @@ class SimulatedProvider:
             report = DeliveryReport(
                 message_id=sms.message_id,
                 provider_ref=ref,
-                state="delivered" if chosen.delivered else "undelivered",
+                state=ReportState.DELIVERED if chosen.delivered else ReportState.UNDELIVERED,
                 provider_status="DELIVRD" if chosen.delivered else "UNDELIV",
             )
             sequence = next(self._sequence)

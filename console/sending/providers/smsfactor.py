@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import httpx
 
@@ -62,21 +62,20 @@ from console.sending.providers.http import (
     send_split,
     transport_failure,
 )
-
-ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
+from console.sending.states import ReportState
 
 STATUS_MAP: Final[dict[int, tuple[str, ReportState]]] = {
-    0: ("NOT_SENT", "submitted"),
-    1: ("SENT", "submitted"),
-    2: ("NOT_DELIVERED", "undelivered"),
-    3: ("DELIVERED", "delivered"),
-    4: ("NOT_ALLOWED", "rejected"),
-    5: ("INVALID_DESTINATION", "rejected"),
-    6: ("INVALID_SENDER", "rejected"),
-    7: ("ROUTE_NOT_AVAILABLE", "undelivered"),
-    9: ("REJECTED", "rejected"),
-    11: ("NETWORK_ERROR", "undelivered"),
-    12: ("EXPIRED", "expired"),
+    0: ("NOT_SENT", ReportState.SUBMITTED),
+    1: ("SENT", ReportState.SUBMITTED),
+    2: ("NOT_DELIVERED", ReportState.UNDELIVERED),
+    3: ("DELIVERED", ReportState.DELIVERED),
+    4: ("NOT_ALLOWED", ReportState.REJECTED),
+    5: ("INVALID_DESTINATION", ReportState.REJECTED),
+    6: ("INVALID_SENDER", ReportState.REJECTED),
+    7: ("ROUTE_NOT_AVAILABLE", ReportState.UNDELIVERED),
+    9: ("REJECTED", ReportState.REJECTED),
+    11: ("NETWORK_ERROR", ReportState.UNDELIVERED),
+    12: ("EXPIRED", ReportState.EXPIRED),
 }
 
 # Answer statuses (the body's "status"), with what each does to the messages.
@@ -84,7 +83,6 @@ AUTH_STATUS: Final = -1
 NO_CREDIT_STATUS: Final = -3
 MODERATION_STATUS: Final = -8
 UNKNOWN_STATUS: Final = -99
-REQUEST_ERRORS: Final[dict[int, str]] = {-2: "XML error", -6: "JSON error"}
 DATA_ERROR_STATUS: Final = -7
 # The filters an answer counts, in the order the reason lists them.
 FILTERS: Final = (

@@ -34,7 +34,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -55,22 +55,21 @@ from console.sending.providers.http import (
     retry_after,
     transport_failure,
 )
-
-ReportState = Literal["submitted", "delivered", "undelivered", "expired", "rejected", "failed"]
+from console.sending.states import ReportState
 
 # Twilio's MessageStatus values and where each leaves our ledger. "received" and
 # "receiving" belong to inbound messages and are not reports.
 STATUS_MAP: Final[dict[str, ReportState]] = {
-    "accepted": "submitted",
-    "scheduled": "submitted",
-    "queued": "submitted",
-    "sending": "submitted",
-    "sent": "submitted",
-    "delivered": "delivered",
-    "read": "delivered",
-    "undelivered": "undelivered",
-    "failed": "failed",
-    "canceled": "failed",
+    "accepted": ReportState.SUBMITTED,
+    "scheduled": ReportState.SUBMITTED,
+    "queued": ReportState.SUBMITTED,
+    "sending": ReportState.SUBMITTED,
+    "sent": ReportState.SUBMITTED,
+    "delivered": ReportState.DELIVERED,
+    "read": ReportState.DELIVERED,
+    "undelivered": ReportState.UNDELIVERED,
+    "failed": ReportState.FAILED,
+    "canceled": ReportState.FAILED,
 }
 
 # Query parameter carrying our message id in the StatusCallback URL.

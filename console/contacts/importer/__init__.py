@@ -1,0 +1,167 @@
+"""Import a town hall's resident CSV into the contact base.
+
+What town halls really have: Excel exports in Windows-1252 or UTF-8 (with or without
+BOM), sometimes UTF-16 ("texte Unicode"), separated by `;`, `,` or tabs, with French
+or English headers. One run imports every good row and reports every other one with
+the line a spreadsheet user would look at.
+
+Decisions:
+
+- Columns the file does not have are left untouched on existing contacts; a column
+  the file has is authoritative, an empty cell included. So a list of numbers and
+  names never wipes the zones and notes typed in the console.
+- Counts: `rows = imported + updated + unchanged + rejected`; `flagged` counts rows
+  that were kept but carry a warning (not a mobile, STOP, withdrawn consent), so it
+  overlaps the first three.
+- `--consent` never re-grants a consent the resident withdrew: a bulk list must not
+  undo an individual decision. Such rows are flagged (`withdrawn`).
+- A cell the exporter guarded against formula injection ('=..., '+..., ...) loses
+  its apostrophe again, so an export re-imports unchanged.
+- One transaction for the whole file: a file that fails half-way writes nothing.
+
+The package, by job: `decoding` (bytes, encoding, separator), `header` (the header
+line and the column mapping), `rows` (each row through the contact rules of
+console.contacts.service), `writing` (inserts and updates), `consent` (--consent,
+through the consent ledger's bulk append), `report` (counts, issues, --json, the
+rejects file); this module runs them in order.
+
+Speed (bench/bench_import.py, ratio to phonenumbers.parse alone at most 1.5): rows
+are checked in the main thread and handed over in chunks to one worker thread that
+writes them, each chunk as one INSERT ... SELECT from a JSON parameter
+(storage/rawsql.py), during which the driver releases the GIL; good rows are kept as
+plain tuples, which the garbage collector soon stops tracking. The worker is the only
+user of the session until it is done.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from console.audit import append_audit
+from console.contacts.importer.consent import consents, validate_consent
+from console.contacts.importer.header import Source, column_label, open_source
+from console.contacts.importer.options import FIELDS, ImportOptions
+from console.contacts.importer.report import ImportFailed, ImportReport, RowIssue
+from console.contacts.importer.rows import Good, check_rows, contact_values
+from console.contacts.importer.writing import Writer, big_cache
+from console.context import Context
+from console.roles import Role
+from console.text import clean_field
+from storage.engine import read_session, write_session
+
+__all__ = [
+    "FIELDS",
+    "ImportFailed",
+    "ImportOptions",
+    "ImportReport",
+    "RowIssue",
+    "contact_values",
+    "import_contacts",
+]
+
+
+def import_contacts(ctx: Context, path: Path, options: ImportOptions) -> ImportReport:
+    """Import the good rows of a resident CSV and report every other one.
+
+    Raises ImportFailed when the file cannot be imported at all (nothing is then
+    written), PermissionDenied below the operator role.
+    """
+    ctx.require(Role.OPERATOR)
+    if options.consent_topic is not None:
+        validate_consent(ctx, options)
+    path = Path(path)
+    source = open_source(ctx, path, options)
+    report = ImportReport(
+        file=str(path),
+        encoding=source.text.encoding,
+        delimiter=source.delimiter,
+        mapping={name: column_label(source.header, i) for name, i in source.mapping.items()},
+        header=source.header,
+        dry_run=options.dry_run,
+        consent_topic=options.consent_topic,
+    )
+    contact_source = clean_field(options.source or f"import:{path.name}")[:100]
+    try:
+        if options.dry_run:
+            with read_session(ctx.engine) as session:
+                _run(session, ctx, source, options, report, contact_source, threaded=False)
+        else:
+            with write_session(ctx.engine) as session:
+                _run(session, ctx, source, options, report, contact_source, threaded=True)
+    except IntegrityError as exc:
+        raise ImportFailed(
+            f"{path}: the contact base changed during the import (someone added one of "
+            "these numbers meanwhile); nothing was imported, run it again"
+        ) from exc
+    return report
+
+
+def _run(
+    session: Session,
+    ctx: Context,
+    source: Source,
+    options: ImportOptions,
+    report: ImportReport,
+    contact_source: str,
+    *,
+    threaded: bool,
+) -> None:
+    now = ctx.clock.now()
+    write = not options.dry_run
+    conn = session.connection()
+    with big_cache(conn):
+        writer = Writer(conn, source.mapping, now, contact_source, write, len(source.text.lines))
+        if threaded:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as pool:
+                pending: list[Future[None]] = []
+
+                def deliver(chunk: list[Good]) -> None:
+                    # Stop parsing early when the database already said no.
+                    for done in pending:
+                        if done.done() and done.exception() is not None:
+                            done.result()
+                    pending.append(pool.submit(writer, chunk))
+
+                try:
+                    report.rows = check_rows(ctx, source, options, report.issues, deliver)
+                finally:
+                    # The worker must be done with the connection whatever happened.
+                    wait(pending)
+                for done in pending:
+                    done.result()
+        else:
+            report.rows = check_rows(ctx, source, options, report.issues, writer)
+        outcome = writer.outcome
+        report.imported = len(outcome.new)
+        report.updated = len(outcome.updated)
+        report.unchanged = len(outcome.unchanged)
+        if options.consent_topic is not None:
+            ids = writer.new_ids()
+            kept = [
+                *((good, ids.get(good[1][0], 0)) for good in outcome.new),
+                *outcome.updated,
+                *outcome.unchanged,
+            ]
+            kept.sort(key=lambda pair: pair[0][0])
+            consents(conn, ctx, options, kept, report, write)
+    report.issues.sort(key=lambda issue: issue.line)
+    report.rejected = sum(1 for issue in report.issues if issue.status == "rejected")
+    report.flagged = len({issue.line for issue in report.issues if issue.status == "flagged"})
+    if write:
+        append_audit(
+            session,
+            at=now,
+            operator=ctx.operator,
+            action="contact.import",
+            target=f"file:{source.path.name}"[:200],
+            details={
+                "file": source.path.name,
+                "encoding": report.encoding,
+                "consent_topic": options.consent_topic,
+                **report.to_json()["counts"],
+            },
+        )

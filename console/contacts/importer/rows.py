@@ -1,0 +1,303 @@
+"""Checking each data row with the contact rules (console.contacts.service), and
+the issues of the rows that fail them."""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from typing import Any
+
+from console.contacts.importer.decoding import BAD_BYTES
+from console.contacts.importer.header import Source
+from console.contacts.importer.options import ImportOptions
+from console.contacts.importer.report import ImportFailed, IssueCode, RowIssue, Status
+from console.contacts.numbers import InvalidNumber
+from console.contacts.service import (
+    CleanContact,
+    ContactError,
+    check_groups,
+    check_name,
+    check_notes,
+    check_number,
+    check_zone,
+    groups_column,
+    search_key,
+    sort_key,
+)
+from console.context import Context
+
+# Good rows handed to the database at a time.
+CHUNK_ROWS = 5_000
+
+# The columns a CleanContact decides, in the order _values() returns them.
+VALUE_COLUMNS = (
+    "number",
+    "number_kind",
+    "sendable",
+    "name",
+    "zone",
+    "groups",
+    "notes",
+    "sort_key",
+    "search_key",
+)
+
+
+_GUARDED = re.compile("'+[=+\\-@\t\r]")
+
+_WHY_FR = {
+    "empty number": "numéro vide",
+    "too short": "trop court",
+    "too long": "trop long",
+    "not a phone number": "pas un numéro de téléphone",
+    "unknown country code": "indicatif pays inconnu",
+    "invalid number": "hors du plan de numérotation",
+    "letters inside the number": "lettres dans le numéro",
+}
+_KIND_FR = {
+    "fixed_line": "ligne fixe",
+    "voip": "numéro VoIP",
+    "toll_free": "numéro vert",
+    "premium_rate": "numéro surtaxé",
+    "shared_cost": "numéro à coût partagé",
+}
+_FIELD_FR = {"name": "nom", "zone": "quartier", "notes": "notes", "groups": "groupes"}
+_LONGER = re.compile(r"^(\w+) longer than (\d+) characters$")
+
+
+def unguard(cell: str) -> str:
+    """Undo the exporter's formula-injection guard ("'=..." back to "=...").
+
+    The exporter prefixes an apostrophe to any cell matching '*[=+-@ tab CR], so
+    exactly one comes off any cell matching '+[=+-@ tab CR].
+    """
+    return cell[1:] if _GUARDED.match(cell) else cell
+
+
+def _field_error_fr(message: str) -> str:
+    match = _LONGER.match(message)
+    if match is None:
+        return message
+    name, size = match.groups()
+    return f"{_FIELD_FR.get(name, name)} de plus de {size} caractères"
+
+
+def issue(
+    line: int, status: Status, code: IssueCode, reason: str, reason_fr: str, raw: list[str]
+) -> RowIssue:
+    return RowIssue(line, status, reason, raw, code, reason_fr)
+
+
+def _contact_error(line: int, number: str, exc: ContactError, row: list[str]) -> RowIssue:
+    if exc.field == "number":
+        why = str(exc.__cause__) if isinstance(exc.__cause__, InvalidNumber) else str(exc)
+        shown = number.strip()
+        if len(shown) > 40:
+            shown = shown[:39] + "…"
+        return issue(
+            line,
+            "rejected",
+            "invalid_number",
+            f"invalid number: {shown}: {why}",
+            f"numéro invalide ({shown} : {_WHY_FR.get(why, why)})",
+            row,
+        )
+    return issue(line, "rejected", "invalid_field", str(exc), _field_error_fr(str(exc)), row)
+
+
+def _values(clean: CleanContact) -> tuple[Any, ...]:
+    """VALUE_COLUMNS for a CleanContact, as console.contacts.service.apply sets them."""
+    number = clean.number
+    return (
+        number.e164,
+        number.kind,
+        number.sendable,
+        clean.name,
+        clean.zone,
+        groups_column(clean.groups),
+        clean.notes,
+        sort_key(clean.name),
+        search_key(clean.name, clean.zone),
+    )
+
+
+def contact_values(clean: CleanContact) -> dict[str, Any]:
+    """The Contact columns a CleanContact decides (what console.contacts.service.apply sets)."""
+    return dict(zip(VALUE_COLUMNS, _values(clean), strict=True))
+
+
+class RowChecker:
+    """The contact rules (console.contacts.service) for the rows of one file, giving
+    VALUE_COLUMNS tuples. The same check functions as check() in the same order, so
+    a row fails exactly as the contact form would; the zone and group cells repeat
+    from row to row (a town has a few quarters), so each distinct one is checked
+    once per file."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.zones: dict[str, str] = {}
+        self.groups: dict[str, str] = {}
+
+    def values(self, number: str, name: str, zone: str, groups: str, notes: str) -> tuple[Any, ...]:
+        phone = check_number(self.ctx, number)
+        clean_name = check_name(name)
+        clean_zone = self.zones.get(zone)
+        if clean_zone is None:
+            clean_zone = self.zones[zone] = check_zone(zone)
+        clean_notes = check_notes(notes)
+        column = self.groups.get(groups)
+        if column is None:
+            column = self.groups[groups] = groups_column(check_groups((groups,)))
+        return (
+            phone.e164,
+            phone.kind,
+            phone.sendable,
+            clean_name,
+            clean_zone,
+            column,
+            clean_notes,
+            sort_key(clean_name),
+            search_key(clean_name, clean_zone),
+        )
+
+
+# A good row: (physical line, VALUE_COLUMNS tuple, original cells when a consent
+# check may need to report it). A plain tuple on purpose: the garbage collector
+# stops tracking tuples of plain values, and 100,000 tracked rows made its full
+# passes a sixth of the import's time.
+Good = tuple[int, tuple[Any, ...], list[str] | None]
+
+
+def check_rows(
+    ctx: Context,
+    source: Source,
+    options: ImportOptions,
+    issues: list[RowIssue],
+    deliver: Callable[[list[Good]], None],
+) -> int:
+    """Check every data row; hand good rows over in chunks; return the rows read."""
+    mapping = source.mapping
+    num_i = mapping["number"]
+    name_i = mapping.get("name")
+    first_i = mapping.get("first_name")
+    zone_i = mapping.get("zone")
+    groups_i = mapping.get("groups")
+    notes_i = mapping.get("notes")
+    values_of = RowChecker(ctx).values
+    keep_raw = options.consent_topic is not None
+    maybe_bad = source.text.maybe_bad
+    width = 1 + max(mapping.values())
+    padding = [""] * width
+    seen: dict[str, int] = {}
+    chunk: list[Good] = []
+    rows = 0
+    # The lines before and including the header, then one record at a time.
+    reader = csv.reader(source.text.lines[source.header_end :], delimiter=source.delimiter)
+    offset = source.header_end
+    last = 0
+    try:
+        for row in reader:
+            line, last = offset + last + 1, reader.line_num
+            if not any(row) or (not row[0].strip() and not "".join(row).strip()):
+                continue
+            rows += 1
+            if maybe_bad and any(BAD_BYTES.search(c) for c in row):
+                issues.append(
+                    issue(
+                        line,
+                        "rejected",
+                        "bad_encoding",
+                        "bad encoding",
+                        "encodage illisible (caractères ni UTF-8 ni Windows-1252)",
+                        [BAD_BYTES.sub("\ufffd", cell) for cell in row],
+                    )
+                )
+                continue
+            size = len(row)
+            if num_i >= size:
+                issues.append(
+                    issue(
+                        line,
+                        "rejected",
+                        "missing_column",
+                        "missing column",
+                        f"colonne manquante (le numéro est en colonne {num_i + 1}, "
+                        f"la ligne n'a que {size} cellule{'s' if size > 1 else ''})",
+                        row,
+                    )
+                )
+                continue
+            # Cells missing at the end of a short row read as empty, as in a spreadsheet.
+            cells = row if size >= width else row + padding[size:]
+            number = cells[num_i]
+            if number[:1] == "'":
+                number = unguard(number)
+            if not number or number.isspace():
+                issues.append(
+                    issue(
+                        line, "rejected", "missing_number", "missing number", "numéro manquant", row
+                    )
+                )
+                continue
+            name = "" if name_i is None else cells[name_i]
+            if name[:1] == "'":
+                name = unguard(name)
+            if first_i is not None:
+                given = unguard(cells[first_i]).strip()
+                if given:
+                    name = f"{given} {name.strip()}".strip()
+            zone = "" if zone_i is None else cells[zone_i]
+            groups = "" if groups_i is None else cells[groups_i]
+            notes = "" if notes_i is None else cells[notes_i]
+            try:
+                values = values_of(
+                    number,
+                    name,
+                    unguard(zone) if zone[:1] == "'" else zone,
+                    unguard(groups) if groups[:1] == "'" else groups,
+                    unguard(notes) if notes[:1] == "'" else notes,
+                )
+            except ContactError as exc:
+                issues.append(_contact_error(line, number, exc, row))
+                continue
+            e164 = values[0]
+            first_line = seen.get(e164)
+            if first_line is not None:
+                issues.append(
+                    issue(
+                        line,
+                        "rejected",
+                        "duplicate",
+                        f"duplicate of line {first_line}",
+                        f"doublon de la ligne {first_line}",
+                        row,
+                    )
+                )
+                continue
+            seen[e164] = line
+            if not values[2]:
+                kind = values[1]
+                issues.append(
+                    issue(
+                        line,
+                        "flagged",
+                        "not_mobile",
+                        "not a mobile",
+                        f"pas un numéro mobile ({_KIND_FR.get(kind, kind)}) : "
+                        "importé mais ne recevra pas de SMS",
+                        row,
+                    )
+                )
+            chunk.append((line, values, row if keep_raw else None))
+            if len(chunk) >= CHUNK_ROWS:
+                deliver(chunk)
+                chunk = []
+    except csv.Error as exc:
+        raise ImportFailed(
+            f"{source.path}: line {offset + last + 1}: {exc} (a quote opened there may "
+            "never be closed)"
+        ) from exc
+    if chunk:
+        deliver(chunk)
+    return rows

@@ -1,0 +1,214 @@
+"""What a database error means for whoever meets it: wait, or stop.
+
+The worker must outlive a server's bad days: a write lock held for a while (an
+import, someone's open transaction), a full disk, a file made read-only for a
+moment. Those pass, and the work that met them was rolled back whole, so it can
+simply be tried again. A missing or replaced database file does not pass: sending
+on would write into a file nobody reads.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+
+T = TypeVar("T")
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # The raw-SQL hot path (storage/rawsql.py) meets the drivers' own errors.
+    errors: list[type[BaseException]] = [DBAPIError, sqlite3.Error]
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    else:
+        errors.append(psycopg.Error)
+    return tuple(errors)
+
+
+# Every error a database call may raise, through SQLAlchemy or straight from a driver.
+DATABASE_ERRORS = _driver_errors()
+
+
+class Fault(StrEnum):
+    LOCKED = "locked"
+    DISK_FULL = "disk_full"
+    READ_ONLY = "read_only"
+    IO_ERROR = "io_error"
+    UNREACHABLE = "unreachable"
+
+
+# SQLite's extended error names (Python 3.11 gives them on sqlite3 errors).
+_SQLITE = {
+    "SQLITE_BUSY": Fault.LOCKED,
+    "SQLITE_LOCKED": Fault.LOCKED,
+    "SQLITE_FULL": Fault.DISK_FULL,
+    "SQLITE_READONLY": Fault.READ_ONLY,
+    "SQLITE_IOERR": Fault.IO_ERROR,
+}
+# PostgreSQL SQLSTATE classes and codes.
+_POSTGRES = {
+    "53100": Fault.DISK_FULL,  # disk_full
+    "55P03": Fault.LOCKED,  # lock_not_available
+    "57P01": Fault.UNREACHABLE,  # admin_shutdown (a restart)
+    "57P03": Fault.UNREACHABLE,  # cannot_connect_now (starting up)
+    "25006": Fault.READ_ONLY,  # read_only_sql_transaction (a standby)
+}
+# What the messages say when no code came with them.
+_WORDS = (
+    ("database is locked", Fault.LOCKED),
+    ("database table is locked", Fault.LOCKED),
+    ("database or disk is full", Fault.DISK_FULL),
+    ("no space left on device", Fault.DISK_FULL),
+    ("could not extend file", Fault.DISK_FULL),
+    ("readonly database", Fault.READ_ONLY),
+    ("disk i/o error", Fault.IO_ERROR),
+    ("connection refused", Fault.UNREACHABLE),
+    ("server closed the connection", Fault.UNREACHABLE),
+    ("terminating connection", Fault.UNREACHABLE),
+    ("connection is closed", Fault.UNREACHABLE),
+)
+
+
+def passing_fault(exc: BaseException) -> Fault | None:
+    """The passing trouble behind a database error, or None for a real error."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    name = getattr(original, "sqlite_errorname", None)
+    if isinstance(name, str):
+        if name == "SQLITE_READONLY_DBMOVED":
+            return None  # the file was moved or deleted under us: no waiting mends that
+        for prefix, fault in _SQLITE.items():
+            if name == prefix or name.startswith(prefix + "_"):
+                return fault
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if isinstance(code, str):
+        if code in _POSTGRES:
+            return _POSTGRES[code]
+        if code.startswith("08"):  # connection_exception
+            return Fault.UNREACHABLE
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return Fault.UNREACHABLE
+    text = str(original).lower()
+    return next((fault for words, fault in _WORDS if words in text), None)
+
+
+# Below this, SQLite cannot count on finishing a transaction (its journal grows).
+LOW_DISK_BYTES = 1024 * 1024
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The SQLite database file, or None (PostgreSQL, in memory)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def disk_fault(engine: Engine) -> Fault | None:
+    """A full disk under the SQLite file: cheap enough for every refresh. A worker
+    may still get some writes through (SQLite reuses its journal's space) while most
+    fail, so its heartbeat alone does not tell."""
+    path = sqlite_path(engine)
+    if path is None:
+        return None
+    try:
+        return Fault.DISK_FULL if shutil.disk_usage(path.parent).free < LOW_DISK_BYTES else None
+    except OSError:
+        return Fault.IO_ERROR
+
+
+def probe(engine: Engine, *, lock_wait_seconds: float = 0.2) -> Fault | None:
+    """Why writing would fail right now, asked without waiting long: for the figures
+    shown while a worker is silent. Takes the write lock for an instant (SQLite), so
+    it is for a silent worker, not for every refresh."""
+    path = sqlite_path(engine)
+    if path is None:
+        try:
+            with engine.connect() as server:
+                server.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            return passing_fault(exc) or Fault.UNREACHABLE
+        return None
+    try:
+        if shutil.disk_usage(path.parent).free < LOW_DISK_BYTES:
+            return Fault.DISK_FULL
+    except OSError:
+        return Fault.IO_ERROR
+    try:
+        local = sqlite3.connect(path, timeout=lock_wait_seconds, isolation_level=None)
+    except sqlite3.Error as exc:
+        return passing_fault(exc) or Fault.IO_ERROR
+    try:
+        local.execute("BEGIN IMMEDIATE")
+        local.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        return passing_fault(exc) or Fault.IO_ERROR
+    finally:
+        local.close()
+    return None
+
+
+@dataclass(frozen=True)
+class DatabaseFile:
+    """The SQLite file an engine was opened on, to notice it deleted or replaced."""
+
+    path: Path
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, engine: Engine) -> DatabaseFile | None:
+        path = sqlite_path(engine)
+        if path is None:
+            return None
+        stat = path.stat()
+        return cls(path, stat.st_dev, stat.st_ino)
+
+    def problem(self) -> str | None:
+        """What happened to the file since it was opened, or None if it is still it."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return f"{self.path}: the database file was deleted while in use"
+        except OSError as exc:
+            return f"{self.path}: {exc.strerror or exc}"
+        if (stat.st_dev, stat.st_ino) != (self.device, self.inode):
+            return f"{self.path}: the database file was replaced by another one while in use"
+        return None
+
+
+def retry_while_locked(
+    work: Callable[[], T],
+    *,
+    patience_seconds: float,
+    on_wait: Callable[[Fault], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> T:
+    """Do `work` (one transaction), again while the database is locked or out of
+    reach, for up to `patience_seconds`: for an alert, which must get out once the
+    import or the open transaction in its way is done. Other errors, and a full
+    disk (the operator must act), are raised at once."""
+    deadline = monotonic() + patience_seconds
+    while True:
+        try:
+            return work()
+        except DATABASE_ERRORS as exc:
+            fault = passing_fault(exc)
+            if fault not in (Fault.LOCKED, Fault.UNREACHABLE) or monotonic() >= deadline:
+                raise
+            if on_wait is not None:
+                on_wait(fault)
+            sleep(0.5)
