@@ -13,11 +13,11 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import update
@@ -138,6 +138,9 @@ class Worker:
         self._stopped: dict[int, str] = {}
         # Alerts whose quick claim found nothing due -> when to look again.
         self._dry: dict[int, float] = {}
+        # The watcher's database writes under way, and its quick claim among them.
+        self._chores: set[asyncio.Task[None]] = set()
+        self._quick: asyncio.Task[None] | None = None
         # Answers waiting for the recorder's next commit.
         self._answers: list[tuple[Sequence[Claimed], list[SendResult]]] = []
         self._wake = asyncio.Event()  # the recorder has answers
@@ -392,11 +395,26 @@ class Worker:
         await self._in_db(finish_campaigns, engine)
 
     async def _watcher(self) -> None:
-        while not self.stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=WATCH_S)
-            if not self.stop.is_set():
-                await self._watch()
+        try:
+            while not self.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=WATCH_S)
+                for chore in [c for c in self._chores if c.done()]:
+                    self._chores.discard(chore)
+                    chore.result()  # a failure stops the worker, as any other
+                if not self.stop.is_set():
+                    await self._watch()
+        finally:
+            # What was given back or claimed is committed before the worker ends.
+            await asyncio.gather(*self._chores, return_exceptions=True)
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Database writes the watcher starts but does not wait for: they queue on
+        the ledger thread behind commits (on SQLite, behind a console's write), and
+        the watcher must go on looking every 50 ms meanwhile."""
+        task = asyncio.create_task(work)
+        self._chores.add(task)
+        return task
 
     async def _watch(self) -> None:
         """While we send: give back what we hold of a campaign paused or cancelled,
@@ -421,11 +439,17 @@ class Worker:
             if seen.statuses.get(cid) not in ACTIVE
         }
         if self._stopped:
-            await self._give_back_stopped(self._ready.drop(self._stopped))
+            dropped = self._ready.drop(self._stopped)
+            if dropped:
+                self._chore(self._give_back_stopped(dropped, dict(self._stopped)))
         now = loop.time()
         new = {cid for cid in seen.alerts - held if self._dry.get(cid, -1e9) <= now}
-        if not new:
-            return
+        if new and (self._quick is None or self._quick.done()):
+            self._quick = self._chore(self._quick_claim(new, now))
+
+    async def _quick_claim(self, new: set[int], now: float) -> None:
+        """A first share of alerts we hold nothing of, without waiting for our hand
+        to empty."""
         # Room within the lease budget (see __init__): the last claimed of what we
         # hold goes back to the queue, to be claimed again in its turn.
         want = self.claim_size
@@ -459,11 +483,13 @@ class Worker:
                 release, self.ctx.engine, self.owner, claimed, self.ctx.clock.now(), reason
             )
 
-    async def _give_back_stopped(self, claimed: Sequence[Claimed]) -> None:
+    async def _give_back_stopped(
+        self, claimed: Sequence[Claimed], statuses: dict[int, str]
+    ) -> None:
         """Claimed messages of a stopped campaign that no provider has seen: skipped
         when it was cancelled, queued again (for the resume) when paused."""
-        cancelled = [c for c in claimed if self._stopped.get(c.campaign_id) == "cancelled"]
-        paused = [c for c in claimed if self._stopped.get(c.campaign_id) != "cancelled"]
+        cancelled = [c for c in claimed if statuses.get(c.campaign_id) == "cancelled"]
+        paused = [c for c in claimed if statuses.get(c.campaign_id) != "cancelled"]
         now = self.ctx.clock.now()
         if cancelled:
             await self._in_db(
@@ -513,7 +539,7 @@ class Worker:
         # what no provider has seen yet goes back.
         if self._stopped and any(c.campaign_id in self._stopped for c in chunk):
             stopped = [c for c in chunk if c.campaign_id in self._stopped]
-            await self._give_back_stopped(stopped)
+            await self._give_back_stopped(stopped, dict(self._stopped))
             chunk = [c for c in chunk if c.campaign_id not in self._stopped]
             if not chunk:
                 return
