@@ -41,9 +41,9 @@ class StopReport:
 
     `not_sent`: queued at the stop (cancel: now skipped; pause: held for the resume).
     `claimed`: already claimed by a worker at the stop; of those, `given_back` never
-    reached the provider (skipped, or queued again), `left_after` did (the calls that
-    were under way: they left after the stop), and `in_flight` were still being sent
-    when the report was made (the worker is slow to answer, or none is alive).
+    reached the provider (skipped, or queued again), `left_after` did (the calls
+    under way, and answers the worker had not recorded yet), and `in_flight` were
+    still being sent when the report was made (a slow provider, or no worker alive).
     """
 
     change: str
