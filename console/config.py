@@ -115,6 +115,12 @@ class TopicConfig(_Strict):
     # Appended on its own line to every message of the topic; "" for none. When
     # unset: DEFAULT_STOP_MENTION for a consent topic, "" for public safety.
     stop_mention: str = ""
+    # SMS words a resident sends to opt in (accents, case and spacing ignored). When
+    # unset: "OUI <TOPIC>" and "INSCRIPTION <TOPIC>" for a consent topic, none for
+    # public safety (it needs no opt-in); filled in by Config, which knows the key.
+    keywords: list[str] = Field(default_factory=list)
+    # Residents are due for erasure this long after their last interaction.
+    retention_months: int = Field(default=36, ge=1, le=1200)
 
     @model_validator(mode="before")
     @classmethod
@@ -124,6 +130,14 @@ class TopicConfig(_Strict):
             basis = data.get("legal_basis", "consent")
             data = {**data, "stop_mention": DEFAULT_STOP_MENTION if basis == "consent" else ""}
         return data
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: list[str]) -> list[str]:
+        for word in value:
+            if not re.search(r"[A-Za-z0-9]", word):
+                raise ValueError(f"expected words a resident can type (got {word!r})")
+        return value
 
     @field_validator("templates")
     @classmethod
@@ -178,16 +192,32 @@ ALERT_TEMPLATES: Mapping[str, str] = {
 }
 
 
+def default_keywords(key: str) -> list[str]:
+    word = key.upper()
+    return [f"OUI {word}", f"INSCRIPTION {word}"]
+
+
 def _default_topics() -> dict[str, TopicConfig]:
     return {
         "alertes": TopicConfig(
             label="Alertes", legal_basis="public_safety", templates=dict(ALERT_TEMPLATES)
         ),
-        "evenements": TopicConfig(label="Événements"),
-        "travaux": TopicConfig(label="Travaux"),
-        "elections": TopicConfig(label="Élections"),
-        "infos": TopicConfig(label="Infos"),
+        "evenements": TopicConfig(label="Événements", keywords=default_keywords("evenements")),
+        "travaux": TopicConfig(label="Travaux", keywords=default_keywords("travaux")),
+        "elections": TopicConfig(label="Élections", keywords=default_keywords("elections")),
+        "infos": TopicConfig(label="Infos", keywords=default_keywords("infos")),
     }
+
+
+class ConsentConfig(_Strict):
+    # Answer an SMS keyword opt-in with a confirmation SMS (a message of the send
+    # ledger like any other, on the topic it opted in to).
+    confirm_keyword: bool = False
+    # {sujet} is the topic's label.
+    confirmation_text: str = "Inscription enregistrée : {sujet}. Désinscription : répondez STOP"
+    # Consents from a rented list lapse this long after the residents gave them,
+    # unless `tocsin list add --expiry-months` says otherwise.
+    list_expiry_months: int = Field(default=12, ge=1, le=120)
 
 
 class AlertConfig(_Strict):
@@ -285,6 +315,25 @@ class Config(_Strict):
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     alert: AlertConfig = Field(default_factory=AlertConfig)
+    consent: ConsentConfig = Field(default_factory=ConsentConfig)
+
+    def topic_keywords(self, key: str) -> list[str]:
+        return list(self.topics[key].keywords)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_keywords(cls, data: Any) -> Any:
+        # A topic's default keywords are made of its key, which only Config knows.
+        if not isinstance(data, dict) or not isinstance(data.get("topics"), dict):
+            return data
+        topics = {}
+        for key, topic in data["topics"].items():
+            if isinstance(topic, dict) and "keywords" not in topic and isinstance(key, str):
+                basis = topic.get("legal_basis", "consent")
+                words = default_keywords(key) if basis == "consent" else []
+                topic = {**topic, "keywords": words}
+            topics[key] = topic
+        return {**data, "topics": topics}
 
     @model_validator(mode="after")
     def _alert_topic_exists(self) -> Config:

@@ -231,6 +231,27 @@ def _populate(ctx: Context, folder: Path, residents: int, seed: int) -> None:
             ),
         )
     _withdrawals(ctx, rng)
+    _replies(ctx, rows)
+
+
+# What residents text back: opt-ins by keyword, a STOP, and replies an operator must
+# read (the Consentements screen's review queue).
+DEMO_REPLIES = (
+    "OUI TRAVAUX",
+    "Inscription événements",
+    "STOP",
+    "arrêtez svp",
+    "Merci, stop",
+    "S T O P",
+)
+
+
+def _replies(ctx: Context, rows: list[list[str]]) -> None:
+    from console.sending.inbound import handle_inbound
+    from console.sending.providers.base import InboundSms
+
+    for row, text in zip(rows[7::97], DEMO_REPLIES, strict=False):
+        handle_inbound(ctx, InboundSms(row[1], "", text), "simulated")
 
 
 def _withdrawals(ctx: Context, rng: random.Random) -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from console.locales import cli
+from console.locales import cli, consent
 from console.locales.en import EN
 from console.locales.fr import FR
 
 # A capability with many strings of its own keeps them in console/locales/<name>.py,
 # as two dicts FR and EN side by side, listed here.
-_PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = ((cli.FR, cli.EN),)
+_PARTS: tuple[tuple[Mapping[str, str], Mapping[str, str]], ...] = (
+    (cli.FR, cli.EN),
+    (consent.FR, consent.EN),
+)
 
 
 def _merged(base: Mapping[str, str], parts: tuple[Mapping[str, str], ...]) -> dict[str, str]:

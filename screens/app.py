@@ -13,10 +13,11 @@ from textual.screen import Screen
 from console.context import Context
 from console.i18n import Translator
 from console.sending.worker_launch import Launched
+from screens.consent import ConsentementsScreen
 from screens.contacts import ContactsScreen
 from screens.envois import EnvoisScreen
 from screens.help import HelpScreen
-from screens.placeholder import CalendrierScreen, ConsentementsScreen
+from screens.placeholder import CalendrierScreen
 from screens.widgets.translate import translate_bindings
 
 

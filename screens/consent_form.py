@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from console.consent.ledger import (
-    SOURCES,
+    FORM_SOURCES,
     ConsentError,
     ConsentRequest,
     current_consents,
@@ -82,7 +82,7 @@ class ConsentFormScreen(TocsinModal[int | None]):
             with Horizontal(classes="form-row"):
                 yield Label(t("consent.source"))
                 yield Select[str](
-                    [(t(f"source.{s}"), s) for s in SOURCES],
+                    [(t(f"source.{s}"), s) for s in FORM_SOURCES],
                     id="source",
                     compact=True,
                     allow_blank=False,

@@ -48,6 +48,7 @@ class ContactsScreen(Screen[None]):
         Binding("a", "add", "binding.add", id="contacts.add"),
         Binding("e", "edit", "binding.edit", id="contacts.edit"),
         Binding("c", "consent", "binding.consent", id="contacts.consent"),
+        Binding("h", "history", "binding.cons_history", id="contacts.history", show=False),
         Binding("d,delete", "erase", "binding.erase", id="contacts.erase"),
         Binding("f", "filters", "binding.filters", id="contacts.filters"),
         Binding("i", "import", "binding.import", id="contacts.import"),
@@ -302,6 +303,15 @@ class ContactsScreen(Screen[None]):
             self.notify(self.t("contacts.no_selection"))
         elif self._allowed(Role.OPERATOR):
             self.app.push_screen(ConsentFormScreen(contact_id), self._after_form)
+
+    def action_history(self) -> None:
+        from screens.consent import HistoryScreen
+
+        contact_id = self.selected_id()
+        if contact_id is None:
+            self.notify(self.t("contacts.no_selection"))
+        else:
+            self.app.push_screen(HistoryScreen(contact_id))
 
     def action_erase(self) -> None:
         from screens.erase import EraseScreen

@@ -74,6 +74,19 @@ class ConsentEvent(SQLModel, table=True):
     hash: str = Field(max_length=64)
 
 
+# The point-in-time replay (console.consent.replay) ranks each resident's events per
+# topic, latest occurred first, straight off this index: no sort of a million events.
+Index(
+    "ix_consent_event_replay",
+    col(ConsentEvent.contact_id),
+    col(ConsentEvent.topic),
+    col(ConsentEvent.occurred_at).desc(),
+    col(ConsentEvent.seq).desc(),
+    col(ConsentEvent.recorded_at),
+    col(ConsentEvent.action),
+)
+
+
 class ConsentState(SQLModel, table=True):
     """Current consent per contact and topic, derived from ConsentEvent."""
 
@@ -245,6 +258,51 @@ class SenderLease(SQLModel, table=True):
     expires_at: datetime
 
 
+class InboundMessage(SQLModel, table=True):
+    """An SMS a resident sent us: the proof behind a STOP, a keyword opt-in, or a
+    reply an operator classifies. Erasure blanks its number and text."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (Index("ix_inbound_message_review", "status", "received_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime
+    provider: str = Field(max_length=32)
+    provider_ref: str = Field(default="", max_length=100)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    # E.164 as received ("" when unparsable or erased).
+    number: str = Field(default="", max_length=20)
+    text: str = Field(default="", max_length=2000)
+    # stop | keyword | reply
+    kind: str = Field(max_length=16)
+    # done (handled automatically), pending (waits for an operator), classified
+    status: str = Field(max_length=16)
+    # JSON: {"withdraw": [...topics...]} once classified; the keyword's topic.
+    decision: str = Field(default="{}", max_length=500)
+    classified_by: str = Field(default="", max_length=100)
+    classified_at: datetime | None = Field(default=None)
+
+
+class ContactList(SQLModel, table=True):
+    """A rented or third-party list's provenance, recorded before its rows import."""
+
+    __tablename__ = "contact_list"
+
+    name: str = Field(primary_key=True, max_length=64)
+    provider: str = Field(max_length=200)
+    contract_ref: str = Field(max_length=200)
+    # When the residents on it consented (the provider's word), in UTC.
+    consented_at: datetime
+    wording: str = Field(max_length=2000)
+    # Comma separated topic keys the consent covers.
+    topics: str = Field(max_length=500)
+    proof_file: str = Field(default="", max_length=300)
+    proof_sha256: str = Field(max_length=64)
+    expiry_months: int
+    created_by: str = Field(max_length=100)
+    created_at: datetime
+
+
 def _table(model: type[SQLModel]) -> Table:
     return SQLModel.metadata.tables[str(model.__tablename__)]
 
@@ -260,3 +318,5 @@ message_table: Table = _table(Message)
 delivery_event_table: Table = _table(DeliveryEvent)
 contact_group_table: Table = _table(ContactGroup)
 suppression_table: Table = _table(Suppression)
+inbound_message_table: Table = _table(InboundMessage)
+contact_list_table: Table = _table(ContactList)

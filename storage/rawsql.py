@@ -1,4 +1,4 @@
-"""Hand-written SQL on the DBAPI cursor, for the sender's hot path only.
+"""Hand-written SQL on the DBAPI cursor, for the hot paths: the sender and the importer.
 
 The worker records hundreds of answers a second. Built through SQLAlchemy, each
 statement cost more CPU (construction, cache keys, a bind processor per value per

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.cli.common import (
     EXIT_OK,
@@ -16,6 +17,10 @@ from console.cli.common import (
     translator,
 )
 from console.config import Config
+
+if TYPE_CHECKING:
+    from console.contacts.importer import ImportOptions
+    from console.context import Context
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,6 +40,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     contacts.add_argument("--source", help="where that consent comes from")
     contacts.add_argument("--proof", default="", help="proof reference of that consent")
     contacts.add_argument("--text-version", default="", help="consent text version")
+    contacts.add_argument(
+        "--list",
+        metavar="NAME",
+        help="a rented list registered with `tocsin list add`: its topics are granted on its terms",
+    )
     contacts.add_argument("--rejects", metavar="FILE", help="write rejected rows to FILE")
     contacts.add_argument("--dry-run", action="store_true", help="check only, write nothing")
     contacts.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -79,15 +89,20 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         mapping[field.strip()] = column.strip()
     if args.consent and not args.source:
         raise CliError(t("cli.consent_needs_source"), EXIT_USAGE)
+    if args.list and (args.consent or args.source or args.proof):
+        raise CliError(t("cli.list_sets_consent"), EXIT_USAGE)
     ctx = context(config)
-    options = ImportOptions(
-        mapping=mapping,
-        consent_topic=args.consent,
-        consent_source=args.source or "",
-        consent_proof=args.proof,
-        consent_text_version=args.text_version,
-        dry_run=args.dry_run,
-    )
+    if args.list:
+        options = _list_options(ctx, args, mapping)
+    else:
+        options = ImportOptions(
+            mapping=mapping,
+            consent_topic=args.consent,
+            consent_source=args.source or "",
+            consent_proof=args.proof,
+            consent_text_version=args.text_version,
+            dry_run=args.dry_run,
+        )
     try:
         report = import_contacts(ctx, Path(args.file), options)
     except ImportFailed as exc:
@@ -104,6 +119,29 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
         for line in report.summary_lines(t.language):
             print(visible(line))
     return EXIT_OK
+
+
+def _list_options(ctx: Context, args: argparse.Namespace, mapping: dict[str, str]) -> ImportOptions:
+    """A rented list imports only once its provenance is recorded."""
+    from console.consent.lists import ListError, get_list, proof_ref
+    from console.contacts.importer import ImportOptions
+
+    try:
+        row = get_list(ctx, args.list)
+    except ListError as exc:
+        raise CliError(translator(ctx.config).error(exc), EXIT_USAGE) from exc
+    topics = tuple(row.topics.split(","))
+    return ImportOptions(
+        mapping=mapping,
+        source=f"list:{row.name}",
+        consent_topic=topics[0],
+        consent_more_topics=topics[1:],
+        consent_source="rented_list",
+        consent_proof=proof_ref(row),
+        consent_text_version=args.text_version or f"list:{row.name}"[:50],
+        consent_at=row.consented_at,
+        dry_run=args.dry_run,
+    )
 
 
 def cmd_export(args: argparse.Namespace, config: Config) -> int:

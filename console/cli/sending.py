@@ -231,9 +231,14 @@ def _say_waiting(config: Config) -> Callable[[Fault], None]:
     return say
 
 
-def money(t: Translator, amount: float) -> str:
-    text = f"{amount:.2f}"
+def decimal(t: Translator, value: float, text: str = "") -> str:
+    """A figure with the language's decimal mark (`text`: already formatted)."""
+    text = text or str(value)
     return text.replace(".", ",") if t.language == "fr" else text
+
+
+def money(t: Translator, amount: float) -> str:
+    return decimal(t, amount, f"{amount:.2f}")
 
 
 def counts_line(counts: dict[str, int]) -> str:
@@ -254,7 +259,7 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
         t(
             "cli.status",
             in_flight=status["in_flight"],
-            rate=status["rate_per_second"],
+            rate=decimal(t, status["rate_per_second"]),
             active=status["active_campaigns"],
             minutes=config.worker.report_timeout_minutes,
             no_report=status["no_report"],

@@ -27,8 +27,21 @@ from storage.rawsql import dialect
 
 Action = Literal["grant", "withdraw"]
 
-# Where a consent (or its withdrawal) came from.
-SOURCES = ("paper_form", "web_form", "sms_keyword", "phone_call", "rented_list", "counter")
+# Where a consent (or its withdrawal) came from. sms_stop: a STOP the worker read;
+# operator: an operator's decision on a reply they reviewed (or a list's expiry).
+SOURCES = (
+    "paper_form",
+    "web_form",
+    "sms_keyword",
+    "phone_call",
+    "rented_list",
+    "counter",
+    "import",
+    "sms_stop",
+    "operator",
+)
+# What an operator picks in the consent form: the others are recorded by Tocsin itself.
+FORM_SOURCES = SOURCES[:6]
 # A rented list is only as good as its provider's proof.
 SOURCES_NEEDING_PROOF = frozenset({"rented_list"})
 

@@ -77,13 +77,19 @@ def number_hash(key: bytes, e164: str) -> str:
 
 
 def number_hasher(key: bytes) -> Callable[[str], str]:
-    """`number_hash` for many numbers: the keyed state is set up once and copied."""
-    keyed = hmac.new(key, digestmod=hashlib.sha256)
+    """`number_hash` for many numbers: HMAC's two keyed SHA-256 states are set up once
+    and copied (hashlib's, not hmac's wrappers: a third of the cost per number)."""
+    block = 64
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
 
     def digest(e164: str) -> str:
-        one = keyed.copy()
+        one = inner.copy()
         one.update(e164.encode("ascii"))
-        return one.hexdigest()
+        two = outer.copy()
+        two.update(one.digest())
+        return two.hexdigest()
 
     return digest
 

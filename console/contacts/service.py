@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlmodel import Session, col
 
 from console.audit import append_audit
@@ -18,7 +18,14 @@ from console.errors import TocsinError
 from console.roles import Role
 from console.text import clean_field, fold
 from storage.engine import read_session, write_session
-from storage.models import ConsentEvent, ConsentState, Contact, ContactGroup, Suppression
+from storage.models import (
+    ConsentEvent,
+    ConsentState,
+    Contact,
+    ContactGroup,
+    InboundMessage,
+    Suppression,
+)
 from storage.queries import ContactQuery
 
 MAX_NAME = 200
@@ -274,8 +281,11 @@ class ErasureResult:
     suppressed: bool
 
 
-def erase_contact(ctx: Context, contact_id: int) -> ErasureResult:
-    """Wipe the personal fields; keep the consent history (by id) and a STOP as a hash."""
+def erase_contact(ctx: Context, contact_id: int, *, reason: str = "") -> ErasureResult:
+    """Wipe the personal fields; keep the consent history (by id) and a STOP as a hash.
+
+    `reason` names why in the audit entry ("retention" for the retention run); the
+    SMS they sent us lose their number and text too."""
     ctx.require(Role.ADMIN)
     now = ctx.clock.now()
     with write_session(ctx.engine) as session:
@@ -309,6 +319,13 @@ def erase_contact(ctx: Context, contact_id: int) -> ErasureResult:
         session.add(contact)
         set_groups(session, contact_id, ())
         session.execute(delete(ConsentState).where(col(ConsentState.contact_id) == contact_id))
+        session.execute(
+            update(InboundMessage)
+            .where(col(InboundMessage.contact_id) == contact_id)
+            .values(number="", text="")
+        )
+        if reason:
+            details["reason"] = reason
         append_audit(
             session,
             at=now,

@@ -488,8 +488,9 @@ class Worker:
     ) -> None:
         """Claimed messages of a stopped campaign that no provider has seen: skipped
         when it was cancelled, queued again (for the resume) when paused."""
-        cancelled = [c for c in claimed if statuses.get(c.campaign_id) == "cancelled"]
-        paused = [c for c in claimed if statuses.get(c.campaign_id) != "cancelled"]
+        gone = CampaignStatus.CANCELLED
+        cancelled = [c for c in claimed if statuses.get(c.campaign_id) == gone]
+        paused = [c for c in claimed if statuses.get(c.campaign_id) != gone]
         now = self.ctx.clock.now()
         if cancelled:
             await self._in_db(

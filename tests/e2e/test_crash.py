@@ -62,6 +62,10 @@ class RecordingTwilio:
     def _run(self) -> None:
         asyncio.run(self.server.serve())
 
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.received.values())
+
     async def create(self, request: Request) -> JSONResponse:
         form = dict(parse_qsl((await request.body()).decode()))
         callback = urlparse(form["StatusCallback"])
@@ -174,8 +178,15 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
 
     rng = random.Random(1789)
     for _ in range(KILLS):
+        before = provider.total()
         running = [_start(config) for config in configs]
-        time.sleep(rng.uniform(0.8, 2.0))
+        # Killed while it sends, however long a loaded machine takes to start it.
+        deadline = time.monotonic() + 30
+        while provider.total() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if provider.total() == before and not _open_messages(db_url):
+                break
+        time.sleep(rng.uniform(0.05, 0.8))
         for process in running:
             process.send_signal(signal.SIGKILL)
             process.wait(10)

@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 from textual.widgets import DataTable, Input, Select, Static
 
 from console.roles import Role
+from screens.consent import ConsentementsScreen
 from screens.consent_form import ConsentFormScreen
 from screens.contact_form import ContactFormScreen
 from screens.contacts import ContactsScreen
@@ -264,7 +265,10 @@ async def test_modes_help_and_quit(make_app: AppFactory) -> None:
         await pilot.press("1")
         await pilot.pause()
         assert isinstance(app.screen, EnvoisScreen)
-        for key, mode in (("3", "consentements"), ("4", "calendrier")):
+        await pilot.press("3")
+        await pilot.pause()
+        assert isinstance(app.screen, ConsentementsScreen)
+        for key, mode in (("4", "calendrier"),):
             await pilot.press(key)
             await pilot.pause()
             assert isinstance(app.screen, PlaceholderScreen) and mode == app.screen.MODE

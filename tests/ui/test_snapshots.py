@@ -54,7 +54,7 @@ def test_help(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None
 
 @pytest.mark.parametrize("size", SIZES)
 def test_placeholder_mode(snap_compare, make_app: AppFactory, size: tuple[int, int]) -> None:
-    assert snap_compare(make_app(), press=["3"], terminal_size=size, run_before=_settle)
+    assert snap_compare(make_app(), press=["4"], terminal_size=size, run_before=_settle)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -249,3 +249,80 @@ def test_alert_refused_to_a_viewer(
         await _alert_steps(pilot, ["enter", "enter", "ctrl+n"])
 
     assert snap_compare(make_app(role=Role.VIEWER), terminal_size=size, run_before=run)
+
+
+# --- Consentements ------------------------------------------------------------------
+
+
+async def _consent_settle(pilot: Pilot[None]) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+
+
+def _consent_town(town: Context) -> None:
+    from console.sending.inbound import handle_inbound
+    from console.sending.providers.base import InboundSms
+
+    handle_inbound(town, InboundSms("0612340010", "", "Merci, stop"), "kannel")
+    handle_inbound(town, InboundSms("0612340011", "", "STOP"), "kannel")
+    handle_inbound(town, InboundSms("0781000000", "", "oui travaux"), "kannel")
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_consent_coverage(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
+    _consent_town(town)
+    app = make_app(start_mode="consentements")
+    assert snap_compare(app, terminal_size=size, run_before=_consent_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_consent_journal(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
+    _consent_town(town)
+
+    async def journal(pilot: Pilot[None]) -> None:
+        await _consent_settle(pilot)
+        await pilot.press("j")
+        await _consent_settle(pilot)
+
+    app = make_app(start_mode="consentements")
+    assert snap_compare(app, terminal_size=size, run_before=journal)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_consent_classify(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
+    _consent_town(town)
+
+    async def classify(pilot: Pilot[None]) -> None:
+        await _consent_settle(pilot)
+        await pilot.press("r")
+        await _consent_settle(pilot)
+        await pilot.press("enter")
+        await _consent_settle(pilot)
+
+    app = make_app(start_mode="consentements")
+    assert snap_compare(app, terminal_size=size, run_before=classify)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_consent_history(
+    snap_compare, make_app: AppFactory, town: Context, size: tuple[int, int]
+) -> None:
+    _consent_town(town)
+
+    async def history(pilot: Pilot[None]) -> None:
+        await _consent_settle(pilot)
+        await pilot.press("j")
+        await _consent_settle(pilot)
+        await pilot.press("enter")
+        await _consent_settle(pilot)
+
+    app = make_app(start_mode="consentements")
+    assert snap_compare(app, terminal_size=size, run_before=history)

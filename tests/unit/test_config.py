@@ -279,7 +279,9 @@ def test_topics_replace_the_default_list() -> None:
     config = parse_config(
         '[topics.marche]\nlabel = "Marché"\n[alert]\ntopic = "marche"\n', "x.toml"
     )
-    assert config.topics == {"marche": TopicConfig(label="Marché")}
+    assert config.topics == {
+        "marche": TopicConfig(label="Marché", keywords=["OUI MARCHE", "INSCRIPTION MARCHE"])
+    }
     assert config.topics["marche"].legal_basis == "consent"
     assert config.topics["marche"].consent_text_version == "v1"
 

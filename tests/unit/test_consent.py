@@ -233,7 +233,7 @@ def test_validation_errors(ctx: Context, clock: FrozenClock) -> None:
     )
     assert _refused(ctx, ConsentRequest(cid, "infos", "grant", "facebook")) == (
         "unknown source 'facebook' (known: paper_form, web_form, sms_keyword, phone_call, "
-        "rented_list, counter)"
+        "rented_list, counter, import, sms_stop, operator)"
     )
     assert _refused(ctx, ConsentRequest(cid, "infos", "grant", "rented_list")) == (
         "source rented_list needs a proof reference"

@@ -150,3 +150,18 @@ async def test_form_encoded_callbacks_are_read(ctx: Context) -> None:
     )
     http = to_http_request(request, await request.body())
     assert http.form == {"MessageSid": "SM1", "MessageStatus": "delivered", "Body": "Café STOP"}
+
+
+async def test_keyword_opt_in_through_the_endpoint(ctx: Context, served: str) -> None:
+    from console.consent.journal import JournalFilter, journal
+
+    contact = add_contact(ctx, ContactInput(number="06 50 00 00 09"))
+    async with httpx.AsyncClient(base_url=served) as client:
+        answer = await client.get(
+            "/inbound/kannel",
+            params={"from": "+33650000009", "text": "oui  Travaux !", "token": TOKEN},
+        )
+    assert answer.status_code == 200
+    (line,) = journal(ctx, JournalFilter(contact_id=contact.id))
+    assert (line.topic, line.action, line.source) == ("travaux", "grant", "sms_keyword")
+    assert line.proof_ref.startswith("inbound:") and line.operator == "sms:kannel"

@@ -65,7 +65,7 @@ def test_stop_withdraws_every_topic_and_suppresses(ctx: Context) -> None:
             select(AuditEntry).where(col(AuditEntry.action) == "inbound.stop")
         ).one()
     assert states == dict.fromkeys(ctx.config.topics, False)
-    assert proofs == {"inbound:twilio:SM123"}
+    assert proofs == {"inbound:1:twilio:SM123"}
     assert "+33" not in audit.details and "640000001" not in audit.details
 
 

@@ -147,7 +147,8 @@ def _run(
                 *outcome.unchanged,
             ]
             kept.sort(key=lambda pair: pair[0][0])
-            consents(conn, ctx, options, kept, report, write)
+            for topic in options.consent_topics:
+                consents(conn, ctx, options, kept, report, write, topic)
     report.issues.sort(key=lambda issue: issue.line)
     report.rejected = sum(1 for issue in report.issues if issue.status == "rejected")
     report.flagged = len({issue.line for issue in report.issues if issue.status == "flagged"})

@@ -46,10 +46,9 @@ def consents(
     kept: Sequence[tuple[Good, int]],
     report: ImportReport,
     write: bool,
+    topic: str,
 ) -> None:
-    """Grant the topic to each kept row with no decision on it yet."""
-    topic = options.consent_topic
-    assert topic is not None
+    """Grant `topic` to each kept row with no decision on it yet."""
     suppressed = _suppressed(conn, ctx, [good[1][0] for good, _ in kept])
     states = _states(conn, topic, [cid for _, cid in kept if cid])
     to_grant: list[int] = []
@@ -78,27 +77,30 @@ def consents(
             )
         elif contact_id not in states:
             to_grant.append(contact_id)
-    report.consents_recorded = len(to_grant)
+    report.consents_recorded += len(to_grant)
     if write and to_grant:
-        append_grants(conn, ctx, grant_request(options), to_grant)
+        append_grants(conn, ctx, grant_request(options, topic), to_grant)
 
 
-def grant_request(options: ImportOptions) -> ConsentRequest:
+def grant_request(options: ImportOptions, topic: str | None = None) -> ConsentRequest:
     """The grant each kept row gets (the contact aside)."""
-    assert options.consent_topic is not None
+    topic = topic or options.consent_topic
+    assert topic is not None
     return ConsentRequest(
         contact_id=0,
-        topic=options.consent_topic,
+        topic=topic,
         action="grant",
         source=options.consent_source,
         proof_ref=options.consent_proof,
         text_version=options.consent_text_version,
+        occurred_at=options.consent_at,
     )
 
 
 def validate_consent(ctx: Context, options: ImportOptions) -> None:
     try:
-        validate(ctx, grant_request(options))
+        for topic in options.consent_topics:
+            validate(ctx, grant_request(options, topic))
     except ConsentError as exc:
         raise ImportFailed(f"consent for the import: {exc}") from exc
     # The grants are inserted in bulk: check what the columns would refuse.

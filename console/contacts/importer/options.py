@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 FIELDS = ("number", "name", "first_name", "zone", "groups", "notes")
 
@@ -22,3 +23,12 @@ class ImportOptions:
     consent_source: str = ""
     consent_proof: str = ""
     consent_text_version: str = ""
+    # More topics granted on the same terms (a rented list covers several), and when
+    # the residents consented (the list's date; default: now).
+    consent_more_topics: tuple[str, ...] = ()
+    consent_at: datetime | None = None
+
+    @property
+    def consent_topics(self) -> tuple[str, ...]:
+        first = (self.consent_topic,) if self.consent_topic else ()
+        return tuple(dict.fromkeys((*first, *self.consent_more_topics)))
