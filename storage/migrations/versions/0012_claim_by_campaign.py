@@ -1,7 +1,7 @@
 """claim by campaign: one campaign's due messages in order, off an index
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0012
+Revises: 0011
 
 The claim takes an equal share from each alert (docs/decisions.md, "Priority between
 alerts"): one query per campaign, `campaign_id = ? AND state = 'queued' AND
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
