@@ -470,3 +470,47 @@ async def test_a_call_carries_a_tenth_of_a_second_of_the_rate(ctx: Context) -> N
 
     await _with_workers(ctx, provider, body, concurrency=2, rate=100)
     assert max(provider.batches) == 10 and sum(provider.batches) == 40
+
+
+async def test_the_watcher_goes_on_looking_while_its_quick_claim_waits(
+    ctx: Context, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """On SQLite a console's long write holds the worker's writes; its quick claim of
+    a new alert waits, and a pause meanwhile must still be seen at once."""
+    import threading
+
+    from console.sending import worker as worker_module
+
+    _town(ctx, Bourg=60, Moulin=3)
+    big = _send(ctx, "Bourg")
+    provider = SlowProvider(_message_campaigns(ctx))
+    provider.gate = asyncio.Event()
+    held_up = threading.Event()
+    waiting = threading.Event()
+    real_claim = worker_module.claim_batch
+
+    def slow_quick_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(args) > 5 and args[5] is not None:  # the watcher's quick claim
+            waiting.set()
+            held_up.wait(20)
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "claim_batch", slow_quick_claim)
+
+    async def body(workers: list[Worker]) -> None:
+        worker = workers[0]
+        await _until(lambda: provider.in_flight == 2 and len(worker._ready) > 0)
+        await asyncio.to_thread(_send, ctx, "Moulin")
+        await _until(waiting.is_set)
+        change_campaign(ctx, big, "pause", settle_s=0)
+        # Seen and given back while the quick claim is still held up.
+        await _until(lambda: big not in worker._ready.campaigns())
+        assert not held_up.is_set()
+        held_up.set()
+        provider.gate.set()  # type: ignore[union-attr]
+
+    try:
+        await _with_workers(ctx, provider, body, concurrency=2)
+    finally:
+        held_up.set()
+    assert _states(ctx, big)["submitted"] == 2
