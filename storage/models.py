@@ -188,7 +188,9 @@ class Message(SQLModel, table=True):
     __tablename__ = "message"
     __table_args__ = (
         UniqueConstraint("campaign_id", "number", name="uq_message_campaign_number"),
-        Index("ix_message_campaign_state", "campaign_id", "state"),
+        # One campaign's due messages in order (the claim, console.sending.queue), and
+        # the counts per (campaign, state).
+        Index("ix_message_campaign_state", "campaign_id", "state", "next_attempt_at", "id"),
         # Reports from providers that do not echo our id are matched on their ref.
         Index("ix_message_provider_ref", "provider_ref"),
     )

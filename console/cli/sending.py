@@ -213,10 +213,7 @@ def cmd_campaign(args: argparse.Namespace, config: Config) -> int:
         )
         print(f"  {counts_line(view.counts)}")
         if view.stop is not None:
-            from console.i18n import Translator
-
-            t = Translator(config.console.language)
-            print(t(f"campaign.stop_{view.stop.change}", **view.stop.to_json()))
+            print(t(f"cli.campaign_stop_{view.stop.change}", **view.stop.to_json()))
     return EXIT_OK
 
 

@@ -71,6 +71,8 @@ FR: dict[str, str] = {
     "cli.rekey_nothing": "les deux chaînes sont déjà liées par HMAC : rien à faire",
     "cli.rekey_done": "{chain} : {entries} entrées reliées par HMAC (la tête était {previous})",
     "cli.rekey_record": "notez les nouvelles têtes hors de la base : tocsin audit head",
+    "cli.campaign_stop_cancel": "Annulé. Ne partiront pas — en attente : {not_sent}, pris par le service d'envoi mais pas encore transmis : {given_back}. Partis après l'annulation (appels déjà en cours) : {left_after}. Encore en cours : {in_flight}.",
+    "cli.campaign_stop_pause": "En pause. Retenus pour la reprise — en attente : {not_sent}, rendus par le service d'envoi avant transmission : {given_back}. Partis après la pause (appels déjà en cours) : {left_after}. Encore en cours : {in_flight}.",
 }
 
 EN: dict[str, str] = {
@@ -138,4 +140,6 @@ EN: dict[str, str] = {
     "cli.rekey_nothing": "both chains are already keyed: nothing to do",
     "cli.rekey_done": "{chain}: {entries} entries re-linked by HMAC (head was {previous})",
     "cli.rekey_record": "record the new heads outside the database: tocsin audit head",
+    "cli.campaign_stop_cancel": "Cancelled. Will not go — waiting: {not_sent}, claimed by the sending service but not yet handed over: {given_back}. Left after the cancel (calls already under way): {left_after}. Still under way: {in_flight}.",
+    "cli.campaign_stop_pause": "Paused. Held for the resume — waiting: {not_sent}, given back by the sending service before handing over: {given_back}. Left after the pause (calls already under way): {left_after}. Still under way: {in_flight}.",
 }

@@ -41,9 +41,9 @@ class StopReport:
 
     `not_sent`: queued at the stop (cancel: now skipped; pause: held for the resume).
     `claimed`: already claimed by a worker at the stop; of those, `given_back` never
-    reached the provider (skipped, or queued again), `left_after` did (the calls that
-    were under way: they left after the stop), and `in_flight` were still being sent
-    when the report was made (the worker is slow to answer, or none is alive).
+    reached the provider (skipped, or queued again), `left_after` did (the calls
+    under way, and answers the worker had not recorded yet), and `in_flight` were
+    still being sent when the report was made (a slow provider, or no worker alive).
     """
 
     change: str
@@ -183,19 +183,21 @@ def change_campaign(
             change=change,
         )
     now = ctx.clock.now()
+    # The status first, in a short transaction of its own: workers see it within
+    # 50 ms and give back what they hold, while the queued messages of a big
+    # campaign are skipped afterwards (on SQLite a long write would hold the workers'
+    # commits, and their senders would go on with what they hold meanwhile).
     with write_session(ctx.engine) as session:
         session.execute(
             update(Campaign)
             .where(col(Campaign.id) == campaign_id, col(Campaign.status).in_(_ALLOWED[change]))
             .values(status=_NEW_STATUS[change], status_reason="")
         )
-        cancelled = 0
-        if change == "cancel":
-            cancelled = session.execute(
-                update(Message)
-                .where(col(Message.campaign_id) == campaign_id, col(Message.state) == QUEUED)
-                .values(state=SKIPPED, reason="cancelled", updated_at=now)
-            ).rowcount  # type: ignore[attr-defined]
+        waiting = session.execute(
+            select(func.count())
+            .select_from(Message)
+            .where(col(Message.campaign_id) == campaign_id, col(Message.state) == QUEUED)
+        ).scalar_one()
         claimed: tuple[int, ...] = ()
         if change != "resume":
             # Read after the status change, in its transaction: a worker claims
@@ -213,15 +215,48 @@ def change_campaign(
             operator=ctx.operator,
             action=f"campaign.{change}",
             target=f"campaign:{campaign_id}",
-            details={"cancelled": cancelled, "claimed": len(claimed)},
+            details={
+                "cancelled": int(waiting) if change == "cancel" else 0,
+                "claimed": len(claimed),
+            },
         )
+    # Counted once the status changed: nothing of it can be claimed any more. (For a
+    # cancel, a worker's sweep may skip some of them before we do.)
+    not_sent = int(waiting)
+    if change == "cancel":
+        # The workers' sweep (skip_cancelled) finishes this if we die half-way.
+        _skip_queued(ctx, campaign_id)
     if change == "resume":
         return get_campaign(ctx, campaign_id)
-    not_sent = cancelled if change == "cancel" else view.counts.get(QUEUED, 0)
     report = StopReport(change, not_sent, len(claimed), in_flight=len(claimed), ids=claimed)
     if claimed and settle_s > 0 and alive_workers(ctx.engine, now, ALIVE_WITHIN_S):
         report = settle_stop(ctx, report, settle_s)
     return replace(get_campaign(ctx, campaign_id), stop=report)
+
+
+_SKIP_CHUNK = 5000
+
+
+def _skip_queued(ctx: Context, campaign_id: int) -> int:
+    """Skip a cancelled campaign's queued messages, a few thousand per transaction."""
+    skipped = 0
+    while True:
+        with write_session(ctx.engine) as session:
+            ids = list(
+                session.execute(
+                    select(col(Message.id))
+                    .where(col(Message.campaign_id) == campaign_id, col(Message.state) == QUEUED)
+                    .limit(_SKIP_CHUNK)
+                ).scalars()
+            )
+            if ids:
+                skipped += session.execute(
+                    update(Message)
+                    .where(col(Message.id).in_(ids), col(Message.state) == QUEUED)
+                    .values(state=SKIPPED, reason="cancelled", updated_at=ctx.clock.now())
+                ).rowcount  # type: ignore[attr-defined]
+        if len(ids) < _SKIP_CHUNK:
+            return skipped
 
 
 def settle_stop(ctx: Context, report: StopReport, wait_s: float) -> StopReport:

@@ -64,12 +64,13 @@ SELECT id, priority, text, sender_id, kind FROM campaign
 WHERE status IN (:queued, :running) AND start_at <= :now
   AND (send_until IS NULL OR send_until > :now)
 ORDER BY priority DESC, id"""
-# One campaign's due messages in enqueue order: read off ix_message_campaign_state
-# (campaign, state, then id), so a claim never sorts a big campaign's queue.
+# One campaign's due messages, the longest due first: a range of
+# ix_message_campaign_state (campaign, state, next_attempt_at, id), so a claim never
+# sorts a big campaign's queue, nor reads what is not due yet.
 _CLAIM_ONE = """
 SELECT id, number, attempts FROM message
 WHERE campaign_id = :campaign AND state = :queued AND next_attempt_at <= :now
-ORDER BY id
+ORDER BY next_attempt_at, id
 LIMIT :limit"""
 _TAKE = """
 UPDATE message SET state = :sending, lease_owner = :owner, lease_expires_at = :expires,
@@ -372,21 +373,34 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+SWEEP_LIMIT = 5000
+
+
 def skip_cancelled(engine: Engine, now: datetime) -> int:
     """A cancelled campaign keeps nothing queued: what came back after the cancel (an
-    emergency's re-send after an unknown answer or an expired lease) is skipped too."""
+    emergency's re-send after an unknown answer or an expired lease) is skipped too,
+    and what a cancel left half-way. At most SWEEP_LIMIT a call: a short write."""
     campaign = campaign_table.c
     message = message_table.c
     with write_session(engine) as session:
-        return int(
+        ids = list(
             session.execute(
-                update(message_table)
+                select(message.id)
                 .where(
                     message.state == QUEUED,
                     message.campaign_id.in_(
                         select(campaign.id).where(campaign.status == CampaignStatus.CANCELLED)
                     ),
                 )
+                .limit(SWEEP_LIMIT)
+            ).scalars()
+        )
+        if not ids:
+            return 0
+        return int(
+            session.execute(
+                update(message_table)
+                .where(message.id.in_(ids), message.state == QUEUED)
                 .values(state=SKIPPED, reason="cancelled", updated_at=now)
             ).rowcount  # type: ignore[attr-defined]
         )

@@ -13,11 +13,11 @@ import contextlib
 import functools
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import update
@@ -60,6 +60,8 @@ IDLE_POLL_S = 0.1
 # cancelled under it (one small read of the campaign table, on its own thread so that
 # it never waits behind the commits of answers).
 WATCH_S = 0.05
+# One provider call carries at most this many seconds of the provider's rate.
+CALL_S = 0.1
 # An alert whose quick claim found nothing due (all claimed elsewhere, or waiting to
 # be retried) is not looked for again before this.
 DRY_S = 1.0
@@ -130,12 +132,15 @@ class Worker:
         # Claimed, committed `sending`, not yet handed to the provider: per campaign,
         # served in turns (console.sending.hand).
         self._ready = Hand()
-        # Taken by a sender, waiting for the rate limiter: not handed over yet either.
+        # Taken by a sender for its call (per campaign): counted in what we hold.
         self._pending: Counter[int] = Counter()
         # Campaigns paused or cancelled while we hold messages of theirs -> status.
         self._stopped: dict[int, str] = {}
         # Alerts whose quick claim found nothing due -> when to look again.
         self._dry: dict[int, float] = {}
+        # The watcher's database writes under way, and its quick claim among them.
+        self._chores: set[asyncio.Task[None]] = set()
+        self._quick: asyncio.Task[None] | None = None
         # Answers waiting for the recorder's next commit.
         self._answers: list[tuple[Sequence[Claimed], list[SendResult]]] = []
         self._wake = asyncio.Event()  # the recorder has answers
@@ -288,7 +293,6 @@ class Worker:
                 )
 
     async def _sender(self) -> None:
-        size = max(self.provider.max_batch, 1)
         ready = self._ready
         while True:
             if not ready:
@@ -297,7 +301,17 @@ class Worker:
                 self._work.clear()
                 await self._work.wait()
                 continue
+            # The rate limiter first, then the messages: whose turn it is is decided
+            # when the call can go, so an alert that has just come is not stuck
+            # behind calls already waiting for their tokens. And one call is at most
+            # a tenth of a second of the rate: a 100-message call at 20 msg/s would
+            # hold the limiter (and every other alert) for 5 s.
+            size = max(1, min(self.provider.max_batch, int(self.bucket.rate * CALL_S)))
+            size = min(size, len(ready))
+            await self.bucket.take(size)
             chunk = ready.take(size)
+            if not chunk:
+                continue  # another sender emptied the hand meanwhile
             if len(ready) <= self.refill_below:
                 self._nudge.set()
             self._pending.update(c.campaign_id for c in chunk)
@@ -395,11 +409,26 @@ class Worker:
             log.info("scheduler: %d occurrence(s) sent, %d missed", result.sent, result.missed)
 
     async def _watcher(self) -> None:
-        while not self.stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=WATCH_S)
-            if not self.stop.is_set():
-                await self._watch()
+        try:
+            while not self.stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), timeout=WATCH_S)
+                for chore in [c for c in self._chores if c.done()]:
+                    self._chores.discard(chore)
+                    chore.result()  # a failure stops the worker, as any other
+                if not self.stop.is_set():
+                    await self._watch()
+        finally:
+            # What was given back or claimed is committed before the worker ends.
+            await asyncio.gather(*self._chores, return_exceptions=True)
+
+    def _chore(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Database writes the watcher starts but does not wait for: they queue on
+        the ledger thread behind commits (on SQLite, behind a console's write), and
+        the watcher must go on looking every 50 ms meanwhile."""
+        task = asyncio.create_task(work)
+        self._chores.add(task)
+        return task
 
     async def _watch(self) -> None:
         """While we send: give back what we hold of a campaign paused or cancelled,
@@ -424,11 +453,17 @@ class Worker:
             if seen.statuses.get(cid) not in ACTIVE
         }
         if self._stopped:
-            await self._give_back_stopped(self._ready.drop(self._stopped))
+            dropped = self._ready.drop(self._stopped)
+            if dropped:
+                self._chore(self._give_back_stopped(dropped, dict(self._stopped)))
         now = loop.time()
         new = {cid for cid in seen.alerts - held if self._dry.get(cid, -1e9) <= now}
-        if not new:
-            return
+        if new and (self._quick is None or self._quick.done()):
+            self._quick = self._chore(self._quick_claim(new, now))
+
+    async def _quick_claim(self, new: set[int], now: float) -> None:
+        """A first share of alerts we hold nothing of, without waiting for our hand
+        to empty."""
         # Room within the lease budget (see __init__): the last claimed of what we
         # hold goes back to the queue, to be claimed again in its turn.
         want = self.claim_size
@@ -462,12 +497,14 @@ class Worker:
                 release, self.ctx.engine, self.owner, claimed, self.ctx.clock.now(), reason
             )
 
-    async def _give_back_stopped(self, claimed: Sequence[Claimed]) -> None:
+    async def _give_back_stopped(
+        self, claimed: Sequence[Claimed], statuses: dict[int, str]
+    ) -> None:
         """Claimed messages of a stopped campaign that no provider has seen: skipped
         when it was cancelled, queued again (for the resume) when paused."""
-        stopped, gone = self._stopped, CampaignStatus.CANCELLED
-        cancelled = [c for c in claimed if stopped.get(c.campaign_id) == gone]
-        paused = [c for c in claimed if stopped.get(c.campaign_id) != gone]
+        gone = CampaignStatus.CANCELLED
+        cancelled = [c for c in claimed if statuses.get(c.campaign_id) == gone]
+        paused = [c for c in claimed if statuses.get(c.campaign_id) != gone]
         now = self.ctx.clock.now()
         if cancelled:
             await self._in_db(
@@ -513,12 +550,11 @@ class Worker:
     async def _send_chunk(self, chunk: Sequence[Claimed]) -> None:
         """One provider call; its answers go to the recorder, which commits them at
         once (a worker killed before that leaves them `sending`, then uncertain)."""
-        await self.bucket.take(len(chunk))
-        # The rate limiter may have held us while the operator paused or cancelled:
+        # The last moment to see a pause or a cancel the watcher has just read:
         # what no provider has seen yet goes back.
         if self._stopped and any(c.campaign_id in self._stopped for c in chunk):
             stopped = [c for c in chunk if c.campaign_id in self._stopped]
-            await self._give_back_stopped(stopped)
+            await self._give_back_stopped(stopped, dict(self._stopped))
             chunk = [c for c in chunk if c.campaign_id not in self._stopped]
             if not chunk:
                 return

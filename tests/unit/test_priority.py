@@ -204,10 +204,12 @@ class SlowProvider:
         self.sent: Counter[int] = Counter()
         self.gate: asyncio.Event | None = None
         self.in_flight = 0
+        self.batches: list[int] = []
 
     async def send(
         self, client: httpx.AsyncClient, batch: Sequence[OutgoingSms]
     ) -> list[SendResult]:
+        self.batches.append(len(batch))
         for sms in batch:
             self.order.append(self.campaign_of.get(sms.message_id, 0))
             self.sent[sms.message_id] += 1
@@ -249,6 +251,7 @@ async def _with_workers(
     body: Callable[[list[Worker]], Awaitable[None]],
     concurrency: int = 1,
     workers: int = 1,
+    rate: float = 100_000,
 ) -> None:
     config = ctx.config.model_copy(
         update={"provider": ctx.config.provider.model_copy(update={"concurrency": concurrency})}
@@ -260,7 +263,7 @@ async def _with_workers(
             for n in range(workers)
         ]
         for worker in running:
-            worker.bucket = TokenBucket(100_000)
+            worker.bucket = TokenBucket(rate)
             await worker.start()
         tasks = [asyncio.create_task(w.run()) for w in running]
         try:
@@ -395,3 +398,119 @@ async def test_several_workers_share_two_alerts_without_doubles(ctx: Context) ->
     await _with_workers(ctx, provider, body, concurrency=2, workers=workers)
     assert set(provider.sent.values()) == {1} and len(provider.sent) == 130
     assert _states(ctx) == {"submitted": 130}
+
+
+# --- the command line ----------------------------------------------------------------
+
+
+def test_cancel_on_the_command_line_says_what_left(
+    tmp_path, db_url: str, capsys, clock: FrozenClock
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from console.cli import main
+    from console.roles import current_operator
+    from storage.engine import make_engine
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n'
+        f'[privacy]\nhash_key_file = "{tmp_path / "key"}"\n'
+        f'[roles]\nadmin = ["{current_operator()}"]\n',
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> int:
+        return main(["--config", str(config), *args])
+
+    numbers = ("0611223344", "0611223355", "0611223366")
+    to = ["--to", *numbers]
+    assert (
+        run("send", "--topic", "alertes", *to, "--text", "Crue", "--emergency", "--yes", "--json")
+        == 0
+    )
+    campaign = json.loads(capsys.readouterr().out)["campaign_id"]
+    # A worker (none alive: the cancel reports at once) holds one of the three.
+    engine = make_engine(db_url)
+    from datetime import UTC, datetime
+
+    claim_batch(engine, "w1", datetime.now(UTC), 60, 1)
+    engine.dispose()
+    assert run("campaign", "cancel", str(campaign), "--json") == 0
+    stop = json.loads(capsys.readouterr().out)["stop"]
+    assert stop == {
+        "change": "cancel",
+        "not_sent": 2,
+        "claimed": 1,
+        "given_back": 0,
+        "left_after": 0,
+        "in_flight": 1,
+    }
+    assert run("campaign", "show", str(campaign)) == 0
+    assert "Annulé" not in capsys.readouterr().out  # only the change itself reports
+    # In plain words, in the console's language.
+    assert run("send", "--topic", "alertes", *to, "--text", "Crue", "--emergency", "--yes") == 0
+    capsys.readouterr()
+    assert run("campaign", "pause", str(campaign + 1)) == 0
+    out = capsys.readouterr().out
+    assert "En pause. Retenus pour la reprise — en attente : 3" in out
+    assert "Partis après la pause (appels déjà en cours) : 0" in out
+
+
+async def test_a_call_carries_a_tenth_of_a_second_of_the_rate(ctx: Context) -> None:
+    """A 100-message call at 100 msg/s would hold the rate limiter, and every alert
+    behind it, for a whole second."""
+    _town(ctx, Bourg=40)
+    campaign = _send(ctx, "Bourg")
+    provider = SlowProvider(_message_campaigns(ctx), delay=0)
+    provider.max_batch = 100  # type: ignore[misc]
+
+    async def body(_: list[Worker]) -> None:
+        await _until(lambda: _states(ctx, campaign)["submitted"] == 40)
+
+    await _with_workers(ctx, provider, body, concurrency=2, rate=100)
+    assert max(provider.batches) == 10 and sum(provider.batches) == 40
+
+
+async def test_the_watcher_goes_on_looking_while_its_quick_claim_waits(
+    ctx: Context, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """On SQLite a console's long write holds the worker's writes; its quick claim of
+    a new alert waits, and a pause meanwhile must still be seen at once."""
+    import threading
+
+    from console.sending import worker as worker_module
+
+    _town(ctx, Bourg=60, Moulin=3)
+    big = _send(ctx, "Bourg")
+    provider = SlowProvider(_message_campaigns(ctx))
+    provider.gate = asyncio.Event()
+    held_up = threading.Event()
+    waiting = threading.Event()
+    real_claim = worker_module.claim_batch
+
+    def slow_quick_claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if len(args) > 5 and args[5] is not None:  # the watcher's quick claim
+            waiting.set()
+            held_up.wait(20)
+        return real_claim(*args, **kwargs)
+
+    monkeypatch.setattr(worker_module, "claim_batch", slow_quick_claim)
+
+    async def body(workers: list[Worker]) -> None:
+        worker = workers[0]
+        await _until(lambda: provider.in_flight == 2 and len(worker._ready) > 0)
+        await asyncio.to_thread(_send, ctx, "Moulin")
+        await _until(waiting.is_set)
+        change_campaign(ctx, big, "pause", settle_s=0)
+        # Seen and given back while the quick claim is still held up.
+        await _until(lambda: big not in worker._ready.campaigns())
+        assert not held_up.is_set()
+        held_up.set()
+        provider.gate.set()  # type: ignore[union-attr]
+
+    try:
+        await _with_workers(ctx, provider, body, concurrency=2)
+    finally:
+        held_up.set()
+    assert _states(ctx, big)["submitted"] == 2
