@@ -22,7 +22,9 @@ from console.sending.campaign_ops import (
 from console.sending.campaigns import CampaignError
 from console.sending.figures import count
 from console.sending.states import MessageState
+from console.text import visible
 from screens.confirm_action import ConfirmActionScreen
+from storage.faults import DATABASE_ERRORS
 
 
 class CampaignActions:
@@ -74,15 +76,25 @@ class CampaignActions:
         screen = self._screen()
 
         def answered(confirmed: bool | None) -> None:
-            if not confirmed:
-                return
+            if confirmed:
+                # A pause or a cancel waits for the workers to give back what they
+                # hold (a few tenths of a second, 5 s at most): never on the UI thread.
+                screen.run_worker(run, thread=True, group="campaign-action", exit_on_error=False)
+
+        def run() -> None:
             try:
                 message = do()
             except (CampaignError, PermissionDenied) as exc:
-                screen.notify(self.t.error(exc), severity="error", markup=False)
+                screen.app.call_from_thread(
+                    screen.notify, self.t.error(exc), severity="error", markup=False
+                )
                 return
-            screen.notify(message, markup=False)
-            self.after_campaign_action()
+            except DATABASE_ERRORS as exc:
+                # A locked or full database: said, and the console stays.
+                said = visible(str(exc).splitlines()[0])
+                screen.app.call_from_thread(screen.notify, said, severity="error", markup=False)
+                return
+            screen.app.call_from_thread(self._done, message)
 
         screen.app.push_screen(
             ConfirmActionScreen(
@@ -90,6 +102,10 @@ class CampaignActions:
             ),
             answered,
         )
+
+    def _done(self, message: str) -> None:
+        self._screen().notify(message, markup=False, timeout=10)
+        self.after_campaign_action()
 
     def _change(self, change: Change) -> None:
         view = self._campaign_or_warn()
@@ -100,8 +116,12 @@ class CampaignActions:
         in_flight = view.counts[MessageState.SENDING]
 
         def do() -> str:
-            change_campaign(self.ctx, view.id, change)
-            return t(f"envois.done_{change}", id=view.id)
+            changed = change_campaign(self.ctx, view.id, change)
+            done = t(f"envois.done_{change}", id=view.id)
+            if changed.stop is None:
+                return done
+            # What left after the stop, in the operator's words (issue: report it).
+            return f"{done} {t(f'cli.campaign_stop_{change}', **changed.stop.to_json())}"
 
         self._ask(
             t(f"envois.{change}_title", id=view.id),

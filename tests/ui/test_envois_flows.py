@@ -139,9 +139,11 @@ async def test_pause_resume_and_cancel_ask_first(make_app: AppFactory, town: Con
         await pilot.press("enter")  # focus is on Cancel: nothing changes
         assert get_campaign(town, campaign_id).status == "queued"
         await pilot.press("p", "tab", "enter")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert get_campaign(town, campaign_id).status == "paused"
         await pilot.press("r", "tab", "enter")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert get_campaign(town, campaign_id).status == "running"
         waiting = get_campaign(town, campaign_id).counts["queued"]
@@ -149,6 +151,7 @@ async def test_pause_resume_and_cancel_ask_first(make_app: AppFactory, town: Con
         body = str(app.screen.query_one("#confirm-body", Static).render())
         assert f"{waiting} messages en attente ne partiront jamais" in body
         await pilot.press("shift+tab", *str(waiting), "enter")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert get_campaign(town, campaign_id).status == "cancelled"
     with Session(town.engine) as session:
