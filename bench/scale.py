@@ -96,7 +96,7 @@ def build_town(folder: Path, size: int, seed: int = 1789) -> Context:
     for i, n in enumerate(numbers, start=1):
         name, zone = rng.choice(names), rng.choice(ZONES)
         landline = rng.random() < 0.03
-        prefix = rng.choice("12345") if landline else str(6 + n // 10**8)
+        prefix = str((1 if landline else 6) + n // 10**8)
         number = f"+33{prefix}{n % 10**8:08d}"
         chosen = sorted(rng.sample(GROUPS, k=rng.choice((0, 0, 1, 1, 2))))
         contacts.append(

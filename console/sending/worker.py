@@ -44,6 +44,7 @@ from console.sending.queue import (
 )
 from console.sending.ratelimit import TokenBucket
 from console.sending.states import QUEUED, SKIPPED, SUBMITTED, CampaignStatus
+from console.sending.tallies import fold_tallies
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
 from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
@@ -379,6 +380,7 @@ class Worker:
             await self._in_db(complete_enqueue, self.ctx, campaign_id)
         await self._in_db(skip_cancelled, engine, now)
         await self._in_db(finish_campaigns, engine)
+        await self._in_db(fold_tallies, engine)
 
     async def _watcher(self) -> None:
         while not self.stop.is_set():
