@@ -40,6 +40,9 @@ class ContactBrowser:
         self.exhausted = False
         self.loaded = 0
         self._totals: tuple[int, int] | None = None
+        # The matching count of the current query: scrolling does not change it, and
+        # at 1,000,000 residents a count is a walk of the index.
+        self._matching: tuple[ContactQuery, int] | None = None
 
     def query(self) -> ContactQuery:
         f = self.filters
@@ -83,9 +86,13 @@ class ContactBrowser:
 
     def counts(self, *, refresh_totals: bool = True) -> Counts:
         """Counts for the footer; the base-wide totals only change with the data, so a
-        new search or filter passes refresh_totals=False and reuses them."""
+        new search or filter passes refresh_totals=False and reuses them, and the
+        matching count is kept until the query or the data changes."""
+        query = self.query()
         with read_session(self.ctx.engine) as session:
-            matching = count_contacts(session, self.query())
+            if refresh_totals or self._matching is None or self._matching[0] != query:
+                self._matching = (query, count_contacts(session, query))
+            matching = self._matching[1]
             if refresh_totals or self._totals is None:
                 self._totals = (
                     count_contacts(session, ContactQuery()),
