@@ -62,6 +62,7 @@ from storage.rawsql import dialect
 
 STOP_ENTRIES = 50_000
 WORKER_FROM, WORKER_TO = 1000, 6000
+WORKER_DEADLINE_S = 90.0
 
 
 def _best(fn: Callable[[], Any], repeat: int = 3) -> float:
@@ -242,22 +243,26 @@ def measure_status_command(folder: Path) -> dict[str, float]:
 
 def measure_worker(ctx: Context) -> dict[str, float]:
     """Messages answered per second between the 1,000th and the 6,000th answer, with
-    the rest of the town still queued behind them."""
+    the rest of the town still queued behind them (or up to where the worker got in
+    WORKER_DEADLINE_S: it has been seen to stop claiming with messages left)."""
     provider = SimulatedProvider(ctx.config.provider.simulated)
 
-    async def until(count: int) -> float:
-        while _answered(ctx) < count:
+    async def until(count: int, deadline: float) -> tuple[int, float]:
+        while (done := _answered(ctx)) < count and time.perf_counter() < deadline:
             await asyncio.sleep(0.02)
-        return time.perf_counter()
+        return done, time.perf_counter()
 
     async def run() -> float:
         stop = asyncio.Event()
         task = asyncio.create_task(serve(ctx, provider, "bench", stop=stop, listen=False))
-        start = await until(WORKER_FROM)
-        end = await until(WORKER_TO)
+        deadline = time.perf_counter() + WORKER_DEADLINE_S
+        first, start = await until(WORKER_FROM, deadline)
+        last, end = await until(WORKER_TO, deadline)
         stop.set()
         await task
-        return (WORKER_TO - WORKER_FROM) / (end - start)
+        if last < WORKER_TO:
+            print(f"  (the worker stalled at {last} answers)", flush=True)
+        return (last - first) / (end - start) if end > start else 0.0
 
     return {"worker rate, town queued (msg/s)": asyncio.run(run())}
 

@@ -16,16 +16,19 @@ class Contact(SQLModel, table=True):
         Index("ix_contact_sort", "sort_key", "id", "search_key", "number", "erased_at"),
         Index("ix_contact_zone_sort", "zone", "sort_key", "id"),
         # Live contacts only: the quartier list (a skip from zone to zone) and the
-        # base's counts are read off these alone, never off the table's rows.
+        # base's counts are read off these alone, never off the table's rows
+        # (erased_at is in them so that SQLite need not read it from the table).
         Index(
             "ix_contact_live_zone",
             "zone",
+            "erased_at",
             sqlite_where=text("erased_at IS NULL"),
             postgresql_where=text("erased_at IS NULL"),
         ),
         Index(
             "ix_contact_live_sendable",
             "sendable",
+            "erased_at",
             sqlite_where=text("erased_at IS NULL"),
             postgresql_where=text("erased_at IS NULL"),
         ),

@@ -106,7 +106,11 @@ def upgrade() -> None:
         ("ix_contact_live_zone", "zone"),
         ("ix_contact_live_sendable", "sendable"),
     ):
-        op.create_index(name, "contact", [column], sqlite_where=live, postgresql_where=live)
+        # erased_at in the index too: SQLite reads a partial index's own condition
+        # from the table unless the index carries the column (then the count is covered).
+        op.create_index(
+            name, "contact", [column, "erased_at"], sqlite_where=live, postgresql_where=live
+        )
     op.create_index("ix_suppression_created_at", "suppression", ["created_at"])
 
 
