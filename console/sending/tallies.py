@@ -46,13 +46,20 @@ def ledger_counts(session: Session) -> dict[str, int]:
 
 # One statement, so a reader (one statement too) sees the deltas or their sum, never
 # both: rows a concurrent transaction has not committed are not deleted, and stay.
+# Only the (campaign, state) pairs with deltas are rewritten: the tallies of years of
+# finished campaigns stay where they are.
 _FOLD = """
-WITH gone AS (DELETE FROM campaign_tally RETURNING campaign_id, state, n)
+WITH split AS (
+    SELECT campaign_id, state FROM campaign_tally
+    GROUP BY campaign_id, state HAVING count(*) > 1
+), gone AS (
+    DELETE FROM campaign_tally AS t USING split
+    WHERE t.campaign_id = split.campaign_id AND t.state = split.state
+    RETURNING t.campaign_id, t.state, t.n
+)
 INSERT INTO campaign_tally (campaign_id, state, n)
 SELECT campaign_id, state, sum(n) FROM gone
 GROUP BY campaign_id, state HAVING sum(n) <> 0"""
-
-
 _FOLD_LOCK = 0x7461_6C6C  # "tall"
 
 
