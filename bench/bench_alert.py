@@ -68,7 +68,7 @@ def wait_for(check: object, what: str, timeout: float = 30) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recipients", type=int, default=50_000)
+    parser.add_argument("--residents", "--recipients", dest="recipients", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as tmp:

@@ -26,7 +26,7 @@ from storage.models import Message
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--recipients", type=int, default=50_000)
+    parser.add_argument("--residents", "--recipients", dest="recipients", type=int, default=50_000)
     parser.add_argument("--database", help="default: a temporary SQLite file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as folder:

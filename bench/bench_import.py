@@ -168,7 +168,7 @@ def time_import(work: Path, csv_path: Path) -> tuple[float, ImportReport]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--residents", "--rows", dest="rows", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="write the CSV and base here and keep them")
     parser.add_argument("--profile", action="store_true", help="cProfile the import")

@@ -120,7 +120,7 @@ def town_csv(folder: Path, big: int, small: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--big", type=int, default=50_000)
+    parser.add_argument("--residents", "--big", dest="big", type=int, default=50_000)
     parser.add_argument("--small", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=40.0, help="the provider's answer")

@@ -164,7 +164,7 @@ def report(label: str, pairs: Sequence[tuple[float, float]], lines: list[str]) -
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--residents", "--messages", dest="messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-kannel", action="store_true")
     args = parser.parse_args(argv)

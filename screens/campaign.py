@@ -3,6 +3,7 @@ by state, with the provider's reason for each failure; and what the operator may
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import ClassVar
 from zoneinfo import ZoneInfo
@@ -80,6 +81,7 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
         self.rows: list[MessageRow] = []
         self._exhausted = False
         self._cursor_row = 0
+        self._fetching = False
 
     def compose(self) -> ComposeResult:
         yield ModeBar("envois")
@@ -197,12 +199,25 @@ class CampaignScreen(LivePoll[Figures], CampaignActions, Screen[None]):
     @on(DataTable.RowHighlighted)
     def _prefetch(self, event: DataTable.RowHighlighted) -> None:
         self._cursor_row = event.cursor_row
-        if self._exhausted or event.cursor_row < len(self.rows) - PREFETCH_MARGIN:
+        if self._fetching or self._exhausted or event.cursor_row < len(self.rows) - PREFETCH_MARGIN:
             return
+        self._fetching = True
         after = self.rows[-1].id if self.rows else 0
-        more = page_messages(
-            self.ctx, self.campaign_id, state=self.state_filter, after_id=after, limit=PAGE
-        )
+        self.run_worker(self._fetch_more(after, self.state_filter), group="prefetch")
+
+    async def _fetch_more(self, after: int, state: str | None) -> None:
+        """The next page, read in a thread (never on the UI thread), appended unless
+        the rows changed meanwhile (a filter, a poll's splice)."""
+        try:
+            more = await asyncio.to_thread(
+                page_messages, self.ctx, self.campaign_id, state=state, after_id=after, limit=PAGE
+            )
+        except Exception:  # the poll says when the database is gone
+            return
+        finally:
+            self._fetching = False
+        if state != self.state_filter or (self.rows[-1].id if self.rows else 0) != after:
+            return
         table = self.query_one(DataTable)
         for row in more:
             table.add_row(*self._cells(row), key=str(row.id))

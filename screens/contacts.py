@@ -179,7 +179,7 @@ class ContactsScreen(Screen[None]):
         text = self.t(
             "contacts.footer",
             shown=self.browser.loaded,
-            matching=counts.matching,
+            matching=counts.shown_matching,
             total=counts.total,
             sendable=counts.sendable,
         )

@@ -54,7 +54,8 @@ from storage.chain import derive_chain_key
 FORMAT = 1
 # Runtime state of the processes, not the town's data: restored, it would only make
 # a dead worker look alive.
-SKIPPED_TABLES = frozenset({"worker_heartbeat", "sender_lease"})
+# campaign_tally is derived: the message triggers rebuild it as a restore loads them.
+SKIPPED_TABLES = frozenset({"worker_heartbeat", "sender_lease", "campaign_tally"})
 # What any start of Tocsin writes into a new database: a restore replaces them.
 START_TABLES = frozenset({"topic", "meta"})
 _BATCH = 5000

@@ -64,6 +64,11 @@ def _migration(engine: Engine) -> Iterator[Config]:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    if revision == "head" and current_revision(engine) == head_revision():
+        # Every start of Tocsin on SQLite comes here: an up-to-date schema needs no
+        # transaction, and above all no foreign-key check, which reads the whole
+        # base (1.5 s of `tocsin status` at 1,000,000 residents).
+        return
     with _migration(engine) as cfg:
         command.upgrade(cfg, revision)
 

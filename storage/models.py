@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Table, UniqueConstraint
+from sqlalchemy import Index, Table, UniqueConstraint, text
 from sqlmodel import Field, SQLModel, col
 
 
@@ -15,6 +15,23 @@ class Contact(SQLModel, table=True):
         # few contacts walks the index alone instead of fetching 100k rows.
         Index("ix_contact_sort", "sort_key", "id", "search_key", "number", "erased_at"),
         Index("ix_contact_zone_sort", "zone", "sort_key", "id"),
+        # Live contacts only: the quartier list (a skip from zone to zone) and the
+        # base's counts are read off these alone, never off the table's rows
+        # (erased_at is in them so that SQLite need not read it from the table).
+        Index(
+            "ix_contact_live_zone",
+            "zone",
+            "erased_at",
+            sqlite_where=text("erased_at IS NULL"),
+            postgresql_where=text("erased_at IS NULL"),
+        ),
+        Index(
+            "ix_contact_live_sendable",
+            "sendable",
+            "erased_at",
+            sqlite_where=text("erased_at IS NULL"),
+            postgresql_where=text("erased_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -106,7 +123,8 @@ class Suppression(SQLModel, table=True):
     __tablename__ = "suppression"
 
     number_hash: str = Field(primary_key=True, max_length=64)
-    created_at: datetime
+    # Indexed: an enqueue tops its copy of the list up with the entries since its last read.
+    created_at: datetime = Field(index=True)
     reason: str = Field(default="", max_length=100)
 
 
@@ -191,6 +209,8 @@ class Message(SQLModel, table=True):
         # One campaign's due messages in order (the claim, console.sending.queue), and
         # the counts per (campaign, state).
         Index("ix_message_campaign_state", "campaign_id", "state", "next_attempt_at", "id"),
+        # A campaign's pages in id order, without sorting the campaign.
+        Index("ix_message_campaign_id", "campaign_id", "id"),
         # Reports from providers that do not echo our id are matched on their ref.
         Index("ix_message_provider_ref", "provider_ref"),
     )
@@ -221,6 +241,22 @@ Index(
     col(Message.next_attempt_at),
     col(Message.id),
 )
+
+
+class CampaignTally(SQLModel, table=True):
+    """Messages per campaign and state, kept by triggers on `message` (migration 0012)
+    in the same transaction as each change: the sum of a (campaign, state)'s rows is
+    its count. SQLite keeps one row each; PostgreSQL appends deltas that the worker
+    folds (console.sending.tallies). Derived data: a backup leaves it out, and the
+    triggers rebuild it as a restore loads the messages."""
+
+    __tablename__ = "campaign_tally"
+    __table_args__ = (Index("ix_campaign_tally", "campaign_id", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int
+    state: str = Field(max_length=16)
+    n: int
 
 
 class DeliveryEvent(SQLModel, table=True):
@@ -397,6 +433,7 @@ consent_event_table: Table = _table(ConsentEvent)
 consent_state_table: Table = _table(ConsentState)
 campaign_table: Table = _table(Campaign)
 message_table: Table = _table(Message)
+campaign_tally_table: Table = _table(CampaignTally)
 delivery_event_table: Table = _table(DeliveryEvent)
 contact_group_table: Table = _table(ContactGroup)
 suppression_table: Table = _table(Suppression)

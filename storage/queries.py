@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, exists, false, func, or_, select, text, tuple_
 from sqlmodel import Session, col
 
 from storage.models import ConsentState, Contact, ContactGroup
@@ -152,21 +152,51 @@ def consents_for(session: Session, ids: Sequence[int]) -> dict[int, dict[str, bo
     return found
 
 
-def count_contacts(session: Session, query: ContactQuery) -> int:
-    stmt = select(func.count(col(Contact.id))).where(and_(*_conditions(query)))
-    return int(session.execute(stmt).scalar_one())
+def count_contacts(session: Session, query: ContactQuery, *, up_to: int | None = None) -> int:
+    """How many contacts match; with `up_to`, stop counting past it (a search's LIKE
+    reads every entry it counts: counting all of a common name's 30,000 matches at
+    1,000,000 residents walks the whole index)."""
+    if up_to is None:
+        stmt = select(func.count(col(Contact.id))).where(and_(*_conditions(query)))
+        return int(session.execute(stmt).scalar_one())
+    # In the keyset's order: read off ix_contact_sort, which covers every search
+    # column (another index would fetch each row to test it).
+    found = (
+        select(col(Contact.id))
+        .where(and_(*_conditions(query)))
+        .order_by(col(Contact.sort_key), col(Contact.id))
+        .limit(up_to + 1)
+        .subquery()
+    )
+    return int(session.execute(select(func.count()).select_from(found)).scalar_one())
+
+
+# A skip from one distinct value to the next, one index seek each: the quartier and
+# group lists cost what they hold, not what the base holds (a GROUP BY read every
+# contact: 1.3 s at 1,000,000). `erased_at IS NULL` as written matches the partial
+# index ix_contact_live_zone.
+_ZONES = text("""
+WITH RECURSIVE z(zone) AS (
+    SELECT (SELECT min(zone) FROM contact WHERE erased_at IS NULL AND zone > '')
+    UNION ALL
+    SELECT (SELECT min(zone) FROM contact WHERE erased_at IS NULL AND zone > z.zone)
+    FROM z WHERE z.zone IS NOT NULL
+)
+SELECT zone FROM z WHERE zone IS NOT NULL""")
+_GROUPS = text("""
+WITH RECURSIVE g(name) AS (
+    SELECT (SELECT min(name) FROM contact_group)
+    UNION ALL
+    SELECT (SELECT min(name) FROM contact_group WHERE name > g.name)
+    FROM g WHERE g.name IS NOT NULL
+)
+SELECT name FROM g WHERE name IS NOT NULL""")
 
 
 def zones(session: Session) -> list[str]:
-    stmt = (
-        select(col(Contact.zone))
-        .where(col(Contact.erased_at).is_(None), col(Contact.zone) != "")
-        .group_by(col(Contact.zone))
-        .order_by(col(Contact.zone))
-    )
-    return list(session.execute(stmt).scalars())
+    """The quartiers of live contacts, in order."""
+    return [str(zone) for zone in session.execute(_ZONES).scalars()]
 
 
 def group_names(session: Session) -> list[str]:
-    name = col(ContactGroup.name)
-    return list(session.execute(select(name).group_by(name).order_by(name)).scalars())
+    return [str(name) for name in session.execute(_GROUPS).scalars()]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from sqlmodel import Session
+
 from console.contacts.service import build_query
 from console.context import Context
 from storage.engine import read_session
@@ -23,11 +25,22 @@ class Filters:
     sendable: bool | None = None
 
 
+# A search's matches are counted up to this many ("1000+"); filters alone are
+# counted exactly (their counts are read off indexes).
+SEARCH_COUNT_CAP = 1000
+
+
 @dataclass(frozen=True)
 class Counts:
     matching: int
     total: int
     sendable: int
+    # True when `matching` is SEARCH_COUNT_CAP and there are more.
+    more: bool = False
+
+    @property
+    def shown_matching(self) -> str:
+        return f"{self.matching}+" if self.more else str(self.matching)
 
 
 class ContactBrowser:
@@ -40,6 +53,9 @@ class ContactBrowser:
         self.exhausted = False
         self.loaded = 0
         self._totals: tuple[int, int] | None = None
+        # The matching count of the current query: scrolling does not change it, and
+        # at 1,000,000 residents a count is a walk of the index.
+        self._matching: tuple[ContactQuery, int, bool] | None = None
 
     def query(self) -> ContactQuery:
         f = self.filters
@@ -83,13 +99,42 @@ class ContactBrowser:
 
     def counts(self, *, refresh_totals: bool = True) -> Counts:
         """Counts for the footer; the base-wide totals only change with the data, so a
-        new search or filter passes refresh_totals=False and reuses them."""
+        new search or filter passes refresh_totals=False and reuses them, and the
+        matching count is kept until the query or the data changes."""
+        query = self.query()
         with read_session(self.ctx.engine) as session:
-            matching = count_contacts(session, self.query())
+            if (
+                refresh_totals
+                or self._matching is None
+                or self._matching[0] != query
+                # Scrolled to the end of a capped search: now it is known exactly.
+                or (self._matching[2] and self.exhausted)
+            ):
+                self._matching = (query, *self._count(session, query))
+            _, matching, more = self._matching
             if refresh_totals or self._totals is None:
                 self._totals = (
                     count_contacts(session, ContactQuery()),
                     count_contacts(session, ContactQuery(sendable=True)),
                 )
         total, sendable = self._totals
-        return Counts(matching=matching, total=total, sendable=sendable)
+        return Counts(
+            matching=matching,
+            total=total,
+            sendable=sendable,
+            more=more,
+        )
+
+    def _count(self, session: Session, query: ContactQuery) -> tuple[int, bool]:
+        """The matching count, and whether there are more than it says."""
+        if self.exhausted:
+            return self.loaded, False  # every match is loaded since the restart
+        if not self._capped(query):
+            return count_contacts(session, query), False
+        found = count_contacts(session, query, up_to=SEARCH_COUNT_CAP)
+        return min(found, SEARCH_COUNT_CAP), found > SEARCH_COUNT_CAP
+
+    @staticmethod
+    def _capped(query: ContactQuery) -> bool:
+        """A search (LIKE on every entry it counts) is counted up to the cap."""
+        return bool(query.text or query.number_patterns)

@@ -30,6 +30,7 @@ from console.sending.states import (
     UNCERTAIN,
     CampaignStatus,
 )
+from console.sending.tallies import ledger_counts
 from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
 from storage.engine import read_session, write_session
 from storage.models import Campaign, DeliveryEvent, Message
@@ -397,12 +398,7 @@ def queue_status(ctx: Context) -> dict[str, Any]:
     """The `tocsin status` figures: messages per state, in flight, rate, workers."""
     now = ctx.clock.now()
     with read_session(ctx.engine) as session:
-        by_state = {
-            state: count
-            for state, count in session.execute(
-                select(col(Message.state), func.count()).group_by(col(Message.state))
-            )
-        }
+        by_state = ledger_counts(session)
         minute_ago = now - timedelta(minutes=1)
         last_minute = session.execute(
             select(func.count())

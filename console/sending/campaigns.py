@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
@@ -29,7 +29,8 @@ from console.contacts.numbers import InvalidNumber
 from console.context import Context
 from console.errors import TocsinError
 from console.roles import Role
-from console.sending.states import QUEUED, SKIPPED, STATES, CampaignStatus
+from console.sending.states import QUEUED, SKIPPED, CampaignStatus
+from console.sending.tallies import campaign_counts
 from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import is_sqlite, read_session, write_session
 from storage.faults import Fault, retry_while_locked
@@ -175,6 +176,30 @@ CHUNK_PAUSE_S = 0.03
 EMERGENCY_PATIENCE_S = 120.0
 
 
+# A STOP recorded while an enqueue runs still counts for the chunks after it: each
+# chunk reads the entries recorded since the last read (with this margin for a
+# transaction that committed late), never the whole list again.
+STOP_MARGIN = timedelta(minutes=1)
+
+
+class StopList:
+    """The suppression list's hashes for one enqueue: read whole once (it used to be
+    read again for every chunk, N x S: 6 s more on a 1,000,000 send with 50,000
+    STOPs), then topped up from ix_suppression_created_at."""
+
+    def __init__(self) -> None:
+        self.hashes: set[str] = set()
+        self._since: datetime | None = None
+
+    def refresh(self, session: Session, now: datetime) -> set[str]:
+        query = select(col(Suppression.number_hash))
+        if self._since is not None:
+            query = query.where(col(Suppression.created_at) >= self._since)
+        self.hashes.update(session.execute(query).scalars())
+        self._since = now - STOP_MARGIN
+        return self.hashes
+
+
 def _let_the_sender_start(ctx: Context, campaign_id: int) -> bool:
     """Wait for a live worker's first claim; False when no worker is alive (then there
     is nobody to make room for)."""
@@ -231,7 +256,10 @@ def create_campaign(
             return work()
         return retry_while_locked(work, patience_seconds=EMERGENCY_PATIENCE_S, on_wait=on_wait)
 
-    campaign, chunk = patiently(lambda: _create_first(ctx, request, explicit, now, in_transaction))
+    stops = StopList()
+    campaign, chunk = patiently(
+        lambda: _create_first(ctx, request, explicit, now, stops, in_transaction)
+    )
     skipped = Counter(chunk.skipped)
     assert campaign.id is not None
     if on_started is not None:
@@ -246,7 +274,9 @@ def create_campaign(
     )
     while not chunk.last:
         chunk = patiently(
-            functools.partial(_next_chunk, ctx, campaign, request, explicit, chunk.last_contact_id)
+            functools.partial(
+                _next_chunk, ctx, campaign, request, explicit, chunk.last_contact_id, stops
+            )
         )
         skipped.update(chunk.skipped)
         if one_writer and not chunk.last:
@@ -259,6 +289,7 @@ def _create_first(
     request: CampaignRequest,
     explicit: list[str],
     now: datetime,
+    stops: StopList,
     in_transaction: Callable[[Session, int], None] | None = None,
 ) -> tuple[Campaign, _Chunk]:
     """The campaign row, its audit entry and its first chunk, in one transaction."""
@@ -301,6 +332,7 @@ def _create_first(
             campaign,
             request.audience,
             explicit,
+            stops,
             after_id=0,
             limit=FIRST_CHUNK if emergency else None,
             capped=request.capped,
@@ -314,10 +346,18 @@ def _next_chunk(
     request: CampaignRequest,
     explicit: list[str],
     after_id: int,
+    stops: StopList,
 ) -> _Chunk:
     with write_session(ctx.engine) as session:
         return _enqueue_chunk(
-            session, ctx, campaign, request.audience, explicit, after_id=after_id, limit=CHUNK
+            session,
+            ctx,
+            campaign,
+            request.audience,
+            explicit,
+            stops,
+            after_id=after_id,
+            limit=CHUNK,
         )
 
 
@@ -361,6 +401,7 @@ def complete_enqueue(ctx: Context, campaign_id: int) -> Enqueued:
     audience = Audience.from_json(campaign.audience)
     explicit = _parse_numbers(ctx, audience.numbers)
     chunk = _Chunk(last=campaign.enqueued, last_contact_id=done_up_to, counts={}, skipped={})
+    stops = StopList()
     while not chunk.last:
         with write_session(ctx.engine) as session:
             chunk = _enqueue_chunk(
@@ -369,6 +410,7 @@ def complete_enqueue(ctx: Context, campaign_id: int) -> Enqueued:
                 campaign,
                 audience,
                 explicit,
+                stops,
                 after_id=chunk.last_contact_id,
                 limit=CHUNK,
             )
@@ -403,13 +445,22 @@ def _enqueue_chunk(
     campaign: Campaign,
     audience: Audience,
     explicit: list[str],
+    stops: StopList,
     *,
     after_id: int,
     limit: int | None,
     capped: frozenset[int] = frozenset(),
 ) -> _Chunk:
     rows, last_contact_id, last = _resolve(
-        session, ctx, campaign, audience, explicit, after_id=after_id, limit=limit, capped=capped
+        session,
+        ctx,
+        campaign,
+        audience,
+        explicit,
+        stops,
+        after_id=after_id,
+        limit=limit,
+        capped=capped,
     )
     _insert_ignoring_duplicates(session.connection(), rows)
     skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
@@ -482,6 +533,7 @@ def preview_campaign(ctx: Context, request: CampaignRequest) -> Preview:
             draft,
             request.audience,
             explicit,
+            StopList(),
             after_id=0,
             limit=None,
             capped=request.capped,
@@ -510,6 +562,7 @@ def _resolve(
     campaign: Campaign,
     audience: Audience,
     explicit: list[str],
+    stops: StopList,
     *,
     after_id: int,
     limit: int | None,
@@ -555,9 +608,9 @@ def _resolve(
             select(col(ConsentState.contact_id), col(ConsentState.granted)).where(*consent_range)
         )
     }
-    suppressed = set(session.execute(select(col(Suppression.number_hash))).scalars())
-    number_hash = number_hasher(ctx.hash_key)
     now = ctx.clock.now()
+    suppressed = stops.refresh(session, now)
+    number_hash = number_hasher(ctx.hash_key)
     assert campaign.id is not None
 
     def row(contact_id: int | None, number: str, state: str, reason: str) -> dict[str, Any]:
@@ -627,19 +680,8 @@ def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) ->
 
 def state_counts(session: Session, campaign_ids: Collection[int]) -> dict[int, dict[str, int]]:
     """Messages per ledger state of each campaign, every state present (the `--json`
-    shape), in one query for them all."""
-    counts: dict[int, dict[str, int]] = {
-        campaign_id: dict.fromkeys(STATES, 0) for campaign_id in campaign_ids
-    }
-    if not counts:
-        return counts
-    for campaign_id, state, count in session.execute(
-        select(col(Message.campaign_id), col(Message.state), func.count())
-        .where(col(Message.campaign_id).in_(counts))
-        .group_by(col(Message.campaign_id), col(Message.state))
-    ):
-        counts[campaign_id][state] = int(count)
-    return counts
+    shape), from the tallies the ledger keeps (console.sending.tallies)."""
+    return campaign_counts(session, campaign_ids)
 
 
 def _counts(session: Session, campaign_id: int) -> dict[str, int]:

@@ -72,10 +72,13 @@ SELECT id, number, attempts FROM message
 WHERE campaign_id = :campaign AND state = :queued AND next_attempt_at <= :now
 ORDER BY next_attempt_at, id
 LIMIT :limit"""
+# The ids lead: SQLite's `+state` keeps it off the state indexes (with `state = ?`
+# it walked every queued message of the ledger to find these 200: 93 ms a claim
+# with 762k queued, holding the write lock).
 _TAKE = """
 UPDATE message SET state = :sending, lease_owner = :owner, lease_expires_at = :expires,
     attempts = attempts + 1, updated_at = :now
-WHERE {ids} AND state = :queued"""
+WHERE {ids} AND {state} = :queued"""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,11 @@ def claim_batch(
     return taken
 
 
+def _unindexed(db: Dialect, column: str) -> str:
+    """The column, kept off SQLite's indexes (a unary + is SQLite's way to say so)."""
+    return f"+{column}" if db.sqlite else column
+
+
 def _claim_tier(
     cursor: Any,
     db: Dialect,
@@ -175,7 +183,7 @@ def _claim_tier(
             if not rows:
                 continue
             cursor.execute(
-                db.sql(_TAKE.format(ids=db.in_ids("id", "ids"))),
+                db.sql(_TAKE.format(ids=db.in_ids("id", "ids"), state=_unindexed(db, "state"))),
                 {
                     "sending": SENDING,
                     "owner": owner,

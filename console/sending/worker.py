@@ -44,6 +44,7 @@ from console.sending.queue import (
 )
 from console.sending.ratelimit import TokenBucket
 from console.sending.states import QUEUED, SKIPPED, SUBMITTED, CampaignStatus
+from console.sending.tallies import fold_tallies
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
 from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
@@ -394,6 +395,7 @@ class Worker:
         await self._in_db(skip_cancelled, engine, now)
         await self._plan()
         await self._in_db(finish_campaigns, engine)
+        await self._in_db(fold_tallies, engine)
 
     async def _plan(self) -> None:
         """The scheduler: planned occurrences that are due become campaigns (once,

@@ -422,3 +422,55 @@ def test_a_text_over_ten_sms_is_refused_with_its_count(ctx: Context) -> None:
     assert raised.value.params == {"parts": 14, "limit": 10}
     with Session(ctx.engine) as session:
         assert session.exec(select(Campaign)).first() is None
+
+
+def test_a_stop_recorded_during_an_enqueue_counts_for_the_chunks_after_it(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The STOP list is read once per enqueue, then topped up chunk by chunk."""
+    from console.consent.suppression import number_hash
+    from storage.engine import write_session
+    from storage.models import Suppression
+
+    monkeypatch.setattr(campaigns, "FIRST_CHUNK", 2)
+    monkeypatch.setattr(campaigns, "CHUNK", 2)
+    for i in range(6):
+        add_contact(ctx, ContactInput(number=f"06 30 00 00 0{i}"))
+    reads = []
+    refresh = campaigns.StopList.refresh
+
+    def counted(self: campaigns.StopList, *args: object, **kwargs: object) -> set[str]:
+        reads.append(len(self.hashes))
+        return refresh(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(campaigns.StopList, "refresh", counted)
+
+    def stop_the_last(_campaign_id: int) -> None:
+        with write_session(ctx.engine) as session:
+            session.add(
+                Suppression(
+                    number_hash=number_hash(ctx.hash_key, "+33630000005"),
+                    created_at=ctx.clock.now(),
+                    reason="stop",
+                )
+            )
+
+    result = create_campaign(
+        ctx,
+        CampaignRequest(
+            topic="alertes",
+            text="Essai",
+            sender_id="MAIRIE",
+            audience=Audience(everyone=True),
+            kind="emergency",
+        ),
+        on_started=stop_the_last,
+    )
+    with Session(ctx.engine) as session:
+        states = {
+            m.number: (m.state, m.reason)
+            for m in session.exec(select(Message).where(Message.campaign_id == result.campaign_id))
+        }
+    assert states["+33630000005"] == ("skipped", "suppressed")
+    assert states["+33630000000"] == ("queued", "")
+    assert len(reads) >= 3  # one read per chunk, each topping the same set up
