@@ -78,7 +78,7 @@ FR: dict[str, str] = {
     "calendar.form.topic": "Sujet",
     "calendar.form.audience": "Destinataires : tous, ou quartiers et groupe:NOM séparés par des virgules",
     "calendar.form.text": "Message",
-    "calendar.form.when": "Quand : 2026-03-16T12:15, « meilleur 2026-03-16 », ou « cron every-monday 12:15 »",
+    "calendar.form.when": "Quand : 2026-03-16T12:15, « meilleur 2026-03-16 », ou « cron chaque-lundi 12h15 »",
     "calendar.form.justification": "Justification (période électorale)",
     "calendar.form.preview": "Aperçu",
     "calendar.form.save": "Enregistrer",

@@ -120,8 +120,12 @@ class CampaignActions:
             done = t(f"envois.done_{change}", id=view.id)
             if changed.stop is None:
                 return done
-            # What left after the stop, in the operator's words (issue: report it).
-            return f"{done} {t(f'cli.campaign_stop_{change}', **changed.stop.to_json())}"
+            # What left after the stop, in the operator's words.
+            figures = {
+                name: count(t, value) if isinstance(value, int) else value
+                for name, value in changed.stop.to_json().items()
+            }
+            return f"n°{view.id} · {t(f'cli.campaign_stop_{change}', **figures)}"
 
         self._ask(
             t(f"envois.{change}_title", id=view.id),
