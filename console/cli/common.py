@@ -5,6 +5,7 @@ Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
 
 from __future__ import annotations
 
+import argparse
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ from console.i18n import Translator
 
 if TYPE_CHECKING:
     from console.context import Context
+    from console.sending.campaigns import Audience
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -71,3 +73,15 @@ def print_json(data: object) -> None:
     from console.cli.terminal import json_text
 
     print(json_text(data))
+
+
+def audience_from_args(args: argparse.Namespace) -> Audience:
+    """--all, --zone, --group and --to, as `send` and `plan add` both take them."""
+    from console.sending.campaigns import Audience
+
+    return Audience(
+        everyone=args.all,
+        zones=tuple(args.zone or ()),
+        groups=tuple(args.group or ()),
+        numbers=tuple(args.to or ()),
+    )

@@ -13,6 +13,7 @@ from console.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
+    audience_from_args,
     confirm_typed,
     context,
     parse_when,
@@ -229,7 +230,6 @@ def _plan(args: argparse.Namespace, ctx: Context) -> int:
 
 def _plan_add(args: argparse.Namespace, ctx: Context) -> int:
     from console.planning.service import PlanRequest, add_plan, parse_offsets, preview_plan
-    from console.sending.campaigns import Audience
 
     config = ctx.config
     t = _translator(config)
@@ -249,12 +249,7 @@ def _plan_add(args: argparse.Namespace, ctx: Context) -> int:
         topic=args.topic,
         text=args.text,
         sender_id=args.sender or config.town.sender_id,
-        audience=Audience(
-            everyone=args.all,
-            zones=tuple(args.zone or ()),
-            groups=tuple(args.group or ()),
-            numbers=tuple(args.to or ()),
-        ),
+        audience=audience_from_args(args),
         when=when,  # type: ignore[arg-type]
         at=parse_when(args.at, config) if args.at else None,
         best_day=_day(args.best_slot, "--best-slot", t),
@@ -333,7 +328,6 @@ def cmd_event(args: argparse.Namespace, config: Config) -> int:
 
 def _event(args: argparse.Namespace, ctx: Context) -> int:
     from console.planning import service
-    from console.sending.campaigns import Audience
 
     t = _translator(ctx.config)
     config = ctx.config
@@ -345,15 +339,13 @@ def _event(args: argparse.Namespace, ctx: Context) -> int:
                 starts_at=parse_when(args.start, config),
                 topic=args.topic,
                 place=args.place,
-                audience=Audience(
-                    everyone=args.all,
-                    zones=tuple(args.zone or ()),
-                    groups=tuple(args.group or ()),
-                    numbers=tuple(args.to or ()),
-                ),
+                audience=audience_from_args(args),
             ),
         )
-        print_json({"id": event_id}) if args.json else print(t("planning.event.added", id=event_id))
+        if args.json:
+            print_json({"id": event_id})
+        else:
+            print(t("planning.event.added", id=event_id))
         return EXIT_OK
     if args.action == "list":
         events = service.list_events(ctx, include_cancelled=args.all)
@@ -371,14 +363,18 @@ def _event(args: argparse.Namespace, ctx: Context) -> int:
         return EXIT_OK
     if args.action == "move":
         count = service.move_event(ctx, args.id, parse_when(args.start, config))
-        print_json({"id": args.id, "reminders_moved": count}) if args.json else print(
-            t("planning.event.moved", id=args.id, count=count)
+        _answer(
+            args,
+            {"id": args.id, "reminders_moved": count},
+            t("planning.event.moved", id=args.id, count=count),
         )
         return EXIT_OK
     if args.action == "cancel":
         count = service.cancel_event(ctx, args.id)
-        print_json({"id": args.id, "reminders_cancelled": count}) if args.json else print(
-            t("planning.event.cancelled", id=args.id, count=count)
+        _answer(
+            args,
+            {"id": args.id, "reminders_cancelled": count},
+            t("planning.event.cancelled", id=args.id, count=count),
         )
         return EXIT_OK
     from console.planning.agenda import import_ics
@@ -401,12 +397,22 @@ def _event(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def _answer(args: argparse.Namespace, data: dict[str, object], line: str) -> None:
+    """The JSON with --json, the operator's line without."""
+    if args.json:
+        print_json(data)
+    else:
+        print(line)
+
+
 def cmd_calendar(args: argparse.Namespace, config: Config) -> int:
     from console.planning.agenda import export_ics
 
     ctx = context(config)
     count = export_ics(ctx, Path(args.ics))
-    print_json({"exported": count, "file": args.ics}) if args.json else print(
-        _translator(config)("planning.exported", count=count, path=args.ics)
+    _answer(
+        args,
+        {"exported": count, "file": args.ics},
+        _translator(config)("planning.exported", count=count, path=args.ics),
     )
     return EXIT_OK

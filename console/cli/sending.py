@@ -11,6 +11,7 @@ from console.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     CliError,
+    audience_from_args,
     confirm_typed,
     context,
     parse_when,
@@ -73,7 +74,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_send(args: argparse.Namespace, config: Config) -> int:
     from console.errors import TocsinError
     from console.sending.campaigns import (
-        Audience,
         CampaignRequest,
         create_campaign,
         preview_campaign,
@@ -85,12 +85,7 @@ def cmd_send(args: argparse.Namespace, config: Config) -> int:
         topic=args.topic,
         text=args.text,
         sender_id=args.sender or config.town.sender_id,
-        audience=Audience(
-            everyone=args.all,
-            zones=tuple(args.zone or ()),
-            groups=tuple(args.group or ()),
-            numbers=tuple(args.to or ()),
-        ),
+        audience=audience_from_args(args),
         kind="emergency" if args.emergency else "planned",
         start_at=parse_when(args.at, config) if args.at else None,
     )
