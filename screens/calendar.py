@@ -210,8 +210,10 @@ class CalendrierScreen(Screen[None]):
                 missed = sum(1 for item in info.items if item.state == "missed")
                 sends = len(info.items)
                 label = f"!{missed}" if missed else f"●{sends}" if sends else ""
-                if info.capped and cell >= 8:
-                    label += f"-{info.capped}"
+                # Held by the cap: counted for what was sent, forecast for what is to come.
+                held = info.capped + info.forecast_capped
+                if held and cell >= 8:
+                    label += f"-{held}"
                 style = "bold red" if missed else "cyan" if sends else ""
                 out.append(label[: cell - 1].ljust(cell), style=style)
             out.append("\n")
@@ -293,6 +295,16 @@ class CalendrierScreen(Screen[None]):
                 out.append("\n◆ ")
                 out.append(visible(name))
             out.append("\n" + t("calendar.load", messages=info.messages, capped=info.capped))
+            if info.forecast or info.forecast_capped:
+                out.append(
+                    "\n"
+                    + t(
+                        "calendar.forecast",
+                        messages=info.forecast,
+                        capped=info.forecast_capped,
+                    ),
+                    style="dim",
+                )
         self.query_one("#cal-day", Static).update(out)
         sends = self.query_one("#cal-sends", OptionList)
         sends.clear_options()

@@ -155,6 +155,25 @@ async def test_mode_4_opens_the_month_and_moves(make_app: AppFactory, town: Cont
         assert screen.view == "agenda"
 
 
+async def test_a_day_to_come_shows_its_forecast_load(make_app: AppFactory, town: Context) -> None:
+    seed_plans(town)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press_loaded(pilot, "4")
+        screen = app.screen
+        assert isinstance(screen, CalendrierScreen)
+        # Saturday 28 March: the market and the brocante's J-1 reminder, both to the
+        # whole town: one goes out, the cap holds the other for those in both.
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert screen.selected.isoformat() == "2026-03-28"
+        info = screen.data.days[screen.selected] if screen.data else None
+        assert info is not None and info.forecast > 0 and info.forecast_capped > 0
+        day = str(screen.query_one("#cal-day", Static).render())
+        assert "À venir (estimation)" in day
+        assert f"{info.forecast_capped} retenu(s)" in day
+
+
 async def test_plan_a_send_from_the_form(make_app: AppFactory, town: Context, engine) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
