@@ -22,6 +22,7 @@ from console.i18n import Translator
 from console.planning.calendar_view import PeriodView, PlannedItem, month_bounds, read_period
 from console.planning.display import say_date, say_period
 from console.roles import Role
+from console.sending.figures import count
 from console.text import visible
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.shell import shell
@@ -294,14 +295,21 @@ class CalendrierScreen(Screen[None]):
             for name in info.events:
                 out.append("\n◆ ")
                 out.append(visible(name))
-            out.append("\n" + t("calendar.load", messages=info.messages, capped=info.capped))
+            out.append(
+                "\n"
+                + t(
+                    "calendar.load",
+                    messages=count(t, info.messages),
+                    capped=count(t, info.capped),
+                )
+            )
             if info.forecast or info.forecast_capped:
                 out.append(
                     "\n"
                     + t(
                         "calendar.forecast",
-                        messages=info.forecast,
-                        capped=info.forecast_capped,
+                        messages=count(t, info.forecast),
+                        capped=count(t, info.forecast_capped),
                     ),
                     style="dim",
                 )
