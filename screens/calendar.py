@@ -22,6 +22,7 @@ from console.i18n import Translator
 from console.planning.calendar_view import PeriodView, PlannedItem, month_bounds, read_period
 from console.planning.display import say_date, say_period
 from console.roles import Role
+from console.sending.figures import count
 from console.text import visible
 from screens.widgets.mode_bar import ModeBar
 from screens.widgets.shell import shell
@@ -210,8 +211,10 @@ class CalendrierScreen(Screen[None]):
                 missed = sum(1 for item in info.items if item.state == "missed")
                 sends = len(info.items)
                 label = f"!{missed}" if missed else f"●{sends}" if sends else ""
-                if info.capped and cell >= 8:
-                    label += f"-{info.capped}"
+                # Held by the cap: counted for what was sent, forecast for what is to come.
+                held = info.capped + info.forecast_capped
+                if held and cell >= 8:
+                    label += f"-{held}"
                 style = "bold red" if missed else "cyan" if sends else ""
                 out.append(label[: cell - 1].ljust(cell), style=style)
             out.append("\n")
@@ -292,7 +295,24 @@ class CalendrierScreen(Screen[None]):
             for name in info.events:
                 out.append("\n◆ ")
                 out.append(visible(name))
-            out.append("\n" + t("calendar.load", messages=info.messages, capped=info.capped))
+            out.append(
+                "\n"
+                + t(
+                    "calendar.load",
+                    messages=count(t, info.messages),
+                    capped=count(t, info.capped),
+                )
+            )
+            if info.forecast or info.forecast_capped:
+                out.append(
+                    "\n"
+                    + t(
+                        "calendar.forecast",
+                        messages=count(t, info.forecast),
+                        capped=count(t, info.forecast_capped),
+                    ),
+                    style="dim",
+                )
         self.query_one("#cal-day", Static).update(out)
         sends = self.query_one("#cal-sends", OptionList)
         sends.clear_options()

@@ -13,7 +13,8 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Select, SelectionList, Static
+from textual.widgets.selection_list import Selection
 
 from console.errors import TocsinError
 from console.planning.calendar_view import PlannedItem
@@ -29,29 +30,51 @@ from console.planning.service import (
     preview_plan,
 )
 from console.roles import PermissionDenied
+from console.sending.alerts import zone_counts
 from console.sending.campaigns import Audience, message_text
+from console.sending.figures import count
 from console.text import visible
 from screens.widgets.composer import ComposerPanel
 from screens.widgets.modal import TocsinModal
+from screens.widgets.tick_list import TickList
+
+EVERYONE = "\x00all"
 
 
-def parse_audience(text: str) -> Audience:
-    """ "tous"/"all"/"*" for everyone; else quartiers separated by commas, and groups
-    written "groupe:NAME" (or "group:NAME")."""
-    cleaned = text.strip()
-    if cleaned.lower() in ("tous", "toutes", "all", "*", ""):
-        return Audience(everyone=True)
-    zones: list[str] = []
+class NoAudience(TocsinError):
+    """Nothing ticked and no group typed: the plan would reach nobody."""
+
+
+def parse_groups(text: str) -> tuple[str, ...]:
+    """Group names separated by commas; "groupe:"/"group:" prefixes are tolerated."""
     groups: list[str] = []
-    for part in (p.strip() for p in cleaned.split(",")):
-        if not part:
-            continue
+    for part in (p.strip() for p in text.split(",")):
         head, _, name = part.partition(":")
         if name and head.strip().lower() in ("groupe", "group"):
-            groups.append(name.strip())
-        else:
-            zones.append(part)
-    return Audience(zones=tuple(zones), groups=tuple(groups))
+            part = name.strip()
+        if part and part not in groups:
+            groups.append(part)
+    return tuple(groups)
+
+
+def audience_from(ticked: set[str], groups_text: str, numbers: tuple[str, ...] = ()) -> Audience:
+    """The alert's picker ("Tous les habitants" or quartiers) plus optional groups.
+    Typed groups narrow the audience to those groups (and any ticked quartiers), so
+    "Tous" with groups means the groups, as the picker shows once a group is typed."""
+    groups = parse_groups(groups_text)
+    zones = tuple(sorted(v for v in ticked if v != EVERYONE))
+    if EVERYONE in ticked and not groups and not numbers:
+        return Audience(everyone=True)
+    if not zones and not groups and not numbers:
+        raise NoAudience("no audience", "plan_no_audience")
+    return Audience(zones=zones, groups=groups, numbers=numbers)
+
+
+class PlanAudienceList(TickList[str]):
+    # Space ticks a line; Enter shows the preview (as Enter does in the fields).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "screen.show_preview", "calendar.form.preview", show=False),
+    ]
 
 
 class PlanFormScreen(TocsinModal[int | None]):
@@ -70,20 +93,22 @@ class PlanFormScreen(TocsinModal[int | None]):
         self.preview: PlanPreview | None = None
         self._scroll_to_preview = False
         self._saving = False
+        # What the picker starts with; numbers (from `plan add --to`) have no widget
+        # here and are kept as they are when the plan is edited.
+        self._ticked: set[str] = {EVERYONE}
+        self._numbers: tuple[str, ...] = ()
 
     def compose(self) -> ComposeResult:
         t = self.t
         topics = [(v.label, k) for k, v in self.ctx.config.topics.items()]
-        topic, audience, text, when = "evenements", "tous", "", f"meilleur {self.day.isoformat()}"
+        topic, groups, text, when = "evenements", "", "", f"meilleur {self.day.isoformat()}"
         if self.replaces is not None:
             schedule = get_schedule(self.ctx, self.replaces)
             topic, text = schedule.topic, schedule.text
             loaded = Audience.from_json(schedule.audience)
-            audience = (
-                "tous"
-                if loaded.everyone
-                else ", ".join([*loaded.zones, *(f"groupe:{g}" for g in loaded.groups)])
-            )
+            self._ticked = {EVERYONE} if loaded.everyone else set(loaded.zones)
+            self._numbers = loaded.numbers
+            groups = ", ".join(loaded.groups)
             if schedule.kind == "cron":
                 when = f"cron {schedule.cron}"
             elif schedule.kind == "reminder":
@@ -101,7 +126,10 @@ class PlanFormScreen(TocsinModal[int | None]):
                 yield Label(t("calendar.form.topic"))
                 yield Select(topics, value=topic, allow_blank=False, id="field-topic", compact=True)
             yield Label(t("calendar.form.audience"), classes="field-label")
-            yield Input(value=audience, id="field-audience", compact=True)
+            # Filled from the database off the UI thread (see _load_zones).
+            yield PlanAudienceList(id="field-audience")
+            yield Label(t("calendar.form.groups"), classes="field-label")
+            yield Input(value=groups, id="field-groups", compact=True)
             yield Label(t("calendar.form.text"), classes="field-label")
             yield ComposerPanel(
                 text,
@@ -122,9 +150,71 @@ class PlanFormScreen(TocsinModal[int | None]):
                 yield Button(t("calendar.form.cancel"), id="cancel", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#field-audience", Input).focus()
+        self.query_one("#field-audience", PlanAudienceList).focus()
         self._scroll_to_preview = False
+        self._load_zones()
+
+    @work(exclusive=True, thread=True, group="plan-zones")
+    def _load_zones(self) -> None:
+        found = zone_counts(self.ctx)
+        self.app.call_from_thread(self._zones_loaded, found)
+
+    def _zones_loaded(self, found: list[tuple[str, int]]) -> None:
+        t = self.t
+        known = dict(found)
+        # A quartier the plan names but where nobody lives now stays tickable.
+        for zone in sorted(self._ticked - {EVERYONE} - set(known)):
+            known[zone] = 0
+        choices: list[Selection[str]] = [
+            Selection(
+                Text(t("calendar.form.everyone"), style="bold"),
+                EVERYONE,
+                EVERYONE in self._ticked,
+            )
+        ]
+        for zone in sorted(known):
+            choices.append(
+                Selection(
+                    Text(t("alert.zone", zone=visible(zone), count=count(t, known[zone]))),
+                    zone,
+                    zone in self._ticked,
+                )
+            )
+        picker = self.query_one("#field-audience", PlanAudienceList)
+        with picker.prevent(SelectionList.SelectedChanged):
+            picker.clear_options()
+            picker.add_options(choices)
+        # Space ticks the highlighted line: start on the first one.
+        picker.highlighted = 0
         self.action_preview()
+
+    @on(SelectionList.SelectedChanged, "#field-audience")
+    def _ticks_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
+        picker = event.selection_list
+        now = set(picker.selected)
+        added = now - self._ticked
+        # As in the alert: "Tous les habitants" and quartiers exclude each other, the
+        # last ticked wins.
+        if EVERYONE in added and len(now) > 1:
+            with picker.prevent(SelectionList.SelectedChanged):
+                for value in now - {EVERYONE}:
+                    picker.deselect(value)
+            now = {EVERYONE}
+        elif added and EVERYONE in now:
+            with picker.prevent(SelectionList.SelectedChanged):
+                picker.deselect(EVERYONE)
+            now.discard(EVERYONE)
+        self._ticked = now
+        self.action_preview()
+
+    @on(Input.Changed, "#field-groups")
+    def _groups_changed(self, event: Input.Changed) -> None:
+        # Typed groups narrow the audience: "Tous" unticks so the picker says so.
+        if parse_groups(event.value) and EVERYONE in self._ticked:
+            picker = self.query_one("#field-audience", PlanAudienceList)
+            with picker.prevent(SelectionList.SelectedChanged):
+                picker.deselect(EVERYONE)
+            self._ticked.discard(EVERYONE)
 
     def action_gsm7(self) -> None:
         self.query_one(ComposerPanel).apply_gsm7()
@@ -149,7 +239,9 @@ class PlanFormScreen(TocsinModal[int | None]):
             topic=str(self.query_one("#field-topic", Select).value),
             text=self.query_one(ComposerPanel).text,
             sender_id=self.ctx.config.town.sender_id,
-            audience=parse_audience(self.query_one("#field-audience", Input).value),
+            audience=audience_from(
+                self._ticked, self.query_one("#field-groups", Input).value, self._numbers
+            ),
             justification=self.query_one("#field-justification", Input).value,
             **fields,
         )

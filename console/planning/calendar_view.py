@@ -8,16 +8,18 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select
-from sqlmodel import col
+from sqlalchemy import ColumnElement, func, or_, select, true
+from sqlmodel import Session, col
 
+from console.config import Config
 from console.context import Context
 from console.planning.rules import localize, send_rules
 from console.planning.schedules import KEY_FORMAT, occurrences
 from console.planning.service import reminder_day
+from console.sending.campaigns import Audience
 from console.sending.states import SKIPPED
 from storage.engine import read_session
-from storage.models import Campaign, Event, Message, Schedule
+from storage.models import Campaign, ConsentState, Contact, ContactGroup, Event, Message, Schedule
 from storage.models import Occurrence as OccurrenceRow
 
 # Per schedule and period: a minute-by-minute cron cannot flood the screen.
@@ -48,6 +50,9 @@ class DayInfo:
     events: list[str] = field(default_factory=list)
     messages: int = 0
     capped: int = 0
+    # For the sends still to come that day: an estimate (see forecast_day).
+    forecast: int = 0
+    forecast_capped: int = 0
 
 
 @dataclass
@@ -155,6 +160,8 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
     # Occurrences due before `too_late` and not recorded are not shown: no need to walk
     # them. A few days' margin keeps those a Sunday or a holiday moved to today.
     past = (too_late - timedelta(days=4)).astimezone(zone).strftime(KEY_FORMAT)
+    # What each day's sends still to come would reach: (topic, audience) per send.
+    pending: dict[date, list[tuple[str, str]]] = {}
     for schedule in schedules.values():
         if schedule.status != "active":
             continue
@@ -183,6 +190,8 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
                 continue
             shown = days.get(due.astimezone(zone).date())
             if shown is not None:
+                if not occurrence.held and due >= now:
+                    pending.setdefault(shown.day, []).append((topic, schedule.audience))
                 shown.items.append(
                     PlannedItem(
                         schedule_id,
@@ -205,6 +214,16 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
             days[day].capped += row.capped
     for info in days.values():
         info.items.sort(key=lambda item: item.due)
+    if pending:
+        # One COUNT per distinct (topic, audience) in the period, not per occurrence:
+        # 500 plans to the whole town cost one query.
+        wanted = {pair for sends in pending.values() for pair in sends}
+        with read_session(ctx.engine) as session:
+            reach = reaches(session, ctx.config, wanted)
+        for day, sends in pending.items():
+            days[day].forecast, days[day].forecast_capped = forecast_day(
+                ctx.config, [(topic, reach[(topic, audience)]) for topic, audience in sends]
+            )
     planning = ctx.config.planning
     return PeriodView(
         first,
@@ -213,6 +232,101 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
         days,
         (planning.rules.quiet_start, planning.rules.quiet_end),
     )
+
+
+def reaches(
+    session: Session, config: Config, wanted: set[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """audience_reach for each (topic, audience JSON), cheaply: audiences made of
+    "everyone" or quartiers (nearly all) are summed from one per-quartier COUNT per
+    topic; only those naming groups get a COUNT of their own."""
+    found: dict[tuple[str, str], int] = {}
+    per_zone: dict[str, dict[str, int]] = {}
+    for topic, audience_json in wanted:
+        audience = Audience.from_json(audience_json)
+        if audience.groups:
+            found[(topic, audience_json)] = audience_reach(session, config, topic, audience_json)
+            continue
+        if topic not in per_zone:
+            per_zone[topic] = _zone_reach(session, config, topic)
+        zones = per_zone[topic]
+        residents = (
+            sum(zones.values())
+            if audience.everyone
+            else sum(zones.get(zone, 0) for zone in set(audience.zones))
+        )
+        found[(topic, audience_json)] = residents + len(audience.numbers)
+    return found
+
+
+def _reachable(config: Config, topic: str) -> list[ColumnElement[bool]]:
+    """The conditions for a live, sendable contact whose consent lets `topic` reach
+    them (as `preview_campaign` decides)."""
+    settings = config.topics.get(topic)
+    public_safety = settings is not None and settings.legal_basis == "public_safety"
+    consent = select(col(ConsentState.contact_id)).where(
+        col(ConsentState.topic) == topic, col(ConsentState.granted).is_(not public_safety)
+    )
+    return [
+        col(Contact.erased_at).is_(None),
+        col(Contact.sendable).is_(True),
+        # Public safety reaches all but those who opted out; others need opt-in.
+        col(Contact.id).not_in(consent) if public_safety else col(Contact.id).in_(consent),
+    ]
+
+
+def _zone_reach(session: Session, config: Config, topic: str) -> dict[str, int]:
+    rows = session.execute(
+        select(col(Contact.zone), func.count())
+        .where(*_reachable(config, topic))
+        .group_by(col(Contact.zone))
+    ).all()
+    return {zone: int(n) for zone, n in rows}
+
+
+def audience_reach(session: Session, config: Config, topic: str, audience_json: str) -> int:
+    """How many residents a send of `topic` to this audience would be handed to today:
+    live, sendable contacts of the audience whose consent state lets the topic reach
+    them (as `preview_campaign` decides), plus typed numbers. One COUNT; the STOP list
+    (hashed numbers) is left out, as STOP also withdraws consent."""
+    audience = Audience.from_json(audience_json)
+    conditions: list[ColumnElement[bool]] = []
+    if audience.everyone:
+        conditions.append(true())
+    if audience.zones:
+        conditions.append(col(Contact.zone).in_(audience.zones))
+    if audience.groups:
+        conditions.append(
+            col(Contact.id).in_(
+                select(col(ContactGroup.contact_id)).where(
+                    col(ContactGroup.name).in_(audience.groups)
+                )
+            )
+        )
+    if not conditions:
+        return len(audience.numbers)
+    query = (
+        select(func.count())
+        .select_from(Contact)
+        .where(or_(*conditions), *_reachable(config, topic))
+    )
+    return int(session.execute(query).scalar_one()) + len(audience.numbers)
+
+
+def forecast_day(config: Config, sends: list[tuple[str, int]]) -> tuple[int, int]:
+    """(messages, held by the cap) for a day's sends still to come, each given as
+    (topic, residents it reaches). An estimate that assumes the audiences nest (the
+    smaller ones inside the larger, as "everyone" and a quartier do): a resident gets
+    at most `per_day` of the day's non-alert sends, the largest ones; the alert topic
+    is never capped. The 7- and 30-day caps are checked again when each send fires."""
+    alert_topic = config.alert.topic
+    alerts = sum(n for topic, n in sends if topic == alert_topic)
+    others = sorted((n for topic, n in sends if topic != alert_topic), reverse=True)
+    alert_sends = sum(1 for topic, _ in sends if topic == alert_topic)
+    # Alerts are never capped but count: they use up the day's allowance first.
+    per_day = max(config.planning.fatigue.per_day - alert_sends, 0)
+    kept = sum(others[:per_day])
+    return alerts + kept, sum(others) - kept
 
 
 def audience_label(audience_json: str) -> str:

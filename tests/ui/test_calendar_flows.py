@@ -17,7 +17,7 @@ from console.planning.service import EventRequest, PlanRequest, add_event, add_p
 from console.roles import Role
 from console.sending.campaigns import Audience
 from screens.calendar import CalendarGrid, CalendrierScreen
-from screens.plan_form import CancelPlanScreen, PlanFormScreen
+from screens.plan_form import EVERYONE, CancelPlanScreen, PlanAudienceList, PlanFormScreen
 from storage.models import AuditEntry, Occurrence, Schedule
 from tests.ui.conftest import AppFactory
 
@@ -155,6 +155,25 @@ async def test_mode_4_opens_the_month_and_moves(make_app: AppFactory, town: Cont
         assert screen.view == "agenda"
 
 
+async def test_a_day_to_come_shows_its_forecast_load(make_app: AppFactory, town: Context) -> None:
+    seed_plans(town)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press_loaded(pilot, "4")
+        screen = app.screen
+        assert isinstance(screen, CalendrierScreen)
+        # Saturday 28 March: the market and the brocante's J-1 reminder, both to the
+        # whole town: one goes out, the cap holds the other for those in both.
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert screen.selected.isoformat() == "2026-03-28"
+        info = screen.data.days[screen.selected] if screen.data else None
+        assert info is not None and info.forecast > 0 and info.forecast_capped > 0
+        day = str(screen.query_one("#cal-day", Static).render())
+        assert "À venir (estimation)" in day
+        assert f"{info.forecast_capped} retenu(s)" in day
+
+
 async def test_plan_a_send_from_the_form(make_app: AppFactory, town: Context, engine) -> None:  # type: ignore[no-untyped-def]
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -163,11 +182,28 @@ async def test_plan_a_send_from_the_form(make_app: AppFactory, town: Context, en
         await pilot.pause()
         form = app.screen
         assert isinstance(form, PlanFormScreen)
+        picker = form.query_one("#field-audience", PlanAudienceList)
+        for _ in range(100):  # the quartiers load off the UI thread
+            await pilot.pause(0.02)
+            if picker.option_count > 1:
+                break
+        assert picker.has_focus and picker.selected == [EVERYONE]
+        # The alert's picker: each quartier with its residents; space ticks one, which
+        # unticks "Tous les habitants".
+        lines = [str(picker.get_option_at_index(i).prompt) for i in range(picker.option_count)]
+        assert lines[0] == "Tous les habitants"
+        index = next(i for i, line in enumerate(lines) if line.startswith("Centre-bourg ("))
+        assert "habitants)" in lines[index]
+        picker.highlighted = index
+        await pilot.press("space")
+        assert picker.selected == ["Centre-bourg"]
         # Typing "4" or "q" in the form types them: single keys are inert here.
-        form.query_one("#field-audience", Input).value = ""
-        await pilot.press(*"Centre-bourg", "q", "4")
-        assert isinstance(app.screen, PlanFormScreen)
-        form.query_one("#field-audience", Input).value = "Centre-bourg"
+        await pilot.press("tab")
+        groups = form.query_one("#field-groups", Input)
+        assert groups.has_focus
+        await pilot.press("q", "4")
+        assert isinstance(app.screen, PlanFormScreen) and groups.value == "q4"
+        groups.value = ""
         form.query_one("#message").load_text("Réunion publique lundi 18h")  # type: ignore[attr-defined]
         when = form.query_one("#field-when", Input)
         when.value = "2026-03-16 21:00"
@@ -268,13 +304,44 @@ async def test_envois_lists_the_next_planned_sends_and_the_missed(
         assert "[b]" not in shown or "\x1b" not in shown
 
 
-def test_the_form_reads_zones_and_groups() -> None:
-    from screens.plan_form import parse_audience
+def test_the_form_reads_ticks_and_groups() -> None:
+    import pytest
 
-    assert parse_audience("tous") == Audience(everyone=True)
-    assert parse_audience("La Gare, groupe:seniors , Le Moulin") == Audience(
+    from console.errors import TocsinError
+    from screens.plan_form import audience_from
+
+    assert audience_from({EVERYONE}, "") == Audience(everyone=True)
+    assert audience_from({"Le Moulin", "La Gare"}, "groupe:seniors , , seniors") == Audience(
         zones=("La Gare", "Le Moulin"), groups=("seniors",)
     )
+    # Groups typed with "Tous" ticked narrow the send to the groups.
+    assert audience_from({EVERYONE}, "seniors") == Audience(groups=("seniors",))
+    # Numbers from `plan add --to` survive an edit in the form.
+    assert audience_from(set(), "", ("+33612345678",)) == Audience(numbers=("+33612345678",))
+    with pytest.raises(TocsinError):
+        audience_from(set(), " , ")
+
+
+async def test_the_form_without_an_audience_says_so(make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press_loaded(pilot, "4")
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, PlanFormScreen)
+        picker = form.query_one("#field-audience", PlanAudienceList)
+        for _ in range(100):
+            await pilot.pause(0.02)
+            if picker.option_count > 1:
+                break
+        await pilot.press("space")  # unticks "Tous les habitants"
+        await pilot.pause()
+        assert picker.selected == []
+        error = str(form.query_one("#form-error", Static).render())
+        assert "Cochez" in error
+        await pilot.press("enter")  # Enter asks for the preview: still the form
+        await pilot.pause()
+        assert isinstance(app.screen, PlanFormScreen)
 
 
 async def test_help_in_the_calendar_lists_its_keys(make_app: AppFactory) -> None:

@@ -330,3 +330,52 @@ def test_a_scheduler_tick_with_nothing_due_touches_nothing(ctx: Context) -> None
     assert scheduler.tick(ctx) == scheduler.TickResult()
     assert date(2026, 3, 14) == ctx.clock.now().date()
     assert ctx.clock.now().tzinfo == UTC
+
+
+def test_the_calendar_forecasts_the_load_of_days_to_come(ctx: Context) -> None:
+    """A future day shows what its planned sends would reach and what the cap would
+    hold: one COUNT per audience, assuming the audiences nest (see forecast_day)."""
+    from console.planning.calendar_view import audience_reach, read_period
+
+    ids = _residents(ctx)
+    # A resident with no consent and one in a quartier with consent to works only.
+    add_contact(ctx, ContactInput(number="06 10 00 02 00", name="sans consentement"))
+    gare = add_contact(ctx, ContactInput(number="06 10 00 02 01", name="g", zone="La Gare"))
+    assert gare.id is not None
+    record_consent(
+        ctx, ConsentRequest(contact_id=gare.id, topic="travaux", action="grant", source="counter")
+    )
+    add_plan(ctx, _plan(ctx, at=_paris(ctx, 2026, 3, 17, 12, 15)))
+    add_plan(
+        ctx,
+        _plan(
+            ctx,
+            topic="travaux",
+            audience=Audience(zones=("La Gare",)),
+            at=_paris(ctx, 2026, 3, 17, 18, 30),
+        ),
+    )
+    day = date(2026, 3, 17)
+    info = read_period(ctx, day, day).days[day]
+    assert (info.messages, info.capped) == (0, 0)
+    # 3 residents opted in to events, 1 in La Gare to works: the largest send goes
+    # out, the other is held for whoever is in both (at most 1).
+    assert (info.forecast, info.forecast_capped) == (3, 1)
+    # The count agrees with the plan's own preview (the audience resolved in full).
+    with read_session(ctx.engine) as session:
+        reach = audience_reach(session, ctx.config, "travaux", Audience(everyone=True).to_json())
+    preview = preview_plan(ctx, _plan(ctx, topic="travaux", at=_paris(ctx, 2026, 3, 18, 12, 15)))
+    assert reach == preview.recipients == len(ids) + 1
+    # A day with nothing planned forecasts nothing.
+    quiet = date(2026, 3, 19)
+    assert read_period(ctx, quiet, quiet).days[quiet].forecast == 0
+
+
+def test_the_forecast_never_caps_alerts_but_counts_them(ctx: Context) -> None:
+    from console.planning.calendar_view import forecast_day
+
+    alert = ctx.config.alert.topic
+    assert forecast_day(ctx.config, []) == (0, 0)
+    assert forecast_day(ctx.config, [("evenements", 10), ("travaux", 4)]) == (10, 4)
+    # The alert goes to all 100; it uses up the day's one message for the rest.
+    assert forecast_day(ctx.config, [(alert, 100), ("evenements", 10)]) == (100, 10)
