@@ -320,7 +320,9 @@ def main() -> None:
     for name in results[first]:
         values = [results[s][name] for s in sizes]
         ratio = values[-1] / values[0] if values[0] else math.inf
-        exponent = math.log(ratio) / math.log(last / first) if ratio > 0 else 0.0
+        # One size only: no growth to speak of.
+        grows = ratio > 0 and math.isfinite(ratio) and last > first
+        exponent = math.log(ratio) / math.log(last / first) if grows else 0.0
         cells = "".join(f"{v:12.3f}" for v in values)
         print(f"{name:<36}{cells}{ratio:10.2f}{exponent:9.2f}")
     if args.json:
