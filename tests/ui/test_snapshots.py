@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from console.clock import FrozenClock
 from console.context import Context
@@ -24,6 +25,10 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"
 
 
 async def _settle(pilot: Pilot[None]) -> None:
+    await pilot.pause()
+    # A blinking cursor is drawn or not depending on when the picture is taken.
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
     await pilot.pause()
     await pilot.wait_for_scheduled_animations()
 
