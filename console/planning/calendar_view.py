@@ -65,7 +65,7 @@ class PeriodView:
 
     def items(self) -> list[PlannedItem]:
         found = [item for day in sorted(self.days) for item in self.days[day].items]
-        return sorted(found, key=lambda item: item.due)
+        return sorted(found, key=lambda item: (item.due, item.schedule_id))
 
 
 def read_period(ctx: Context, first: date, last: date) -> PeriodView:
@@ -213,7 +213,7 @@ def read_period(ctx: Context, first: date, last: date) -> PeriodView:
         if day in days:
             days[day].capped += row.capped
     for info in days.values():
-        info.items.sort(key=lambda item: item.due)
+        info.items.sort(key=lambda item: (item.due, item.schedule_id))
     if pending:
         # One COUNT per distinct (topic, audience) in the period, not per occurrence:
         # 500 plans to the whole town cost one query.

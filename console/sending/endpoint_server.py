@@ -21,7 +21,10 @@ from console.config import WorkerConfig
 
 MAX_HEADER_BYTES = 16 * 1024
 KEEP_ALIVE_SECONDS = 5
-MAX_CONNECTIONS = 512
+# Kannel's smsbox opens a connection per delivery report, hundreds at once at the
+# end of a big send; past this many, uvicorn answers 503 and Kannel gives up after
+# its retries. Far above that burst, far below the unit's LimitNOFILE.
+MAX_CONNECTIONS = 4096
 
 
 def header_deadline_protocol(timeout: float) -> type[H11Protocol]:
