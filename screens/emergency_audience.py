@@ -19,9 +19,7 @@ from console.sending.campaigns import Preview
 from console.sending.figures import count
 from console.text import visible
 from screens.widgets.alert_step import AlertStep, AlertSteps
-from screens.widgets.tick_list import TickList
-
-EVERYONE = "\x00all"
+from screens.widgets.tick_list import EVERYONE, TickList, everyone_or_quartiers
 
 
 class AudienceList(TickList[str]):
@@ -74,20 +72,7 @@ class AudienceStep(AlertStep):
 
     @on(SelectionList.SelectedChanged)
     def _changed(self, event: SelectionList.SelectedChanged[str]) -> None:
-        choices = event.selection_list
-        now = set(choices.selected)
-        added = now - self._selected
-        # "Everyone" and zones exclude each other: the last ticked wins.
-        if EVERYONE in added and len(now) > 1:
-            with choices.prevent(SelectionList.SelectedChanged):
-                for value in now - {EVERYONE}:
-                    choices.deselect(value)
-            now = {EVERYONE}
-        elif added and EVERYONE in now:
-            with choices.prevent(SelectionList.SelectedChanged):
-                choices.deselect(EVERYONE)
-            now.discard(EVERYONE)
-        self._selected = now
+        self._selected = everyone_or_quartiers(event.selection_list, self._selected)
         self.query_one("#form-error", Static).update("")
         self._count(self.holding())
 

@@ -36,9 +36,7 @@ from console.sending.figures import count
 from console.text import visible
 from screens.widgets.composer import ComposerPanel
 from screens.widgets.modal import TocsinModal
-from screens.widgets.tick_list import TickList
-
-EVERYONE = "\x00all"
+from screens.widgets.tick_list import EVERYONE, TickList, everyone_or_quartiers
 
 
 class NoAudience(TocsinError):
@@ -190,21 +188,7 @@ class PlanFormScreen(TocsinModal[int | None]):
 
     @on(SelectionList.SelectedChanged, "#field-audience")
     def _ticks_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
-        picker = event.selection_list
-        now = set(picker.selected)
-        added = now - self._ticked
-        # As in the alert: "Tous les habitants" and quartiers exclude each other, the
-        # last ticked wins.
-        if EVERYONE in added and len(now) > 1:
-            with picker.prevent(SelectionList.SelectedChanged):
-                for value in now - {EVERYONE}:
-                    picker.deselect(value)
-            now = {EVERYONE}
-        elif added and EVERYONE in now:
-            with picker.prevent(SelectionList.SelectedChanged):
-                picker.deselect(EVERYONE)
-            now.discard(EVERYONE)
-        self._ticked = now
+        self._ticked = everyone_or_quartiers(event.selection_list, self._ticked)
         self.action_preview()
 
     @on(Input.Changed, "#field-groups")

@@ -32,3 +32,24 @@ class TickList(SelectionList[ValueT]):
         mark = Style(bold=True, color="green") if ticked else Style(dim=True)
         style = (base or Style()) + mark + Style(meta={"option": index})
         return Strip([Segment(TICKED if ticked else UNTICKED, style), Segment(" ", base), *line])
+
+
+# The "everyone" line of an audience picker; quartiers are the other values.
+EVERYONE = "\x00all"
+
+
+def everyone_or_quartiers(picker: SelectionList[str], before: set[str]) -> set[str]:
+    """ "Tous les habitants" and quartiers exclude each other: the last ticked wins.
+    Unticks what lost and returns what is ticked now."""
+    now = set(picker.selected)
+    added = now - before
+    if EVERYONE in added and len(now) > 1:
+        with picker.prevent(SelectionList.SelectedChanged):
+            for value in now - {EVERYONE}:
+                picker.deselect(value)
+        return {EVERYONE}
+    if added and EVERYONE in now:
+        with picker.prevent(SelectionList.SelectedChanged):
+            picker.deselect(EVERYONE)
+        now.discard(EVERYONE)
+    return now
