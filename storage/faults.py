@@ -102,6 +102,18 @@ def passing_fault(exc: BaseException) -> Fault | None:
     return next((fault for words, fault in _WORDS if words in text), None)
 
 
+# PostgreSQL picked this transaction to lose a race with another one (two writers
+# locking the same rows): nothing is wrong, the loser is rolled back whole.
+_CONFLICTS = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+
+
+def lost_race(exc: BaseException) -> bool:
+    """Whether a database error only means "roll back and try again now"."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return code in _CONFLICTS
+
+
 # Below this, SQLite cannot count on finishing a transaction (its journal grows).
 LOW_DISK_BYTES = 1024 * 1024
 

@@ -425,6 +425,7 @@ def expire_leases(engine: Engine, now: datetime) -> int:
             select(message.id, campaign.resend_uncertain)
             .join(campaign_table, campaign.id == message.campaign_id)
             .where(message.state == SENDING, message.lease_expires_at < now)
+            .order_by(message.id)  # the order every writer locks messages in
         ).all()
         for message_id, resend in expired:
             state = QUEUED if resend else UNCERTAIN
@@ -460,7 +461,27 @@ def apply_reports(engine: Engine, reports: Sequence[DeliveryReport], now: dateti
     one after the other, as if they had come one by one.
     """
     with write_session(engine) as session:
+        _lock_in_order(session, reports)
         return [_apply_one(session, report, now) for report in reports]
+
+
+def _lock_in_order(session: Session, reports: Sequence[DeliveryReport]) -> None:
+    # The worker's answers lock their rows by ascending id; locking the reports'
+    # rows the same way first means the two writers never wait on each other in a
+    # circle (PostgreSQL would abort one of them as a deadlock).
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite locks the whole database: no order to keep
+    message = message_table.c
+    ids = [r.message_id for r in reports if r.message_id is not None]
+    refs = [r.provider_ref for r in reports if r.message_id is None and r.provider_ref]
+    if not ids and not refs:
+        return
+    session.execute(
+        select(message.id)
+        .where(or_(message.id.in_(ids), message.provider_ref.in_(refs)))
+        .order_by(message.id)
+        .with_for_update()
+    ).all()
 
 
 def _apply_one(session: Session, report: DeliveryReport, now: datetime) -> bool:

@@ -47,7 +47,7 @@ from console.sending.states import QUEUED, SKIPPED, SUBMITTED, CampaignStatus
 from console.sending.tallies import fold_tallies
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
-from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, passing_fault
+from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, lost_race, passing_fault
 from storage.models import Campaign
 
 log = logging.getLogger("tocsin.worker")
@@ -79,6 +79,8 @@ REPORT_BATCH = 500
 # A database that is locked, full or unreachable is asked again after this long,
 # doubling up to the maximum: an alert resumes within seconds of the trouble passing.
 FAULT_RETRY_MIN_S = 0.5
+# After losing a race for rows to another transaction (PostgreSQL).
+CONFLICT_RETRY_S = 0.01
 FAULT_RETRY_MAX_S = 5.0
 RESUME_AFTER_S = 3.0
 
@@ -171,6 +173,12 @@ class Worker:
             try:
                 result = await loop.run_in_executor(self._db, functools.partial(fn, *args))
             except DATABASE_ERRORS as exc:
+                if lost_race(exc) and not self.stop.is_set():
+                    # Another writer (a report, a second worker) locked the same rows
+                    # in another order; ours was rolled back whole: again, at once.
+                    log.info("database conflict with another writer: the transaction is made again")
+                    await asyncio.sleep(CONFLICT_RETRY_S)
+                    continue
                 fault = passing_fault(exc)
                 if fault is None or self.stop.is_set():
                     raise
