@@ -20,6 +20,7 @@ costs what its own work costs stays near 1.0 (the enqueue, whose work is the who
 town, is printed per 1,000 recipients).
 
     .venv/bin/python bench/scale.py [--sizes 10000,100000,1000000] [--keep DIR]
+        [--postgresql postgresql://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from bench.town import bench_context
 from console.config import Config, ProviderConfig, SimulatedConfig, WorkerConfig
@@ -75,8 +81,9 @@ def _best(fn: Callable[[], Any], repeat: int = 3) -> float:
     return min(times)
 
 
-def build_town(folder: Path, size: int, seed: int = 1789) -> Context:
-    """`size` residents by bulk SQL, distributed like the demo town."""
+def build_town(folder: Path, size: int, seed: int = 1789, url: str | None = None) -> Context:
+    """`size` residents by bulk SQL, distributed like the demo town (in SQLite in
+    `folder`, or in the PostgreSQL database at `url`)."""
     config = Config(
         provider=ProviderConfig(
             rate=100_000,
@@ -85,7 +92,7 @@ def build_town(folder: Path, size: int, seed: int = 1789) -> Context:
         ),
         worker=WorkerConfig(batch_size=200, lease_seconds=120),
     )
-    ctx = bench_context(folder, f"sqlite:///{folder}/town.db", config)
+    ctx = bench_context(folder, url or f"sqlite:///{folder}/town.db", config)
     rng = random.Random(seed)
     db = dialect(ctx.engine)
     now = db.datetime(datetime.now(UTC))
@@ -122,30 +129,42 @@ def build_town(folder: Path, size: int, seed: int = 1789) -> Context:
                 consents.append((i, topic, True, 0, now))
         if rng.random() < 0.02:
             consents.append((i, "alertes", False, 0, now))
+    # INSERT OR IGNORE: the first of a resident's rows for a topic stays.
+    first: dict[tuple[int, str], tuple[Any, ...]] = {}
+    for consent in consents:
+        first.setdefault((consent[0], consent[1]), consent)
+    consents = list(first.values())
+    # STOP entries: a share of the town's own mobiles, the rest numbers from elsewhere.
+    hasher = number_hasher(ctx.hash_key)
+    town_numbers = [c[1] for c in contacts[: min(size // 20, STOP_ENTRIES)]]
+    others = [f"+3378{i:07d}" for i in range(STOP_ENTRIES - len(town_numbers))]
+    stops = [(h, now) for h in dict.fromkeys(hasher(number) for number in town_numbers + others)]
+    tables = (
+        (
+            "contact",
+            "id, number, number_kind, sendable, name, zone, groups, notes, source, "
+            "sort_key, search_key, created_at, updated_at",
+            [(*c[:7], "", *c[7:]) for c in contacts],
+        ),
+        ("contact_group", "contact_id, name", groups),
+        ("consent_state", "contact_id, topic, granted, event_id, updated_at", consents),
+        ("suppression", "number_hash, created_at, reason", [(*s, "stop") for s in stops]),
+    )
     with ctx.engine.begin() as conn:
         raw = conn.connection.driver_connection
         assert raw is not None
-        raw.executemany(
-            "INSERT INTO contact (id, number, number_kind, sendable, name, zone, groups, "
-            "notes, source, sort_key, search_key, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?)",
-            contacts,
-        )
-        raw.executemany("INSERT INTO contact_group (contact_id, name) VALUES (?, ?)", groups)
-        raw.executemany(
-            "INSERT OR IGNORE INTO consent_state (contact_id, topic, granted, event_id, "
-            "updated_at) VALUES (?, ?, ?, ?, ?)",
-            consents,
-        )
-        # STOP entries: a share of the town's own mobiles, the rest numbers from elsewhere.
-        hasher = number_hasher(ctx.hash_key)
-        town_numbers = [c[1] for c in contacts[: min(size // 20, STOP_ENTRIES)]]
-        others = [f"+3378{i:07d}" for i in range(STOP_ENTRIES - len(town_numbers))]
-        raw.executemany(
-            "INSERT OR IGNORE INTO suppression (number_hash, created_at, reason) "
-            "VALUES (?, ?, 'stop')",
-            [(hasher(number), now) for number in town_numbers + others],
-        )
+        if db.sqlite:
+            for table, columns, rows in tables:
+                marks = ", ".join("?" * len(rows[0]))
+                raw.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+        else:
+            with raw.cursor() as cursor:
+                for table, columns, rows in tables:
+                    with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
+                # Rows were given their ids: the sequence goes on after them.
+                cursor.execute("SELECT setval('contact_id_seq', %s)", (size,))
     return ctx
 
 
@@ -221,17 +240,16 @@ def measure_queue(ctx: Context, campaign_id: int, size: int) -> dict[str, float]
 
 def _deep_id(ctx: Context, campaign_id: int) -> int:
     with ctx.engine.connect() as conn:
-        low, high = conn.exec_driver_sql(
-            "SELECT min(id), max(id) FROM message WHERE campaign_id = ?", (campaign_id,)
+        low, high = conn.execute(
+            text("SELECT min(id), max(id) FROM message WHERE campaign_id = :c"), {"c": campaign_id}
         ).one()
     return int(low + (high - low) * 0.7)
 
 
-def measure_status_command(folder: Path) -> dict[str, float]:
+def measure_status_command(folder: Path, url: str) -> dict[str, float]:
     config = folder / "tocsin.toml"
     config.write_text(
-        f'[database]\nurl = "sqlite:///{folder}/town.db"\n'
-        f'[privacy]\nhash_key_file = "{folder}/key"\n',
+        f'[database]\nurl = "{url}"\n[privacy]\nhash_key_file = "{folder}/key"\n',
         encoding="utf-8",
     )
 
@@ -281,16 +299,39 @@ def _answered(ctx: Context) -> int:
         )
 
 
-def run_size(size: int, keep: Path | None) -> dict[str, float]:
+def run_size(size: int, keep: Path | None, postgresql: str | None = None) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix=f"tocsin-scale-{size}-", dir=keep))
+    with scratch_database(postgresql) as url:
+        return _run_size(size, keep, folder, url or f"sqlite:///{folder}/town.db")
+
+
+@contextmanager
+def scratch_database(admin_url: str | None) -> Iterator[str | None]:
+    """A new PostgreSQL database made at `admin_url` and dropped after (None: SQLite)."""
+    if admin_url is None:
+        yield None
+        return
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    scratch = f"tocsin_scale_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{scratch}"'))
+    try:
+        yield make_url(admin_url).set(database=scratch).render_as_string(False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _run_size(size: int, keep: Path | None, folder: Path, url: str) -> dict[str, float]:
     start = time.perf_counter()
-    ctx = build_town(folder, size)
+    ctx = build_town(folder, size, url=url)
     print(f"  {size:,} residents built in {time.perf_counter() - start:.1f} s", flush=True)
     figures = measure_contacts(ctx)
     campaign_id, enqueue = measure_enqueue(ctx, size)
     figures |= enqueue
     figures |= measure_queue(ctx, campaign_id, size)
-    figures |= measure_status_command(folder)
+    figures |= measure_status_command(folder, url)
     figures |= measure_worker(ctx)
     ctx.engine.dispose()
     if keep is None:
@@ -305,12 +346,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--keep", type=Path, help="build the towns here and keep them")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--postgresql", metavar="ADMIN_URL", help="build each town in a scratch database there"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, dict[str, float]] = {}
     for size in sizes:
         print(f"town of {size:,}:", flush=True)
-        results[size] = run_size(size, args.keep)
+        results[size] = run_size(size, args.keep, args.postgresql)
         for name, value in results[size].items():
             print(f"  {name:<36} {value:10.3f}", flush=True)
     first, last = sizes[0], sizes[-1]
