@@ -5,14 +5,15 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from console import known_databases
 from console.clock import Clock, SystemClock
 from console.config import Config, database_url
-from console.context import Context, hash_key_path, load_hash_key, sync_topics
+from console.consent.suppression import key_fingerprint, load_or_create_key
+from console.context import Context, hash_key_path, load_hash_key, sync_topics, wanted_topics
 from console.roles import Role, current_operator, role_for, unix_groups
 from storage.engine import is_sqlite, make_engine
 from storage.migrate import current_revision, head_revision, upgrade
@@ -90,6 +91,56 @@ def _mend_side_files(database: Path) -> None:
                 f"({stat.filemode(side_stat.st_mode)} against {stat.filemode(mode)}): "
                 f"everyone would be locked out; run `chmod {mode:o} {side}` as its owner"
             ) from None
+
+
+def reading_engine(config: Config) -> Engine:
+    """The database for a verb that only reads (`tocsin status`).
+
+    When this start has nothing to do (a SQLite file that exists, the schema at head,
+    the topics and the hash key as configured: every start but the first after a
+    change) it is opened and checked with plain SQL, without loading the ORM, the
+    tables' models or Alembic, most of such a verb's time. Otherwise, or if any of
+    those checks fails, the whole start-up of `build_context` runs, which migrates,
+    syncs, records or says in one line what is wrong, exactly as for any verb.
+    """
+    try:
+        ready = _ready_engine(config)
+    except Exception:  # the whole start-up meets it again and words it
+        ready = None
+    return ready if ready is not None else build_context(config).engine
+
+
+def _ready_engine(config: Config) -> Engine | None:
+    engine = make_engine(database_url(config))
+    try:
+        if is_sqlite(engine):
+            database = engine.url.database
+            if not database or database == ":memory:" or database.startswith("file:"):
+                return None
+            path = Path(database)
+            if not path.exists():
+                return None
+            _check_sqlite_file(path, config, create=False)
+        if current_revision(engine) != head_revision():
+            return None
+        key = load_or_create_key(hash_key_path(config))
+        with engine.connect() as conn:
+            stored = conn.execute(
+                text("SELECT value FROM meta WHERE key = :key"), {"key": "hash_key_fingerprint"}
+            ).scalar()
+            topics = {
+                (str(name), str(label), str(basis))
+                for name, label, basis in conn.exec_driver_sql(
+                    "SELECT key, label, legal_basis FROM topic"
+                )
+            }
+        if stored == key_fingerprint(key) and wanted_topics(config) <= topics:
+            return engine
+    except BaseException:
+        engine.dispose()
+        raise
+    engine.dispose()
+    return None
 
 
 def engine_label(url: str) -> str:

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
-from sqlmodel import select
 
 from console.clock import Clock
 from console.config import Config, data_dir
 from console.consent.suppression import HashKeyError, key_fingerprint, load_or_create_key
-from console.contacts.numbers import NumberParser
 from console.roles import PermissionDenied, Role
-from storage.chain import use_chain_key
 from storage.engine import read_session, write_session
-from storage.models import Meta, Topic
+
+if TYPE_CHECKING:
+    from console.contacts.numbers import NumberParser
+
+# The ORM, phonenumbers and the hash chains are loaded by the first Context, not by
+# importing this module: `tocsin status` reads without them (console.bootstrap).
 
 
 @dataclass
@@ -29,6 +32,9 @@ class Context:
     parser: NumberParser = field(init=False)
 
     def __post_init__(self) -> None:
+        from console.contacts.numbers import NumberParser
+        from storage.chain import use_chain_key
+
         self.parser = NumberParser(self.config.town.region)
         # The hash chains are keyed with sub-keys of the same key: whatever session
         # of this engine appends to them does so under it.
@@ -49,6 +55,8 @@ def hash_key_path(config: Config) -> Path:
 
 def load_hash_key(engine: Engine, path: Path) -> bytes:
     """Load the key and check it is the one this database was started with."""
+    from storage.models import Meta
+
     key = load_or_create_key(path)
     fingerprint = key_fingerprint(key)
     with read_session(engine) as session:
@@ -67,9 +75,18 @@ def load_hash_key(engine: Engine, path: Path) -> bytes:
     return key
 
 
+def wanted_topics(config: Config) -> set[tuple[str, str, str]]:
+    """The Topic rows the config asks for: (key, label, legal basis)."""
+    return {(key, topic.label, topic.legal_basis) for key, topic in config.topics.items()}
+
+
 def sync_topics(engine: Engine, config: Config) -> None:
     """Make the Topic table match config; topics in use are never deleted."""
-    wanted = {(key, topic.label, topic.legal_basis) for key, topic in config.topics.items()}
+    from sqlmodel import select
+
+    from storage.models import Topic
+
+    wanted = wanted_topics(config)
     with read_session(engine) as session:
         present = {(t.key, t.label, t.legal_basis) for t in session.exec(select(Topic)).all()}
     if wanted <= present:

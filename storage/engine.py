@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+
+if TYPE_CHECKING:
+    # Loaded with the first session: a verb reading through the engine alone
+    # (`tocsin status`) never loads the ORM.
+    from sqlmodel import Session
 
 # How long a SQLite connection waits for another one's write lock before it fails.
 BUSY_TIMEOUT_S = 10
@@ -62,6 +66,8 @@ def write_session(engine: Engine) -> Iterator[Session]:
     On SQLite the write lock is taken at BEGIN, so two writers queue on the busy
     timeout instead of one failing when it upgrades its read snapshot.
     """
+    from sqlmodel import Session
+
     bind = engine.execution_options(sqlite_begin="IMMEDIATE") if is_sqlite(engine) else engine
     with Session(bind, expire_on_commit=False) as session:
         yield session
@@ -70,5 +76,7 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
+    from sqlmodel import Session
+
     with Session(engine, expire_on_commit=False) as session:
         yield session

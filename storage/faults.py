@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,20 +25,21 @@ from sqlalchemy.exc import DBAPIError
 T = TypeVar("T")
 
 
-def _driver_errors() -> tuple[type[BaseException], ...]:
-    # The raw-SQL hot path (storage/rawsql.py) meets the drivers' own errors.
-    errors: list[type[BaseException]] = [DBAPIError, sqlite3.Error]
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        pass
-    else:
-        errors.append(psycopg.Error)
-    return tuple(errors)
+def database_errors() -> tuple[type[BaseException], ...]:
+    """Every error a database call may raise, through SQLAlchemy or straight from a
+    driver (the raw-SQL hot path, storage/rawsql.py, meets the drivers' own errors).
+
+    psycopg's only once something loaded it: a process that never did (every
+    SQLite one) cannot meet them, and does not pay for loading it (a tenth of
+    `tocsin status`). Called where the error is caught (`except database_errors()`),
+    it is asked only when an error comes."""
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None:
+        return _WITHOUT_PSYCOPG
+    return (*_WITHOUT_PSYCOPG, psycopg.Error)
 
 
-# Every error a database call may raise, through SQLAlchemy or straight from a driver.
-DATABASE_ERRORS = _driver_errors()
+_WITHOUT_PSYCOPG: tuple[type[BaseException], ...] = (DBAPIError, sqlite3.Error)
 
 
 class Fault(StrEnum):
@@ -217,7 +219,7 @@ def retry_while_locked(
     while True:
         try:
             return work()
-        except DATABASE_ERRORS as exc:
+        except database_errors() as exc:
             fault = passing_fault(exc)
             if fault not in (Fault.LOCKED, Fault.UNREACHABLE) or monotonic() >= deadline:
                 raise

@@ -13,8 +13,7 @@ import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
-
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING, TypeGuard
 
 from console.cli import admin, consent, contacts, message, planning, sending
 from console.cli import console as console_verbs
@@ -26,6 +25,9 @@ from console.i18n import Translator
 from console.roles import PermissionDenied
 from console.sending.providers.credentials import CredentialsError
 from console.text import visible
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -86,7 +88,11 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         return EXIT_FAILED
     except OSError as exc:
         return _fail(_os_error(t, exc))
-    except SQLAlchemyError as exc:
+    except Exception as exc:
+        # SQLAlchemy is loaded by the verbs that need it, not for every verb (nor
+        # for --help): an error of its own can only come once it is.
+        if not _is_database_error(exc):
+            raise
         return _fail(t("cli.database", error=_database_error(t, exc)))
     except KeyboardInterrupt:
         return 130
@@ -145,6 +151,11 @@ def _os_error(t: Translator, exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return t("cli.disk_full", where=where)
     return f"{where}{exc.strerror or exc}"
+
+
+def _is_database_error(exc: Exception) -> TypeGuard[SQLAlchemyError]:
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return loaded is not None and isinstance(exc, loaded.SQLAlchemyError)
 
 
 def _database_error(t: Translator, exc: SQLAlchemyError) -> str:

@@ -6,6 +6,8 @@ Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -14,6 +16,8 @@ from console.config import Config
 from console.i18n import Translator
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from console.context import Context
     from console.sending.campaigns import Audience
 
@@ -37,11 +41,28 @@ def context(config: Config) -> Context:
     """The context a verb runs with: a database problem is one line and exit 1, a key
     file Tocsin cannot use (unreadable, open to others, not this database's) one line
     and exit 2, like any configuration problem."""
-    from console.bootstrap import StartupError, build_context
+    from console.bootstrap import build_context
+
+    with _startup_errors():
+        return build_context(config)
+
+
+def reading_engine(config: Config) -> Engine:
+    """The database for a verb that only reads (console.bootstrap.reading_engine),
+    its problems worded as `context` words them."""
+    from console import bootstrap
+
+    with _startup_errors():
+        return bootstrap.reading_engine(config)
+
+
+@contextmanager
+def _startup_errors() -> Iterator[None]:
+    from console.bootstrap import StartupError
     from console.consent.suppression import HashKeyError
 
     try:
-        return build_context(config)
+        yield
     except StartupError as exc:
         raise CliError(str(exc)) from exc
     except HashKeyError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from console.cli.common import (
     EXIT_OK,
@@ -16,13 +17,16 @@ from console.cli.common import (
     context,
     parse_when,
     print_json,
+    reading_engine,
     translator,
 )
 from console.config import Config
 from console.i18n import Translator
 from console.sending.states import MessageState
 from console.text import visible
-from storage.faults import Fault
+
+if TYPE_CHECKING:
+    from storage.faults import Fault
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -242,9 +246,13 @@ def counts_line(counts: dict[str, int]) -> str:
 
 
 def cmd_status(args: argparse.Namespace, config: Config) -> int:
-    from console.sending.campaign_ops import queue_status
+    from console.clock import SystemClock
+    from console.sending.status import read_queue_status
 
-    status = queue_status(context(config))
+    # A read-only verb, asked every few seconds by scripts: it reads without the
+    # ORM when the start-up has nothing to do (console.bootstrap.reading_engine).
+    engine = reading_engine(config)
+    status = read_queue_status(engine, SystemClock().now(), config.worker.report_timeout_minutes)
     if args.json:
         print_json(status)
         return EXIT_OK

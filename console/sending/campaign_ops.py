@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
@@ -25,13 +25,12 @@ from console.sending.states import (
     QUEUED,
     SENDING,
     SKIPPED,
-    STATES,
     SUBMITTED,
     UNCERTAIN,
     CampaignStatus,
 )
-from console.sending.tallies import ledger_counts
-from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
+from console.sending.status import read_queue_status
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import read_session, write_session
 from storage.models import Campaign, DeliveryEvent, Message
 
@@ -396,49 +395,4 @@ def retry_failed(ctx: Context, campaign_id: int) -> int:
 
 def queue_status(ctx: Context) -> dict[str, Any]:
     """The `tocsin status` figures: messages per state, in flight, rate, workers."""
-    now = ctx.clock.now()
-    with read_session(ctx.engine) as session:
-        by_state = ledger_counts(session)
-        minute_ago = now - timedelta(minutes=1)
-        last_minute = session.execute(
-            select(func.count())
-            .select_from(DeliveryEvent)
-            .where(
-                col(DeliveryEvent.source) == "send",
-                col(DeliveryEvent.state) == SUBMITTED,
-                col(DeliveryEvent.at) >= minute_ago,
-            )
-        ).scalar_one()
-        # Submitted long ago and never reported on: the provider's silence is shown.
-        report_deadline = now - timedelta(minutes=ctx.config.worker.report_timeout_minutes)
-        no_report = session.execute(
-            select(func.count())
-            .select_from(Message)
-            .where(col(Message.state) == SUBMITTED, col(Message.updated_at) < report_deadline)
-        ).scalar_one()
-        active = session.execute(
-            select(func.count())
-            .select_from(Campaign)
-            .where(col(Campaign.status).in_(ACTIVE_STATUSES))
-        ).scalar_one()
-    workers = alive_workers(ctx.engine, now, ALIVE_WITHIN_S)
-    fault = silent_database_fault(ctx.engine, workers, now)
-    return {
-        "messages": {state: int(by_state.get(state, 0)) for state in STATES},
-        "in_flight": int(by_state.get(SENDING, 0)),
-        "no_report": int(no_report),
-        "rate_per_second": round(int(last_minute) / 60, 2),
-        "active_campaigns": int(active),
-        "worker_alive": bool(workers),
-        "workers": [
-            {
-                "owner": w.owner,
-                "host": w.host,
-                "provider": w.provider,
-                "last_seen": w.last_seen.isoformat(),
-                "sent": w.sent,
-            }
-            for w in workers
-        ],
-        "database_fault": fault and str(fault),
-    }
+    return read_queue_status(ctx.engine, ctx.clock.now(), ctx.config.worker.report_timeout_minutes)

@@ -23,7 +23,8 @@ from console.sending.states import (
     UNCERTAIN,
     CampaignStatus,
 )
-from console.sending.workers import ALIVE_WITHIN_S, alive_workers, silent_database_fault
+from console.sending.status import silent_database_fault
+from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import read_session
 from storage.faults import Fault
 from storage.models import (

@@ -47,7 +47,7 @@ from console.sending.states import QUEUED, SKIPPED, SUBMITTED, CampaignStatus
 from console.sending.tallies import fold_tallies
 from console.sending.workers import acquire_sender_lease, beat, forget, release_sender_lease
 from storage.engine import is_sqlite, write_session
-from storage.faults import DATABASE_ERRORS, DatabaseFile, Fault, lost_race, passing_fault
+from storage.faults import DatabaseFile, Fault, database_errors, lost_race, passing_fault
 from storage.models import Campaign
 
 log = logging.getLogger("tocsin.worker")
@@ -172,7 +172,7 @@ class Worker:
         while True:
             try:
                 result = await loop.run_in_executor(self._db, functools.partial(fn, *args))
-            except DATABASE_ERRORS as exc:
+            except database_errors() as exc:
                 if lost_race(exc) and not self.stop.is_set():
                     # Another writer (a report, a second worker) locked the same rows
                     # in another order; ours was rolled back whole: again, at once.
@@ -453,7 +453,7 @@ class Worker:
             seen = await loop.run_in_executor(
                 self._reads, watch, self.ctx.engine, self.ctx.clock.now(), held
             )
-        except DATABASE_ERRORS as exc:
+        except database_errors() as exc:
             if passing_fault(exc) is None:
                 raise
             return  # the next look, 50 ms on, may find the database back

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, delete, select
 from sqlmodel import col
 
+# Kept here for its many readers; the status reads it without the ORM.
+from console.sending.status import ALIVE_WITHIN_S as ALIVE_WITHIN_S
 from storage.engine import read_session, write_session
-from storage.faults import Fault, disk_fault, probe
 from storage.models import SenderLease, WorkerHeartbeat
 
 SQLITE_LEASE = "sqlite-sender"
@@ -95,11 +96,6 @@ def forget(engine: Engine, owner: str) -> None:
         session.execute(delete(WorkerHeartbeat).where(col(WorkerHeartbeat.owner) == owner))
 
 
-# A worker whose last heartbeat is older than this is taken for dead (it beats every
-# few seconds).
-ALIVE_WITHIN_S = 15
-
-
 def alive_workers(engine: Engine, now: datetime, within_seconds: int) -> list[WorkerHeartbeat]:
     since = now - timedelta(seconds=within_seconds)
     with read_session(engine) as session:
@@ -110,22 +106,3 @@ def alive_workers(engine: Engine, now: datetime, within_seconds: int) -> list[Wo
                 .order_by(col(WorkerHeartbeat.owner))
             ).scalars()
         )
-
-
-# A worker beats every few seconds; silent this long, it is waiting on something.
-SILENT_AFTER_S = 8
-
-
-def silent_database_fault(
-    engine: Engine, workers: list[WorkerHeartbeat], now: datetime
-) -> Fault | None:
-    """Why sending is paused: a full disk, seen at once; a locked or unreachable
-    database, asked only when no worker has been heard from lately (a worker waiting
-    it out cannot say so in the database, and the question takes the lock)."""
-    full = disk_fault(engine)
-    if full is not None:
-        return full
-    newest = max((w.last_seen for w in workers), default=None)
-    if newest is not None and (now - newest).total_seconds() < SILENT_AFTER_S:
-        return None
-    return probe(engine)

@@ -24,7 +24,7 @@ from console.sending.figures import count
 from console.sending.states import MessageState
 from console.text import visible
 from screens.confirm_action import ConfirmActionScreen
-from storage.faults import DATABASE_ERRORS
+from storage.faults import database_errors
 
 
 class CampaignActions:
@@ -89,7 +89,7 @@ class CampaignActions:
                     screen.notify, self.t.error(exc), severity="error", markup=False
                 )
                 return
-            except DATABASE_ERRORS as exc:
+            except database_errors() as exc:
                 # A locked or full database: said, and the console stays.
                 said = visible(str(exc).splitlines()[0])
                 screen.app.call_from_thread(screen.notify, said, severity="error", markup=False)
