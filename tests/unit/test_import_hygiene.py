@@ -4,6 +4,7 @@ run time before it knows it will open the console."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -33,3 +34,62 @@ def test_the_command_loads_no_ui_until_the_console_opens() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# What `tocsin status` needs none of once the database is set up: the ORM and the
+# tables' models, Alembic, the PostgreSQL driver on SQLite, the UI, phone numbers and
+# the providers' HTTP client. (SQLAlchemy's core and pydantic's config it needs.)
+NOT_FOR_STATUS = ("sqlmodel", "alembic", "psycopg", "textual", "phonenumbers", "httpx")
+NOT_FOR_STATUS_MODULES = ("sqlalchemy.orm", "storage.models", "storage.chain", "console.audit")
+
+STATUS = f"""
+import contextlib, io, json, sys
+from screens.entry import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    code = main(["--config", sys.argv[1], "status", "--json"])
+loaded = sorted(
+    m for m in sys.modules
+    if m.split(".")[0] in {set(NOT_FOR_STATUS)} or m in {set(NOT_FOR_STATUS_MODULES)}
+)
+print(json.dumps({{"code": code, "status": json.loads(out.getvalue()), "loaded": loaded}}))
+"""
+
+
+def _status(config: Path) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-c", STATUS, str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, object] = json.loads(result.stdout)
+    return answer
+
+
+def test_status_loads_only_what_it_reads_with(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "tocsin.db"}"\n'
+        f'[privacy]\nhash_key_file = "{tmp_path / "key"}"\n',
+        encoding="utf-8",
+    )
+    # The first start makes the database (the whole start-up, the ORM and Alembic).
+    first = _status(config)
+    assert first["code"] == 0
+    assert "alembic" in first["loaded"]  # type: ignore[operator]
+    # From then on, nothing to set up: the same figures, read without them.
+    again = _status(config)
+    assert again["code"] == 0
+    assert again["loaded"] == []
+    assert again["status"] == first["status"]
+    # A topic renamed in the config: the whole start-up syncs it, then reads lean again.
+    config.write_text(
+        config.read_text(encoding="utf-8") + '[topics.alertes]\nlabel = "Alertes urgentes"\n',
+        encoding="utf-8",
+    )
+    assert "sqlmodel" in _status(config)["loaded"]  # type: ignore[operator]
+    assert _status(config)["loaded"] == []

@@ -31,6 +31,24 @@ def test_migrated_schema_matches_the_models(engine: Engine) -> None:
     assert differences == []
 
 
+def test_the_head_read_from_the_versions_folder_is_alembics() -> None:
+    """head_revision reads the migration files instead of loading Alembic (every start
+    asks it); what it finds is what Alembic finds."""
+    from alembic.script import ScriptDirectory
+
+    from storage.migrate import _config
+
+    assert head_revision() == ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def test_the_revision_read_without_alembic_is_alembics(fresh_engine: Engine) -> None:
+    assert current_revision(fresh_engine) is None  # never migrated
+    upgrade(fresh_engine, "0008")
+    with fresh_engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0008"
+    assert current_revision(fresh_engine) == "0008"
+
+
 @pytest.fixture
 def fresh_engine(tmp_path: Path) -> Iterator[Engine]:
     """An empty database of the kind under test, for migrating up and down."""
