@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import stat
 from pathlib import Path
-
-from sqlalchemy import Engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from typing import TYPE_CHECKING
 
 from console import known_databases
 from console.clock import Clock, SystemClock
@@ -15,8 +14,11 @@ from console.config import Config, database_url
 from console.consent.suppression import key_fingerprint, load_or_create_key
 from console.context import Context, hash_key_path, load_hash_key, sync_topics, wanted_topics
 from console.roles import Role, current_operator, role_for, unix_groups
-from storage.engine import is_sqlite, make_engine
+from storage.engine import BUSY_TIMEOUT_S, is_sqlite, make_engine
 from storage.migrate import current_revision, head_revision, upgrade
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 class StartupError(Exception):
@@ -28,6 +30,8 @@ def open_engine(config: Config, *, migrate_sqlite: bool = True, create: bool = F
 
     A SQLite file this installation created and that has gone is refused, unless
     `create` (`tocsin db init`): Tocsin never silently starts an empty town."""
+    from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
     url = database_url(config)
     try:
         engine = make_engine(url)
@@ -93,25 +97,65 @@ def _mend_side_files(database: Path) -> None:
             ) from None
 
 
-def reading_engine(config: Config) -> Engine:
-    """The database for a verb that only reads (`tocsin status`).
+def reading_database(config: Config) -> Engine | Path:
+    """The database for a verb that only reads (`tocsin status`): a SQLite file the
+    URL names plainly, to read with sqlite3 itself, or an engine.
 
-    When this start has nothing to do (a SQLite file that exists, the schema at head,
-    the topics and the hash key as configured: every start but the first after a
-    change) it is opened and checked with plain SQL, without loading the ORM, the
-    tables' models or Alembic, most of such a verb's time. Otherwise, or if any of
-    those checks fails, the whole start-up of `build_context` runs, which migrates,
-    syncs, records or says in one line what is wrong, exactly as for any verb.
+    When this start has nothing to do (the file exists, the schema is at head, the
+    topics and the hash key are as configured: every start but the first after a
+    change) it is checked with plain SQL, without loading SQLAlchemy (for a plain
+    SQLite file), the ORM, the tables' models or Alembic: most of such a verb's time.
+    Otherwise, or if any of those checks fails, the whole start-up of `build_context`
+    runs, which migrates, syncs, records or says in one line what is wrong, exactly
+    as for any verb.
     """
     try:
-        ready = _ready_engine(config)
+        url = database_url(config)
+        plain = _plain_sqlite_file(url)
+        ready = _ready_file(plain, config) if plain else _ready_engine(url, config)
     except Exception:  # the whole start-up meets it again and words it
         ready = None
     return ready if ready is not None else build_context(config).engine
 
 
-def _ready_engine(config: Config) -> Engine | None:
-    engine = make_engine(database_url(config))
+# sqlite:///relative or sqlite:////absolute, with nothing SQLAlchemy would decode
+# (a %-escape, a query string, a `file:` URI, memory).
+_PLAIN_SQLITE = re.compile(r"sqlite(?:\+pysqlite)?:///([^?#%]+)")
+
+
+def _plain_sqlite_file(url: str) -> Path | None:
+    found = _PLAIN_SQLITE.fullmatch(url)
+    if found is None or found[1] == ":memory:" or found[1].startswith("file:"):
+        return None
+    return Path(found[1])
+
+
+def _ready_file(path: Path, config: Config) -> Path | None:
+    if not path.exists():
+        return None
+    _check_sqlite_file(path, config, create=False)
+    key = load_or_create_key(hash_key_path(config))
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        revisions = [row[0] for row in conn.execute("SELECT version_num FROM alembic_version")]
+        stored = conn.execute(
+            "SELECT value FROM meta WHERE key = 'hash_key_fingerprint'"
+        ).fetchall()
+        topics = set(conn.execute("SELECT key, label, legal_basis FROM topic").fetchall())
+    finally:
+        conn.close()
+    ready = (
+        revisions == [head_revision()]
+        and stored == [(key_fingerprint(key),)]
+        and wanted_topics(config) <= topics
+    )
+    return path if ready else None
+
+
+def _ready_engine(url: str, config: Config) -> Engine | None:
+    from sqlalchemy import text
+
+    engine = make_engine(url)
     try:
         if is_sqlite(engine):
             database = engine.url.database
@@ -145,6 +189,8 @@ def _ready_engine(config: Config) -> Engine | None:
 
 def engine_label(url: str) -> str:
     """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
 from console.clock import Clock
 from console.config import Config, data_dir
 from console.consent.suppression import HashKeyError, key_fingerprint, load_or_create_key
@@ -15,6 +13,8 @@ from console.roles import PermissionDenied, Role
 from storage.engine import read_session, write_session
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from console.contacts.numbers import NumberParser
 
 # The ORM, phonenumbers and the hash chains are loaded by the first Context, not by

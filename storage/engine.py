@@ -6,12 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-
 if TYPE_CHECKING:
-    # Loaded with the first session: a verb reading through the engine alone
-    # (`tocsin status`) never loads the ORM.
+    # SQLAlchemy is loaded with the first engine, the ORM with the first session:
+    # `tocsin status` reads a SQLite file without either (console.bootstrap).
+    from sqlalchemy import Engine
     from sqlmodel import Session
 
 # How long a SQLite connection waits for another one's write lock before it fails.
@@ -20,6 +18,8 @@ BUSY_TIMEOUT_S = 10
 
 def normalise_url(url: str) -> str:
     """Let towns write postgresql:// and still get the psycopg 3 driver."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         return str(parsed.set(drivername="postgresql+psycopg").render_as_string(False))
@@ -31,6 +31,8 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
+    from sqlalchemy import create_engine
+
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -42,6 +44,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    from sqlalchemy import event
+
     # pysqlite's own transaction handling defers BEGIN and ignores our choice of
     # lock mode; take it over so writers can BEGIN IMMEDIATE (see write_session).
     @event.listens_for(engine, "connect")

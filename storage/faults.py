@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeGuard, TypeVar
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import DBAPIError
 
 T = TypeVar("T")
 
@@ -29,17 +30,24 @@ def database_errors() -> tuple[type[BaseException], ...]:
     """Every error a database call may raise, through SQLAlchemy or straight from a
     driver (the raw-SQL hot path, storage/rawsql.py, meets the drivers' own errors).
 
-    psycopg's only once something loaded it: a process that never did (every
-    SQLite one) cannot meet them, and does not pay for loading it (a tenth of
-    `tocsin status`). Called where the error is caught (`except database_errors()`),
-    it is asked only when an error comes."""
+    SQLAlchemy's and psycopg's only once something loaded them: a process that never
+    did cannot meet them, and does not pay for loading them (`tocsin status` reads a
+    SQLite file without either). Called where the error is caught
+    (`except database_errors()`), it is asked only when an error comes."""
+    errors: list[type[BaseException]] = [sqlite3.Error]
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None:
+        errors.append(sqlalchemy_exc.DBAPIError)
     psycopg = sys.modules.get("psycopg")
-    if psycopg is None:
-        return _WITHOUT_PSYCOPG
-    return (*_WITHOUT_PSYCOPG, psycopg.Error)
+    if psycopg is not None:
+        errors.append(psycopg.Error)
+    return tuple(errors)
 
 
-_WITHOUT_PSYCOPG: tuple[type[BaseException], ...] = (DBAPIError, sqlite3.Error)
+def _wrapped(exc: BaseException) -> TypeGuard[DBAPIError]:
+    """A driver's error as SQLAlchemy hands it on (the driver's own in `orig`)."""
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    return sqlalchemy_exc is not None and isinstance(exc, sqlalchemy_exc.DBAPIError)
 
 
 class Fault(StrEnum):
@@ -84,7 +92,7 @@ _WORDS = (
 
 def passing_fault(exc: BaseException) -> Fault | None:
     """The passing trouble behind a database error, or None for a real error."""
-    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    original = exc.orig if _wrapped(exc) else exc
     name = getattr(original, "sqlite_errorname", None)
     if isinstance(name, str):
         if name == "SQLITE_READONLY_DBMOVED":
@@ -98,7 +106,7 @@ def passing_fault(exc: BaseException) -> Fault | None:
             return _POSTGRES[code]
         if code.startswith("08"):  # connection_exception
             return Fault.UNREACHABLE
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if _wrapped(exc) and exc.connection_invalidated:
         return Fault.UNREACHABLE
     text = str(original).lower()
     return next((fault for words, fault in _WORDS if words in text), None)
@@ -111,7 +119,7 @@ _CONFLICTS = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_f
 
 def lost_race(exc: BaseException) -> bool:
     """Whether a database error only means "roll back and try again now"."""
-    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    original = exc.orig if _wrapped(exc) else exc
     code = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     return code in _CONFLICTS
 
@@ -134,7 +142,11 @@ def disk_fault(engine: Engine) -> Fault | None:
     """A full disk under the SQLite file: cheap enough for every refresh. A worker
     may still get some writes through (SQLite reuses its journal's space) while most
     fail, so its heartbeat alone does not tell."""
-    path = sqlite_path(engine)
+    return disk_fault_at(sqlite_path(engine))
+
+
+def disk_fault_at(path: Path | None) -> Fault | None:
+    """`disk_fault` of the SQLite file at `path` (None: not a SQLite file)."""
     if path is None:
         return None
     try:
@@ -147,6 +159,8 @@ def probe(engine: Engine, *, lock_wait_seconds: float = 0.2) -> Fault | None:
     """Why writing would fail right now, asked without waiting long: for the figures
     shown while a worker is silent. Takes the write lock for an instant (SQLite), so
     it is for a silent worker, not for every refresh."""
+    from sqlalchemy.exc import DBAPIError
+
     path = sqlite_path(engine)
     if path is None:
         try:
@@ -155,6 +169,11 @@ def probe(engine: Engine, *, lock_wait_seconds: float = 0.2) -> Fault | None:
         except DBAPIError as exc:
             return passing_fault(exc) or Fault.UNREACHABLE
         return None
+    return probe_file(path, lock_wait_seconds=lock_wait_seconds)
+
+
+def probe_file(path: Path, *, lock_wait_seconds: float = 0.2) -> Fault | None:
+    """`probe` of the SQLite file at `path`."""
     try:
         if shutil.disk_usage(path.parent).free < LOW_DISK_BYTES:
             return Fault.DISK_FULL

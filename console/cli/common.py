@@ -9,6 +9,7 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
@@ -47,13 +48,13 @@ def context(config: Config) -> Context:
         return build_context(config)
 
 
-def reading_engine(config: Config) -> Engine:
-    """The database for a verb that only reads (console.bootstrap.reading_engine),
+def reading_database(config: Config) -> Engine | Path:
+    """The database for a verb that only reads (console.bootstrap.reading_database),
     its problems worded as `context` words them."""
-    from console import bootstrap
+    from console.bootstrap import reading_database
 
     with _startup_errors():
-        return bootstrap.reading_engine(config)
+        return reading_database(config)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from console.cli.common import (
     context,
     parse_when,
     print_json,
-    reading_engine,
+    reading_database,
     translator,
 )
 from console.config import Config
@@ -250,9 +250,9 @@ def cmd_status(args: argparse.Namespace, config: Config) -> int:
     from console.sending.status import read_queue_status
 
     # A read-only verb, asked every few seconds by scripts: it reads without the
-    # ORM when the start-up has nothing to do (console.bootstrap.reading_engine).
-    engine = reading_engine(config)
-    status = read_queue_status(engine, SystemClock().now(), config.worker.report_timeout_minutes)
+    # ORM when the start-up has nothing to do (console.bootstrap.reading_database).
+    database = reading_database(config)
+    status = read_queue_status(database, SystemClock().now(), config.worker.report_timeout_minutes)
     if args.json:
         print_json(status)
         return EXIT_OK

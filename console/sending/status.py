@@ -9,25 +9,24 @@ console reach the same answers through `campaign_ops.queue_status`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
-
-from sqlalchemy import DateTime, Engine, bindparam, text
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from console.sending.states import ACTIVE_STATUSES, SENDING, STATES, SUBMITTED
-from storage.faults import Fault, disk_fault, probe
+from storage.faults import Fault, disk_fault, disk_fault_at, probe, probe_file
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 # A worker whose last heartbeat is older than this is taken for dead (it beats every
 # few seconds).
 ALIVE_WITHIN_S = 15
 # A worker beats every few seconds; silent this long, it is waiting on something.
 SILENT_AFTER_S = 8
-
-# As the models' UTCDateTime binds and reads them (text on SQLite, timestamptz on
-# PostgreSQL).
-_TIME = DateTime(timezone=True)
 
 
 @dataclass(frozen=True)
@@ -48,49 +47,66 @@ def silent_database_fault(engine: Engine, workers: Sequence[_Seen], now: datetim
     """Why sending is paused: a full disk, seen at once; a locked or unreachable
     database, asked only when no worker has been heard from lately (a worker waiting
     it out cannot say so in the database, and the question takes the lock)."""
-    full = disk_fault(engine)
+    return _silent(workers, now, lambda: disk_fault(engine), lambda: probe(engine))
+
+
+def _silent(
+    workers: Sequence[_Seen],
+    now: datetime,
+    disk: Callable[[], Fault | None],
+    probe_now: Callable[[], Fault | None],
+) -> Fault | None:
+    full = disk()
     if full is not None:
         return full
     newest = max((w.last_seen for w in workers), default=None)
     if newest is not None and (now - newest).total_seconds() < SILENT_AFTER_S:
         return None
-    return probe(engine)
+    return probe_now()
 
 
-_COUNTS = text(
-    "SELECT state, sum(n) FROM campaign_tally GROUP BY state"
-    # Per-campaign tallies the ledger keeps (console.sending.tallies).
-)
-_LAST_MINUTE = text(
+# Every statement reads the same on SQLite and PostgreSQL, with :name parameters
+# (sqlite3's own style; SQLAlchemy's text() for PostgreSQL).
+_COUNTS = "SELECT state, sum(n) FROM campaign_tally GROUP BY state"  # console.sending.tallies
+_LAST_MINUTE = (
     "SELECT count(*) FROM delivery_event "
     "WHERE source = 'send' AND state = :submitted AND at >= :since"
-).bindparams(bindparam("since", type_=_TIME))
-_NO_REPORT = text(
-    "SELECT count(*) FROM message WHERE state = :submitted AND updated_at < :deadline"
-).bindparams(bindparam("deadline", type_=_TIME))
-_ACTIVE = text("SELECT count(*) FROM campaign WHERE status IN :statuses").bindparams(
-    bindparam("statuses", expanding=True)
+)
+_NO_REPORT = "SELECT count(*) FROM message WHERE state = :submitted AND updated_at < :deadline"
+_ACTIVE = "SELECT count(*) FROM campaign WHERE status IN ({})".format(
+    ", ".join(f"'{status}'" for status in ACTIVE_STATUSES)
 )
 _WORKERS = (
-    text(
-        "SELECT owner, host, provider, last_seen, sent FROM worker_heartbeat "
-        "WHERE last_seen >= :since ORDER BY owner"
-    )
-    .bindparams(bindparam("since", type_=_TIME))
-    .columns(last_seen=_TIME)
+    "SELECT owner, host, provider, last_seen, sent FROM worker_heartbeat "
+    "WHERE last_seen >= :since ORDER BY owner"
 )
 
+Query = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
-def _utc(value: datetime) -> datetime:
-    # Databases without time zones store UTC without an offset.
+
+def sqlite_time(value: datetime) -> str:
+    """A time as the models' UTC columns store it in SQLite (SQLAlchemy's format),
+    so that comparing the text compares the times."""
+    utc = value.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}"
+    )
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A time read back as the models return it: aware, in UTC (SQLite's text, and
+    databases without time zones, hold UTC without an offset)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
 
 
-def read_alive_workers(engine: Engine, now: datetime) -> list[Heartbeat]:
+def _alive_workers(
+    query: Query, stamp: Callable[[datetime], Any], now: datetime
+) -> list[Heartbeat]:
     """The workers heard from in the last ALIVE_WITHIN_S seconds, by owner."""
-    since = (now - timedelta(seconds=ALIVE_WITHIN_S)).astimezone(UTC)
-    with engine.connect() as conn:
-        rows = conn.execute(_WORKERS, {"since": since}).all()
+    rows = query(_WORKERS, {"since": stamp(now - timedelta(seconds=ALIVE_WITHIN_S))})
     return [
         Heartbeat(
             owner=owner, host=host, provider=provider, last_seen=_utc(last_seen), sent=int(sent)
@@ -99,26 +115,90 @@ def read_alive_workers(engine: Engine, now: datetime) -> list[Heartbeat]:
     ]
 
 
-def read_queue_status(engine: Engine, now: datetime, report_timeout_minutes: int) -> dict[str, Any]:
-    """The `tocsin status` figures: messages per state, in flight, rate, workers."""
-    by_state: dict[str, int] = dict.fromkeys(STATES, 0)
+def read_queue_status(
+    database: Engine | Path, now: datetime, report_timeout_minutes: int
+) -> dict[str, Any]:
+    """The `tocsin status` figures: messages per state, in flight, rate, workers.
+
+    `database` is an engine, or a SQLite file read straight with sqlite3 (the
+    command's own process: SQLAlchemy is not even loaded)."""
+    if isinstance(database, Path):
+        return _from_file(database, now, report_timeout_minutes)
+    from sqlalchemy import text
+
+    engine = database
+    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
-        for state, n in conn.execute(_COUNTS):
-            by_state[state] = int(n)
-        last_minute = conn.execute(
-            _LAST_MINUTE,
-            {"submitted": str(SUBMITTED), "since": (now - timedelta(minutes=1)).astimezone(UTC)},
-        ).scalar_one()
-        # Submitted long ago and never reported on: the provider's silence is shown.
-        deadline = now - timedelta(minutes=report_timeout_minutes)
-        no_report = conn.execute(
-            _NO_REPORT, {"submitted": str(SUBMITTED), "deadline": deadline.astimezone(UTC)}
-        ).scalar_one()
-        active = conn.execute(
-            _ACTIVE, {"statuses": [str(status) for status in ACTIVE_STATUSES]}
-        ).scalar_one()
-    workers = read_alive_workers(engine, now)
-    fault = silent_database_fault(engine, workers, now)
+
+        def query(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+            return [tuple(row) for row in conn.execute(text(sql), params)]
+
+        return _figures(
+            query,
+            sqlite_time if sqlite else (lambda value: value.astimezone(UTC)),
+            now,
+            report_timeout_minutes,
+            lambda workers: silent_database_fault(engine, workers, now),
+        )
+
+
+def _from_file(path: Path, now: datetime, report_timeout_minutes: int) -> dict[str, Any]:
+    try:
+        return _read_file(path, now, report_timeout_minutes)
+    except sqlite3.Error:
+        # Met again through SQLAlchemy, whose error the command words (cli.database).
+        from storage.engine import make_engine
+
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            return read_queue_status(engine, now, report_timeout_minutes)
+        finally:
+            engine.dispose()
+
+
+def _read_file(path: Path, now: datetime, report_timeout_minutes: int) -> dict[str, Any]:
+    from storage.engine import BUSY_TIMEOUT_S
+
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        # As storage.engine opens every connection; one read transaction, as through it.
+        for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute("BEGIN")
+
+        def query(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+            return list(conn.execute(sql, params).fetchall())
+
+        def fault(workers: Sequence[_Seen]) -> Fault | None:
+            return _silent(workers, now, lambda: disk_fault_at(path), lambda: probe_file(path))
+
+        figures = _figures(query, sqlite_time, now, report_timeout_minutes, fault)
+        conn.execute("ROLLBACK")
+        return figures
+    finally:
+        conn.close()
+
+
+def _figures(
+    query: Query,
+    stamp: Callable[[datetime], Any],
+    now: datetime,
+    report_timeout_minutes: int,
+    fault_of: Callable[[Sequence[_Seen]], Fault | None],
+) -> dict[str, Any]:
+    by_state: dict[str, int] = dict.fromkeys(STATES, 0)
+    for state, n in query(_COUNTS, {}):
+        by_state[state] = int(n)
+    submitted = str(SUBMITTED)
+    [(last_minute,)] = query(
+        _LAST_MINUTE, {"submitted": submitted, "since": stamp(now - timedelta(minutes=1))}
+    )
+    # Submitted long ago and never reported on: the provider's silence is shown.
+    deadline = now - timedelta(minutes=report_timeout_minutes)
+    [(no_report,)] = query(_NO_REPORT, {"submitted": submitted, "deadline": stamp(deadline)})
+    [(active,)] = query(_ACTIVE, {})
+    workers = _alive_workers(query, stamp, now)
+    fault = fault_of(workers)
     return {
         "messages": {state: int(by_state.get(state, 0)) for state in STATES},
         "in_flight": int(by_state.get(SENDING, 0)),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from console.sending.campaign_ops import (
 from console.sending.campaigns import Audience, CampaignError, CampaignRequest, create_campaign
 from console.sending.providers.base import SendResult
 from console.sending.queue import claim_batch, record_results
+from console.sending.status import read_queue_status
 from console.sending.workers import beat
 
 
@@ -102,3 +105,39 @@ def test_list_and_status_json(ctx: Context) -> None:
     beat(ctx.engine, "host:1:abc", "simulated", ctx.clock.now())
     status = queue_status(ctx)
     assert status["worker_alive"] is True and status["workers"][0]["provider"] == "simulated"
+
+
+@pytest.mark.sqlite_file
+def test_status_reads_the_same_from_the_sqlite_file_as_through_the_engine(ctx: Context) -> None:
+    """`tocsin status` reads a SQLite file with sqlite3 alone (console.sending.status):
+    the same figures as the engine's, times compared and read back alike."""
+    database = Path(str(ctx.engine.url.database))
+    minutes = ctx.config.worker.report_timeout_minutes
+
+    def both() -> dict[str, Any]:
+        through_engine = queue_status(ctx)
+        assert read_queue_status(database, ctx.clock.now(), minutes) == through_engine
+        return through_engine
+
+    cid = _campaign(ctx, 3)
+    assert both()["active_campaigns"] == 1
+    claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 2)
+    record_results(
+        ctx.engine,
+        "w",
+        claimed,
+        [SendResult(c.message_id, "submitted") for c in claimed],
+        ctx.clock.now(),
+        5,
+    )
+    assert both()["rate_per_second"] == 0.03  # two in the last minute
+    ctx.clock.advance(timedelta(minutes=61))  # type: ignore[attr-defined]
+    beat(ctx.engine, "host:1:abc", "simulated", ctx.clock.now(), sent=2)
+    status = both()
+    assert status["no_report"] == 2 and status["rate_per_second"] == 0.0
+    assert status["workers"][0]["last_seen"] == ctx.clock.now().isoformat()
+    ctx.clock.advance(timedelta(seconds=14))  # type: ignore[attr-defined]
+    assert both()["worker_alive"] is True
+    ctx.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
+    assert both()["worker_alive"] is False
+    assert get_campaign(ctx, cid).counts["queued"] == 1

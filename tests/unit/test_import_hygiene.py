@@ -36,10 +36,18 @@ def test_the_command_loads_no_ui_until_the_console_opens() -> None:
     assert result.stdout.strip() == "ok"
 
 
-# What `tocsin status` needs none of once the database is set up: the ORM and the
-# tables' models, Alembic, the PostgreSQL driver on SQLite, the UI, phone numbers and
-# the providers' HTTP client. (SQLAlchemy's core and pydantic's config it needs.)
-NOT_FOR_STATUS = ("sqlmodel", "alembic", "psycopg", "textual", "phonenumbers", "httpx")
+# What `tocsin status` needs none of once a SQLite database is set up: SQLAlchemy
+# and the ORM, the tables' models, Alembic, the PostgreSQL driver, the UI, phone
+# numbers and the providers' HTTP client (it reads the file with sqlite3).
+NOT_FOR_STATUS = (
+    "sqlalchemy",
+    "sqlmodel",
+    "alembic",
+    "psycopg",
+    "textual",
+    "phonenumbers",
+    "httpx",
+)
 NOT_FOR_STATUS_MODULES = ("sqlalchemy.orm", "storage.models", "storage.chain", "console.audit")
 
 STATUS = f"""
