@@ -5,10 +5,12 @@ Each figure is the best of `--runs` runs (a shared machine's noise only adds), a
 is printed with, from the same run:
 
 - the interpreter alone (`python -c pass`);
-- the floor: a process that only loads what `status` cannot do without (SQLAlchemy's
-  core and the pydantic config);
-- the whole start-up, as `status` ran before it read without the ORM (a Context:
-  the ORM, the models, the hash chains, phonenumbers; then the same figures).
+- the floor: a process that only loads what `status` cannot do without (the
+  pydantic config: a config error must still be the one line and exit 2 it is);
+- the whole start-up, as any verb makes it (a Context: SQLAlchemy, the ORM, the
+  models, the hash chains, phonenumbers), then the same figures;
+- with `--before DIR`, `tocsin status --json` run from the tree in DIR (a checkout of
+  the code before, with this interpreter and its packages).
 
 Python's compiled files are written and used, as an installed Tocsin has them (a
 first run, not counted, writes them even where PYTHONDONTWRITEBYTECODE is set:
@@ -17,7 +19,7 @@ the project's own modules compiled at every start add about 0.03 s).
 and the growth from the smallest town to the largest (1.0: the same at any size).
 
     .venv/bin/python bench/bench_status.py [--sizes 10000,100000,1000000]
-        [--towns DIR] [--runs 9]
+        [--towns DIR] [--runs 9] [--before DIR]
 
 `--towns DIR` keeps each town in DIR/<size>/ and uses it again next time (a town of
 1,000,000 takes about a minute and a half to build and queue).
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.scale import build_town, measure_enqueue
 
-FLOOR = "import sqlalchemy, console.config"
+FLOOR = "import console.config"
 WHOLE_START_UP = """
 import sys
 from console.cli import _configuration
@@ -69,29 +71,32 @@ def town(folder: Path, size: int) -> Path:
     return config
 
 
-def timed(argv: list[str], runs: int) -> tuple[float, float]:
+def timed(argv: list[str], runs: int, cwd: Path = ROOT) -> tuple[float, float]:
     """Best and median wall time of `runs` runs of `argv`, in seconds."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run(argv, check=True, capture_output=True, cwd=ROOT, env=env)
+    subprocess.run(argv, check=True, capture_output=True, cwd=cwd, env=env)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True, cwd=ROOT, env=env)
+        subprocess.run(argv, check=True, capture_output=True, cwd=cwd, env=env)
         times.append(time.perf_counter() - start)
     return min(times), statistics.median(times)
 
 
-def measure(config: Path, runs: int) -> dict[str, tuple[float, float]]:
+def measure(config: Path, runs: int, before: Path | None) -> dict[str, tuple[float, float]]:
     python = sys.executable
     status = [python, "-m", "console", "--config", str(config), "status", "--json"]
-    return {
+    figures = {
         "interpreter alone": timed([python, "-c", "pass"], runs),
-        "floor (SQLAlchemy core + config)": timed([python, "-c", FLOOR], runs),
+        "floor (the config)": timed([python, "-c", FLOOR], runs),
         "whole start-up, then the figures": timed(
             [python, "-c", WHOLE_START_UP, str(config)], runs
         ),
         "tocsin status --json": timed(status, runs),
     }
+    if before is not None:
+        figures["tocsin status --json, before"] = timed(status, runs, cwd=before)
+    return figures
 
 
 def main() -> None:
@@ -99,23 +104,28 @@ def main() -> None:
     parser.add_argument("--sizes", "--residents", default="10000,100000,1000000")
     parser.add_argument("--towns", type=Path, help="keep the towns here, and use them again")
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--before", type=Path, help="a tree of the code before, to compare")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     towns = args.towns or Path(tempfile.mkdtemp(prefix="tocsin-status-"))
     results: dict[int, dict[str, tuple[float, float]]] = {}
     for size in sizes:
         print(f"town of {size:,}:", flush=True)
-        results[size] = measure(town(towns / str(size), size), args.runs)
+        results[size] = measure(town(towns / str(size), size), args.runs, args.before)
         figures = results[size]
         for name, (best, median) in figures.items():
             print(f"  {name:<34} best {best:6.3f} s  median {median:6.3f} s", flush=True)
         status = figures["tocsin status --json"][0]
-        print(
-            f"  status / floor: {status / figures['floor (SQLAlchemy core + config)'][0]:.2f}"
-            f"   status / whole start-up: "
-            f"{status / figures['whole start-up, then the figures'][0]:.2f}",
-            flush=True,
-        )
+        ratios = [
+            f"status / {name}: {status / figures[name][0]:.2f}"
+            for name in (
+                "floor (the config)",
+                "whole start-up, then the figures",
+                "tocsin status --json, before",
+            )
+            if name in figures
+        ]
+        print("  " + "   ".join(ratios), flush=True)
     if len(sizes) > 1:
         first, last = sizes[0], sizes[-1]
         print()
