@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from console.audit import append_audit
 from console.clock import Clock
 from console.config import Config, data_dir
 from console.consent.suppression import HashKeyError, key_fingerprint, load_or_create_key
@@ -15,7 +18,10 @@ from console.contacts.numbers import NumberParser
 from console.roles import PermissionDenied, Role
 from storage.chain import use_chain_key
 from storage.engine import read_session, write_session
+from storage.faults import DATABASE_ERRORS
 from storage.models import Meta, Topic
+
+log = logging.getLogger("tocsin.roles")
 
 
 @dataclass
@@ -26,6 +32,8 @@ class Context:
     operator: str
     role: Role
     hash_key: bytes
+    # What the operator asked for, for the audit of a refusal (the CLI's command line).
+    attempt: str = ""
     parser: NumberParser = field(init=False)
 
     def __post_init__(self) -> None:
@@ -35,8 +43,35 @@ class Context:
         use_chain_key(self.engine, self.hash_key)
 
     def require(self, needed: Role) -> None:
-        if self.role < needed:
-            raise PermissionDenied(needed, self.operator)
+        """Refuse, and audit the refusal, when the operator's role is below `needed`."""
+        if self.role >= needed:
+            return
+        # The domain function that asked: what was attempted, by whichever path.
+        attempted = sys._getframe(1).f_code.co_name
+        self._audit_refusal(needed, attempted)
+        raise PermissionDenied(needed, self.operator)
+
+    def _audit_refusal(self, needed: Role, attempted: str) -> None:
+        details = {
+            "attempted": attempted,
+            "needed": needed.name.lower(),
+            "role": self.role.name.lower(),
+        }
+        if self.attempt:
+            details["command"] = self.attempt[:500]
+        try:
+            with write_session(self.engine) as session:
+                append_audit(
+                    session,
+                    at=self.clock.now(),
+                    operator=self.operator,
+                    action="refused",
+                    target=attempted,
+                    details=details,
+                )
+        except DATABASE_ERRORS as exc:
+            # The refusal stands; the journal of the service is the last witness.
+            log.warning("refusal of %s to %s not audited: %s", self.operator, attempted, exc)
 
     @property
     def topics(self) -> list[str]:

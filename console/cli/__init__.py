@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from console.cli import admin, consent, contacts, message, planning, sending
 from console.cli import console as console_verbs
-from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, translator
+from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, running, translator
 from console.cli.console import ConsoleRunner, use_console
 from console.cli.terminal import guarded_terminal
 from console.config import Config, ConfigError, load_config, read_configuration
@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         message = _language_of(given)("cli.not_utf8", arg=visible_arg(undecodable))
         return _fail(message, EXIT_USAGE)
     args = _parser().parse_args(given)
+    running(given)
     handler: Handler = getattr(args, "handler", console_verbs.cmd_tui)
     # The console draws with escape sequences of its own (and shows residents' text
     # escaped itself); every other verb's terminal output is guarded.

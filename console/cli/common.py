@@ -6,6 +6,9 @@ Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
 from __future__ import annotations
 
 import argparse
+import shlex
+from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
@@ -28,6 +31,15 @@ class CliError(Exception):
         self.status = status
 
 
+# The command line being run, for the audit of a refusal.
+_command: ContextVar[str] = ContextVar("tocsin_command", default="")
+
+
+def running(argv: Sequence[str]) -> None:
+    """Remember the command line the verbs' contexts are for."""
+    _command.set(shlex.join(["tocsin", *argv]))
+
+
 def translator(config: Config) -> Translator:
     """The verbs speak the configured language, as the console does."""
     return Translator(config.console.language)
@@ -41,11 +53,13 @@ def context(config: Config) -> Context:
     from console.consent.suppression import HashKeyError
 
     try:
-        return build_context(config)
+        ctx = build_context(config)
     except StartupError as exc:
         raise CliError(str(exc)) from exc
     except HashKeyError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
+    ctx.attempt = _command.get()
+    return ctx
 
 
 def confirm_typed(t: Translator, count: int, what: str, stdin: TextIO, stderr: TextIO) -> None:
