@@ -14,6 +14,7 @@ from console.clock import Clock, SystemClock
 from console.config import Config, database_url
 from console.context import Context, hash_key_path, load_hash_key, sync_topics
 from console.roles import Role, current_operator, role_for, unix_groups
+from console.service.identity import acting_for
 from storage.engine import is_sqlite, make_engine
 from storage.migrate import current_revision, head_revision, upgrade
 
@@ -106,7 +107,7 @@ def build_context(
     role: Role | None = None,
 ) -> Context:
     engine = engine or open_engine(config)
-    user = operator or current_operator()
+    user = operator or acting_for(config) or current_operator()
     sync_topics(engine, config)
     key = load_hash_key(engine, hash_key_path(config))
     return Context(

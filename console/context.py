@@ -48,10 +48,11 @@ class Context:
             return
         # The domain function that asked: what was attempted, by whichever path.
         attempted = sys._getframe(1).f_code.co_name
-        self._audit_refusal(needed, attempted)
+        self.audit_refusal(needed, attempted)
         raise PermissionDenied(needed, self.operator)
 
-    def _audit_refusal(self, needed: Role, attempted: str) -> None:
+    def audit_refusal(self, needed: Role, attempted: str) -> None:
+        """Record in the audit trail that the operator was refused `attempted`."""
         details = {
             "attempted": attempted,
             "needed": needed.name.lower(),

@@ -61,6 +61,12 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         # surrogates): they would fail later, deep in a database driver.
         message = _language_of(given)("cli.not_utf8", arg=visible_arg(undecodable))
         return _fail(message, EXIT_USAGE)
+    from console.service.client import forward, service_target
+
+    target = service_target()
+    if target is not None:
+        # The town's files are the service's: it runs the command on our behalf.
+        return forward(target, given, _parser())
     args = _parser().parse_args(given)
     running(given)
     handler: Handler = getattr(args, "handler", console_verbs.cmd_tui)
@@ -94,6 +100,8 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
 
 
 def _configuration(explicit: str | None) -> Config:
+    from console.service.identity import with_console_prefs
+
     loaded = read_configuration(explicit)
     if loaded.ignored:
         tables = ", ".join(f"[{name}]" for name in loaded.ignored)
@@ -102,7 +110,7 @@ def _configuration(explicit: str | None) -> Config:
             "for the town (yours may only set [console])",
             file=sys.stderr,
         )
-    return loaded.config
+    return with_console_prefs(loaded.config)
 
 
 def _language_of(given: Sequence[str]) -> Translator:
