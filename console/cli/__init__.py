@@ -63,11 +63,12 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         return _fail(message, EXIT_USAGE)
     from console.service.client import forward, service_target
 
-    target = service_target()
+    args = _parser().parse_args(given)
+    # The demo touches none of the town's files: it runs here, whoever asks.
+    target = None if getattr(args, "config_free", False) else service_target()
     if target is not None:
         # The town's files are the service's: it runs the command on our behalf.
         return forward(target, given, _parser())
-    args = _parser().parse_args(given)
     running(given)
     handler: Handler = getattr(args, "handler", console_verbs.cmd_tui)
     # The console draws with escape sequences of its own (and shows residents' text
