@@ -215,12 +215,13 @@ def test_the_files_are_the_services_alone(town: Town, user: str) -> None:
     """sqlite3 and Python on the database, the key: nobody but the service."""
     env = town.env(user)
     ids = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": [], "env": env}
-    if shutil.which("sqlite3"):
-        for sql in ("SELECT count(*) FROM contact", "UPDATE message SET text = 'faux'"):
-            tool = subprocess.run(
-                ["sqlite3", str(town.database), sql], capture_output=True, text=True, **ids
-            )
-            assert tool.returncode != 0, tool.stdout
+    if shutil.which("sqlite3") is None:
+        missing_component("the sqlite3 shell is missing (apt-get install sqlite3)")
+    for sql in ("SELECT count(*) FROM contact", "UPDATE message SET text = 'faux'"):
+        tool = subprocess.run(
+            ["sqlite3", str(town.database), sql], capture_output=True, text=True, **ids
+        )
+        assert tool.returncode != 0, tool.stdout
     script = (
         "import sqlite3, sys\n"
         f"db = sqlite3.connect({str(town.database)!r})\n"
