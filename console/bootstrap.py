@@ -14,6 +14,7 @@ from console.config import Config, database_url
 from console.consent.suppression import key_fingerprint, load_or_create_key
 from console.context import Context, hash_key_path, load_hash_key, sync_topics, wanted_topics
 from console.roles import Role, current_operator, role_for, unix_groups
+from console.service.identity import acting_for
 from storage.engine import BUSY_TIMEOUT_S, is_sqlite, make_engine
 from storage.migrate import current_revision, head_revision, upgrade
 
@@ -203,7 +204,7 @@ def build_context(
     role: Role | None = None,
 ) -> Context:
     engine = engine or open_engine(config)
-    user = operator or current_operator()
+    user = operator or acting_for(config) or current_operator()
     sync_topics(engine, config)
     key = load_hash_key(engine, hash_key_path(config))
     return Context(

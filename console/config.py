@@ -239,6 +239,15 @@ class PrivacyConfig(_Strict):
     hash_key_file: str = ""
 
 
+class ServiceConfig(_Strict):
+    # The Unix user the service runs as (it alone may open the database, the key and
+    # the credentials); empty: no service, every command runs in the caller's process
+    # (the demo, a single-user install).
+    user: str = ""
+    # Where `tocsin service` listens; operators' commands and consoles go through it.
+    socket: str = "/run/tocsin/console.sock"
+
+
 class SimulatedConfig(_Strict):
     seed: int = 1789
     latency_ms: int = Field(default=40, ge=0, le=60_000)
@@ -407,6 +416,7 @@ class Config(_Strict):
     topics: dict[str, TopicConfig] = Field(default_factory=_default_topics)
     roles: RolesConfig = Field(default_factory=RolesConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
     provider: ProviderConfig = Field(default_factory=ProviderConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     alert: AlertConfig = Field(default_factory=AlertConfig)
@@ -477,7 +487,7 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
             if not path.is_file():
                 raise ConfigError(f"{path}: config file not found")
             return path
-    for candidate in (SYSTEM_CONFIG, user_config_file()):
+    for candidate in (system_config(environ), user_config_file()):
         if candidate.is_file():
             return candidate
     return None
@@ -541,6 +551,19 @@ class LoadedConfig:
     ignored: tuple[str, ...] = ()
 
 
+def system_config(environ: Mapping[str, str] | None = None) -> Path:
+    """The town's config: /etc/tocsin/config.toml, or the file TOCSIN_SYSTEM_CONFIG
+    names if root owns it and nobody else may write it (a second town on one server,
+    the security tests). A user cannot make such a file, so cannot escape the town's
+    config this way."""
+    given = (os.environ if environ is None else environ).get("TOCSIN_SYSTEM_CONFIG")
+    if given:
+        path = Path(given)
+        if path.is_file() and trusted(path):
+            return path
+    return SYSTEM_CONFIG
+
+
 def trusted(path: Path) -> bool:
     """Owned by root and writable by nobody else."""
     info = path.stat()
@@ -559,11 +582,12 @@ def read_configuration(
     else may write it. Roles are a security boundary; a config of one's own must not
     make oneself admin.
     """
-    path = find_config_file(explicit, os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    path = find_config_file(explicit, environ)
     if path is None:
         return LoadedConfig(Config(), None)
     raw = _read_toml(path)
-    system = SYSTEM_CONFIG
+    system = system_config(environ)
     if not system.is_file():
         return LoadedConfig(_validated(raw, path), path)
     if not trusted(system):

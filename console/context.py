@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +13,7 @@ from console.config import Config, data_dir
 from console.consent.suppression import HashKeyError, key_fingerprint, load_or_create_key
 from console.roles import PermissionDenied, Role
 from storage.engine import read_session, write_session
+from storage.faults import database_errors
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
 
 # The ORM, phonenumbers and the hash chains are loaded by the first Context, not by
 # importing this module: `tocsin status` reads without them (console.bootstrap).
+
+log = logging.getLogger("tocsin.roles")
 
 
 @dataclass
@@ -29,6 +34,8 @@ class Context:
     operator: str
     role: Role
     hash_key: bytes
+    # What the operator asked for, for the audit of a refusal (the CLI's command line).
+    attempt: str = ""
     parser: NumberParser = field(init=False)
 
     def __post_init__(self) -> None:
@@ -41,8 +48,38 @@ class Context:
         use_chain_key(self.engine, self.hash_key)
 
     def require(self, needed: Role) -> None:
-        if self.role < needed:
-            raise PermissionDenied(needed, self.operator)
+        """Refuse, and audit the refusal, when the operator's role is below `needed`."""
+        if self.role >= needed:
+            return
+        # The domain function that asked: what was attempted, by whichever path.
+        attempted = sys._getframe(1).f_code.co_name
+        self.audit_refusal(needed, attempted)
+        raise PermissionDenied(needed, self.operator)
+
+    def audit_refusal(self, needed: Role, attempted: str) -> None:
+        """Record in the audit trail that the operator was refused `attempted`."""
+        details = {
+            "attempted": attempted,
+            "needed": needed.name.lower(),
+            "role": self.role.name.lower(),
+        }
+        if self.attempt:
+            details["command"] = self.attempt[:500]
+        from console.audit import append_audit
+
+        try:
+            with write_session(self.engine) as session:
+                append_audit(
+                    session,
+                    at=self.clock.now(),
+                    operator=self.operator,
+                    action="refused",
+                    target=attempted,
+                    details=details,
+                )
+        except database_errors() as exc:
+            # The refusal stands; the journal of the service is the last witness.
+            log.warning("refusal of %s to %s not audited: %s", self.operator, attempted, exc)
 
     @property
     def topics(self) -> list[str]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeGuard
 
 from console.cli import admin, consent, contacts, message, planning, sending
 from console.cli import console as console_verbs
-from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, translator
+from console.cli.common import EXIT_FAILED, EXIT_USAGE, CliError, running, translator
 from console.cli.console import ConsoleRunner, use_console
 from console.cli.terminal import guarded_terminal
 from console.config import Config, ConfigError, load_config, read_configuration
@@ -63,7 +63,15 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
         # surrogates): they would fail later, deep in a database driver.
         message = _language_of(given)("cli.not_utf8", arg=visible_arg(undecodable))
         return _fail(message, EXIT_USAGE)
+    from console.service.client import forward, service_target
+
     args = _parser().parse_args(given)
+    # The demo touches none of the town's files: it runs here, whoever asks.
+    target = None if getattr(args, "config_free", False) else service_target()
+    if target is not None:
+        # The town's files are the service's: it runs the command on our behalf.
+        return forward(target, given, _parser())
+    running(given)
     handler: Handler = getattr(args, "handler", console_verbs.cmd_tui)
     # The console draws with escape sequences of its own (and shows residents' text
     # escaped itself); every other verb's terminal output is guarded.
@@ -99,6 +107,8 @@ def main(argv: Sequence[str] | None = None, *, run_console: ConsoleRunner | None
 
 
 def _configuration(explicit: str | None) -> Config:
+    from console.service.identity import with_console_prefs
+
     loaded = read_configuration(explicit)
     if loaded.ignored:
         tables = ", ".join(f"[{name}]" for name in loaded.ignored)
@@ -107,7 +117,7 @@ def _configuration(explicit: str | None) -> Config:
             "for the town (yours may only set [console])",
             file=sys.stderr,
         )
-    return loaded.config
+    return with_console_prefs(loaded.config)
 
 
 def _language_of(given: Sequence[str]) -> Translator:

@@ -53,6 +53,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     rekey.add_argument("--json", action="store_true")
     audit.set_defaults(handler=cmd_audit)
+    service = sub.add_parser(
+        "service",
+        help="run operators' commands on their behalf (as [service] user; systemd: "
+        "tocsin-console.service)",
+    )
+    service.set_defaults(handler=cmd_service)
+
+
+def cmd_service(args: argparse.Namespace, config: Config) -> int:
+    import logging
+
+    from console.service.server import ServiceError, run_service
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        run_service(config)
+    except ServiceError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    return EXIT_OK
 
 
 def cmd_db(args: argparse.Namespace, config: Config) -> int:

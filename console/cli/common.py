@@ -6,8 +6,10 @@ Exit status: 0 done, 1 the operation failed, 2 bad usage or bad configuration.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+import shlex
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -33,6 +35,15 @@ class CliError(Exception):
         self.status = status
 
 
+# The command line being run, for the audit of a refusal.
+_command: ContextVar[str] = ContextVar("tocsin_command", default="")
+
+
+def running(argv: Sequence[str]) -> None:
+    """Remember the command line the verbs' contexts are for."""
+    _command.set(shlex.join(["tocsin", *argv]))
+
+
 def translator(config: Config) -> Translator:
     """The verbs speak the configured language, as the console does."""
     return Translator(config.console.language)
@@ -45,7 +56,9 @@ def context(config: Config) -> Context:
     from console.bootstrap import build_context
 
     with _startup_errors():
-        return build_context(config)
+        ctx = build_context(config)
+    ctx.attempt = _command.get()
+    return ctx
 
 
 def reading_database(config: Config) -> Engine | Path:

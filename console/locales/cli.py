@@ -20,6 +20,14 @@ FR: dict[str, str] = {
     "vérifiez-les avec `ls -l`",
     "cli.database_locked": "{error} : un autre programme tient la base depuis plus de 10 s "
     "(import, transaction ouverte) ; rien n'a été changé, réessayez quand il aura fini",
+    # The service
+    "cli.service_down": "le service Tocsin ne répond pas sur {socket} ({error}) : "
+    "systemctl start tocsin-console",
+    "cli.service_left": "le service Tocsin a fermé la connexion avant la fin de la commande",
+    "cli.service_no_role": "{user} n'a aucun rôle dans le Tocsin de la commune "
+    "(voyez son administrateur : [roles] de /etc/tocsin/config.toml)",
+    "cli.service_config": "--config : ici la configuration est celle de la commune, "
+    "que le service lit lui-même",
     # Contacts
     "cli.map_bad": "--map {item} : FIELD=COLUMN attendu",
     "cli.consent_needs_source": "--consent demande --source (d'où vient le consentement)",
@@ -89,6 +97,13 @@ EN: dict[str, str] = {
     "with `ls -l`",
     "cli.database_locked": "{error}: another program has held the write lock for over 10 s "
     "(an import, an open transaction); nothing was changed, try again once it is done",
+    "cli.service_down": "the Tocsin service does not answer on {socket} ({error}): "
+    "systemctl start tocsin-console",
+    "cli.service_left": "the Tocsin service closed the connection before the command ended",
+    "cli.service_no_role": "{user} has no role in this town's Tocsin "
+    "(ask its administrator: [roles] of /etc/tocsin/config.toml)",
+    "cli.service_config": "--config: here the configuration is the town's, "
+    "which the service reads itself",
     # Contacts
     "cli.map_bad": "--map {item}: expected FIELD=COLUMN",
     "cli.consent_needs_source": "--consent needs --source (where the consent comes from)",

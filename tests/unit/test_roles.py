@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, select
 
+from console.audit import verify_chains
 from console.config import RolesConfig
+from console.context import Context
 from console.roles import PermissionDenied, Role, current_operator, role_for, unix_groups
+from storage.models import AuditEntry
 
 NOBODY: frozenset[str] = frozenset()
 
@@ -116,3 +122,33 @@ def test_an_own_config_cannot_make_a_viewer_admin(
     assert not (tmp_path / "mine.db").exists()
     monkeypatch.setenv("TOCSIN_CONFIG", str(own))
     assert main(["send", "--topic", "alertes", "--all", "--emergency", "--text", "x", "--yes"]) == 1
+    # Both refusals are in the town's audit trail, with the Unix user and the command.
+    from storage.engine import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'town.db'}")
+    with Session(engine) as session:
+        refused = session.exec(select(AuditEntry).where(AuditEntry.action == "refused")).all()
+    engine.dispose()
+    assert [r.target for r in refused] == ["add_contact", "create_campaign"]
+    assert {r.operator for r in refused} == {current_operator()}
+    details = json.loads(refused[1].details)
+    assert details["needed"] == "alerter" and details["role"] == "viewer"
+    assert details["command"].startswith("tocsin send --topic alertes --all --emergency")
+
+
+def test_a_refusal_by_the_console_path_is_audited(ctx: Context) -> None:
+    from console.contacts.service import ContactInput, add_contact, erase_contact
+
+    contact = add_contact(ctx, ContactInput(number="06 12 34 56 78", name="[b]Zoé[/b]"))
+    viewer = replace(ctx, operator="guichet", role=Role.VIEWER)
+    with pytest.raises(PermissionDenied):
+        erase_contact(viewer, contact.id, reason="demande")
+    with Session(ctx.engine) as session:
+        (entry,) = session.exec(select(AuditEntry).where(AuditEntry.action == "refused")).all()
+    assert entry.operator == "guichet" and entry.target == "erase_contact"
+    assert json.loads(entry.details) == {
+        "attempted": "erase_contact",
+        "needed": "admin",
+        "role": "viewer",
+    }
+    assert all(not problems for _, problems in verify_chains(ctx.engine, ctx.hash_key).values())
