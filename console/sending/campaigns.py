@@ -30,7 +30,7 @@ from console.context import Context
 from console.errors import TocsinError
 from console.roles import Role
 from console.sending.states import QUEUED, SKIPPED, CampaignStatus
-from console.sending.tallies import campaign_counts
+from console.sending.tallies import campaign_counts, fold_in
 from console.sending.workers import ALIVE_WITHIN_S, alive_workers
 from storage.engine import is_sqlite, read_session, write_session
 from storage.faults import Fault, retry_while_locked
@@ -463,6 +463,7 @@ def _enqueue_chunk(
         capped=capped,
     )
     _insert_ignoring_duplicates(session.connection(), rows)
+    fold_in(session.connection())
     skipped = Counter(row["reason"] for row in rows if row["state"] == SKIPPED)
     counts: dict[str, int] = {}
     if last:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlmodel import Session
 
 from console.sending.states import STATES
@@ -70,7 +70,18 @@ def fold_tallies(engine: Engine) -> None:
     if is_sqlite(engine):
         return
     with engine.begin() as conn:
-        # One worker folds at a time; the others skip this round.
-        mine = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _FOLD_LOCK})
-        if mine.scalar():
-            conn.execute(text(_FOLD))
+        fold_in(conn)
+
+
+def fold_in(conn: Connection) -> None:
+    """`fold_tallies` in the transaction of `conn` (PostgreSQL; nothing on SQLite): an
+    enqueue folds the delta rows of its own inserts before it commits. It sends them
+    one statement a row (psycopg's executemany), so a send to 1,000,000 left as many
+    delta rows, and the worker's first fold of them took 1.3 s on its database
+    thread, its claims waiting (the worker at 1,000 msg/s instead of 6,000 to 8,600)."""
+    if conn.dialect.name == "sqlite":
+        return
+    # One folds at a time (a worker, an enqueue); the others skip this round.
+    mine = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _FOLD_LOCK})
+    if mine.scalar():
+        conn.execute(text(_FOLD))
