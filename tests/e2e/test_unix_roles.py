@@ -87,19 +87,43 @@ def _ensure_user(name: str) -> None:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", name], check=True)
 
 
-def _world_python(folder: Path) -> Path:
-    """An interpreter every user may run, seeing this checkout's packages: a venv
-    of the system's Python with our site-packages added (ours may sit under /root)."""
+def _traversable(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
+
+
+def _reachable(path: Path, folder: Path, mounts: list[Path]) -> Path:
+    """`path` as other users can reach it: itself, or bind-mounted into `folder`
+    when a folder above it is closed to them (a checkout under /root)."""
+    if _traversable(path):
+        return path
+    seen = folder / f"mnt{len(mounts)}"
+    seen.mkdir(mode=0o755)
+    mounted = subprocess.run(["mount", "--bind", str(path), str(seen)], capture_output=True)
+    if mounted.returncode != 0:
+        missing_component(f"{path} is closed to other users and cannot be bind-mounted")
+    mounts.append(seen)
+    return seen
+
+
+def _world_python(folder: Path, mounts: list[Path]) -> Path:
+    """An interpreter every user may run, seeing this checkout and its packages: a
+    venv of the system's Python with ours added (our own may sit under /root)."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     base = shutil.which(version, path="/usr/bin:/usr/local/bin:/bin")
     if base is None:
         missing_component(f"/usr/bin/{version} is missing (apt-get install {version})")
     venv = folder / "venv"
     subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
-    ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    checkout = _reachable(Path(__file__).resolve().parents[2], folder, mounts)
+    ours = [
+        _reachable(Path(p), folder, mounts)
+        for p in sys.path
+        if p.endswith("site-packages") and Path(p).is_dir()
+    ]
+    # The checkout first: the editable install's finder names paths others may not reach.
     (venv / "lib" / version / "site-packages" / "tocsin.pth").write_text(
-        "".join(f"import site; site.addsitedir({p!r})\n" for p in ours)
-        + f"import sys; sys.path.insert(0, {str(Path.cwd())!r})\n"
+        f"import sys; sys.path.insert(0, {str(checkout)!r})\n"
+        + "".join(f"import site; site.addsitedir({str(p)!r})\n" for p in ours)
     )
     return venv / "bin" / "python"
 
@@ -112,6 +136,7 @@ def town() -> Iterator[Town]:
         _ensure_user(name)
     root = Path(tempfile.mkdtemp(prefix="tocsin-unix-"))
     root.chmod(0o755)
+    mounts: list[Path] = []
     data, run = root / "data", root / "run"
     data.mkdir(mode=0o700)
     run.mkdir(mode=0o755)
@@ -135,7 +160,7 @@ def town() -> Iterator[Town]:
         config=config,
         database=data / "town.db",
         key=data / "suppression.key",
-        python=_world_python(root),
+        python=_world_python(root, mounts),
         socket=run / "console.sock",
     )
     init = town.run(SERVICE, "db", "init")
@@ -158,7 +183,9 @@ def town() -> Iterator[Town]:
     yield town
     service.terminate()
     service.wait(timeout=10)
-    shutil.rmtree(root, ignore_errors=True)
+    unmounted = [subprocess.run(["umount", str(m)], check=False).returncode == 0 for m in mounts]
+    if all(unmounted):  # never delete through a mount still holding the checkout
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # (arguments, the lowest role that may) for every kind of action.
