@@ -35,23 +35,27 @@ user of the session until it is done.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from console.audit import append_audit
-from console.contacts.importer.consent import consents, validate_consent
+from console.contacts.importer.consent import validate_consent
 from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
 from console.contacts.importer.report import ImportFailed, ImportReport, RowIssue
-from console.contacts.importer.rows import Good, check_rows, contact_values
+from console.contacts.importer.rows import Good, check_rows, check_structure, contact_values
 from console.contacts.importer.writing import Writer, big_cache
 from console.context import Context
 from console.roles import Role
 from console.text import clean_field
-from storage.engine import read_session, write_session
+from storage.engine import is_sqlite, read_session, write_session
 
 __all__ = [
     "FIELDS",
@@ -88,42 +92,49 @@ def import_contacts(ctx: Context, path: Path, options: ImportOptions) -> ImportR
     try:
         if options.dry_run:
             with read_session(ctx.engine) as session:
-                _run(session, ctx, source, options, report, contact_source, threaded=False)
+                conn = session.connection()
+                _run(conn, ctx, source, options, report, contact_source, nullcontext)
         else:
+            # Nothing is committed before the whole file is known to read to its end.
+            check_structure(source)
+            bind = ctx.engine
+            if is_sqlite(bind):
+                bind = bind.execution_options(sqlite_begin="IMMEDIATE")
+            with bind.connect() as conn:
+                _run(conn, ctx, source, options, report, contact_source, conn.begin)
             with write_session(ctx.engine) as session:
-                _run(session, ctx, source, options, report, contact_source, threaded=True)
+                _audit(session, ctx, source, report)
     except IntegrityError as exc:
         raise ImportFailed(
-            f"{path}: the contact base changed during the import (someone added one of "
-            "these numbers meanwhile); nothing was imported, run it again"
+            f"{path}: the contact base kept changing during the import (someone added "
+            "these numbers meanwhile); run it again: the rows already imported will "
+            "count as unchanged"
         ) from exc
     return report
 
 
 def _run(
-    session: Session,
+    conn: Connection,
     ctx: Context,
     source: Source,
     options: ImportOptions,
     report: ImportReport,
     contact_source: str,
-    *,
-    threaded: bool,
+    transaction: Callable[[], AbstractContextManager[Any]],
 ) -> None:
     now = ctx.clock.now()
-    write = not options.dry_run
-    conn = session.connection()
     with big_cache(conn):
-        writer = Writer(conn, source.mapping, now, contact_source, write, len(source.text.lines))
-        if threaded:
+        writer = Writer(conn, ctx, options, source.mapping, now, contact_source, transaction)
+        if not options.dry_run:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as pool:
                 pending: list[Future[None]] = []
 
                 def deliver(chunk: list[Good]) -> None:
-                    # Stop parsing early when the database already said no.
-                    for done in pending:
-                        if done.done() and done.exception() is not None:
-                            done.result()
+                    # At most one chunk written while the next one is checked, so
+                    # the memory holds two chunks whatever the file's size; and
+                    # parsing stops early when the database already said no.
+                    while pending and (len(pending) >= 2 or pending[0].done()):
+                        pending.pop(0).result()
                     pending.append(pool.submit(writer, chunk))
 
                 try:
@@ -135,34 +146,28 @@ def _run(
                     done.result()
         else:
             report.rows = check_rows(ctx, source, options, report.issues, writer)
-        outcome = writer.outcome
-        report.imported = len(outcome.new)
-        report.updated = len(outcome.updated)
-        report.unchanged = len(outcome.unchanged)
-        if options.consent_topic is not None:
-            ids = writer.new_ids()
-            kept = [
-                *((good, ids.get(good[1][0], 0)) for good in outcome.new),
-                *outcome.updated,
-                *outcome.unchanged,
-            ]
-            kept.sort(key=lambda pair: pair[0][0])
-            for topic in options.consent_topics:
-                consents(conn, ctx, options, kept, report, write, topic)
+    tally = writer.tally
+    report.imported = tally.imported
+    report.updated = tally.updated
+    report.unchanged = tally.unchanged
+    report.consents_recorded = tally.consents_recorded
+    report.issues.extend(tally.issues)
     report.issues.sort(key=lambda issue: issue.line)
     report.rejected = sum(1 for issue in report.issues if issue.status == "rejected")
     report.flagged = len({issue.line for issue in report.issues if issue.status == "flagged"})
-    if write:
-        append_audit(
-            session,
-            at=now,
-            operator=ctx.operator,
-            action="contact.import",
-            target=f"file:{source.path.name}"[:200],
-            details={
-                "file": source.path.name,
-                "encoding": report.encoding,
-                "consent_topic": options.consent_topic,
-                **report.to_json()["counts"],
-            },
-        )
+
+
+def _audit(session: Session, ctx: Context, source: Source, report: ImportReport) -> None:
+    append_audit(
+        session,
+        at=ctx.clock.now(),
+        operator=ctx.operator,
+        action="contact.import",
+        target=f"file:{source.path.name}"[:200],
+        details={
+            "file": source.path.name,
+            "encoding": report.encoding,
+            "consent_topic": report.consent_topic,
+            **report.to_json()["counts"],
+        },
+    )

@@ -1,25 +1,50 @@
-"""Writing the checked rows: new contacts inserted, changed ones updated, in the
-caller's transaction, chunk by chunk, through storage/rawsql.py's JSON inserts."""
+"""Writing the checked rows: new contacts inserted, changed ones updated, and with
+--consent their grants, one transaction per chunk, through storage/rawsql.py's
+JSON inserts.
+
+Each chunk is looked up in the base by its own numbers (indexed IN lists), so
+neither the file nor the base is ever held whole in memory; and each chunk commits
+on its own, so SQLite's write lock is never held for more than one chunk's write
+(a tenth of a second or so): an emergency alert confirmed meanwhile waits for one
+chunk, not for the import. A chunk is all or nothing, and what decides its counts
+is read inside its transaction, so an import that stops half-way (a crash, a full
+disk) leaves whole chunks, and running the same file again counts them unchanged.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from console.contacts.importer.options import ImportOptions
+from console.contacts.importer.report import RowIssue
 from console.contacts.importer.rows import VALUE_COLUMNS, Good
 from console.contacts.service import search_key, sort_key
+from console.context import Context
 from storage.models import contact_group_table, contact_table
 from storage.rawsql import dialect
 
 # SQLite's default limit on bound variables is 999 on older builds.
 CHUNK = 900
 # SQLite page cache while importing (see big_cache).
-IMPORT_CACHE_KIB = 64 * 1024
+IMPORT_CACHE_KIB = 32 * 1024
+# On SQLite, the least time between one chunk's commit and the next one's BEGIN.
+# SQLite's lock is not fair: a connection waiting on its busy timeout sleeps and
+# tries again, at most 100 ms apart, so a writer that began again at once could
+# keep it waiting chunk after chunk. With this pause every waiter gets its turn.
+# The rows of the next chunk are checked meanwhile, so it costs no time when the
+# checking is the slower side (it is: parsing the numbers is).
+PAUSE_S = 0.11
+# A chunk whose transaction meets a number added meanwhile (PostgreSQL, or the
+# console on SQLite between two chunks) is looked up and written again.
+ATTEMPTS = 3
 
 _EXISTING_COLUMNS = ("id", "number", "number_kind", "sendable", "name", "zone", "groups", "notes")
 
@@ -29,63 +54,90 @@ def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
+def chunk_committed(rows: int) -> None:
+    """Called after each chunk's commit (tests use it to act between two chunks)."""
+
+
 @dataclass
-class Outcome:
-    new: list[Good] = field(default_factory=list)
-    # (row, contact id) of existing contacts
-    updated: list[tuple[Good, int]] = field(default_factory=list)
-    unchanged: list[tuple[Good, int]] = field(default_factory=list)
+class Tally:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    consents_recorded: int = 0
+    # Issues the database side finds (STOP, withdrawn consent).
+    issues: list[RowIssue] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.imported += other.imported
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.consents_recorded += other.consents_recorded
+        self.issues.extend(other.issues)
 
 
 class Writer:
-    """The database side of an import, fed chunk by chunk in the caller's transaction.
+    """The database side of an import, fed chunk by chunk.
 
-    When writing it runs in one worker thread; the main thread only touches the
-    session again once the worker is done.
+    `transaction` opens what one chunk is written in (a nullcontext for a dry run,
+    which reads in the caller's transaction). When writing it runs in one worker
+    thread, the only user of `conn` until it is done.
     """
 
     def __init__(
         self,
         conn: Connection,
+        ctx: Context,
+        options: ImportOptions,
         mapping: Mapping[str, int],
         now: datetime,
         source: str,
-        write: bool,
-        expected_rows: int,
+        transaction: Callable[[], AbstractContextManager[Any]],
     ) -> None:
         self.conn = conn
+        self.ctx = ctx
+        self.options = options
         self.now = now
         self.source = source
-        self.write = write
+        self.write = not options.dry_run
+        self.transaction = transaction
         self.has_name = "name" in mapping or "first_name" in mapping
         self.has_zone = "zone" in mapping
         self.has_groups = "groups" in mapping
         self.has_notes = "notes" in mapping
-        self.outcome = Outcome()
+        self.tally = Tally()
         self.db = dialect(conn.engine)
-        self.first_new_id = _max_id(conn) + 1
-        cols = [contact_table.c[name] for name in _EXISTING_COLUMNS]
-        number = contact_table.c.number
-        self.select = select(*cols)
-        live = conn.execute(
-            select(func.count()).select_from(contact_table).where(number.is_not(None))
-        ).scalar_one()
-        # None: look each chunk up with IN lists. Otherwise what is known now holds
-        # for the whole import: this file's numbers are unique already, SQLite's
-        # write lock keeps other writers out, and on PostgreSQL a number someone
-        # adds meanwhile makes the INSERT, hence the import, fail.
-        self.known: dict[str, tuple[Any, ...]] | None = None
-        if not live:
-            self.known = {}
-        elif live <= expected_rows:
-            # The base is no bigger than the file: one scan beats many IN lists.
-            self.known = {
-                row[1]: tuple(row) for row in conn.execute(self.select.where(number.is_not(None)))
-            }
+        self.pause = PAUSE_S if self.write and self.db.sqlite else 0.0
+        self.last_commit = 0.0
+        # After one chunk failed, the ones already handed over are not written.
+        self.failed = False
+        self.select = select(*(contact_table.c[name] for name in _EXISTING_COLUMNS))
+
+    def __call__(self, chunk: list[Good]) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        attempt = 1
+        while True:
+            wait = self.last_commit + self.pause - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                with self.transaction():
+                    tally = self._chunk(chunk)
+            except IntegrityError:
+                if attempt >= ATTEMPTS:
+                    raise
+                attempt += 1
+                continue
+            finally:
+                self.last_commit = time.monotonic()
+            break
+        self.tally.add(tally)
+        if self.write:
+            chunk_committed(len(chunk))
+        self.failed = False
 
     def _existing(self, chunk: Sequence[Good]) -> dict[str, tuple[Any, ...]]:
-        if self.known is not None:
-            return self.known
         found: dict[str, tuple[Any, ...]] = {}
         numbers = [good[1][0] for good in chunk]
         for part in chunks(numbers):
@@ -93,10 +145,13 @@ class Writer:
                 found[row[1]] = tuple(row)
         return found
 
-    def __call__(self, chunk: list[Good]) -> None:
+    def _chunk(self, chunk: list[Good]) -> Tally:
         existing = self._existing(chunk)
-        outcome = self.outcome
+        tally = Tally()
         new: list[Good] = []
+        # (row, contact id) of existing contacts, kept for --consent
+        kept: list[tuple[Good, int]] = []
+        consent = self.options.consent_topic is not None
         changed: list[tuple[int, tuple[Any, ...], bool]] = []
         for good in chunk:
             values = good[1]
@@ -105,6 +160,8 @@ class Writer:
                 new.append(good)
                 continue
             contact_id, number, kind, sendable, name, zone, groups, notes = old
+            if consent:
+                kept.append((good, contact_id))
             merged = (
                 values[0],
                 values[1],
@@ -115,15 +172,31 @@ class Writer:
                 values[6] if self.has_notes else notes,
             )
             if merged == (number, kind, bool(sendable), name, zone, groups, notes):
-                outcome.unchanged.append((good, contact_id))
+                tally.unchanged += 1
                 continue
-            outcome.updated.append((good, contact_id))
+            tally.updated += 1
             keys = (sort_key(merged[3]), search_key(merged[3], merged[4]))
             changed.append((contact_id, merged + keys, merged[5] != groups))
-        outcome.new.extend(new)
+        tally.imported = len(new)
+        before = 0
         if self.write:
             self._update(changed)
+            before = self._max_id() if consent and new else 0
             self._insert(new)
+        if consent:
+            # consent.py chunks its lookups with this module's chunks().
+            from console.contacts.importer.consent import consents
+
+            ids = self._new_ids(new, before) if self.write else {}
+            kept.extend((good, ids.get(good[1][0], 0)) for good in new)
+            kept.sort(key=lambda pair: pair[0][0])
+            for topic in self.options.consent_topics:
+                found, recorded = consents(
+                    self.conn, self.ctx, self.options, kept, self.write, topic
+                )
+                tally.issues.extend(found)
+                tally.consents_recorded += recorded
+        return tally
 
     def _insert(self, new: Sequence[Good]) -> None:
         if not new:
@@ -183,24 +256,22 @@ class Writer:
                 {"rows": self.db.rows(pairs)},
             )
 
-    def new_ids(self) -> dict[str, int]:
-        """E.164 -> id of the contacts this import inserted."""
-        wanted = {good[1][0] for good in self.outcome.new}
-        if not wanted or not self.write:
-            return {}
+    def _max_id(self) -> int:
+        query = select(func.coalesce(func.max(contact_table.c.id), 0))
+        return int(self.conn.execute(query).scalar_one())
+
+    def _new_ids(self, new: Sequence[Good], after: int) -> dict[str, int]:
+        """E.164 -> id of the contacts this chunk inserted (ids above `after`)."""
+        wanted = {good[1][0] for good in new}
         found: dict[str, int] = {}
+        if not wanted:
+            return found
         for contact_id, number in self.conn.execute(
-            select(contact_table.c.id, contact_table.c.number).where(
-                contact_table.c.id >= self.first_new_id
-            )
+            select(contact_table.c.id, contact_table.c.number).where(contact_table.c.id > after)
         ):
             if number in wanted:
                 found[number] = contact_id
         return found
-
-
-def _max_id(conn: Connection) -> int:
-    return int(conn.execute(select(func.coalesce(func.max(contact_table.c.id), 0))).scalar_one())
 
 
 @contextmanager
@@ -209,14 +280,17 @@ def big_cache(conn: Connection) -> Iterator[None]:
 
     With the default 2 MiB, inserting 100,000 residents in random number and name
     order spills and re-reads index pages in the middle of the transaction (0.7 s
-    of inserts became 1.1 s when measured).
+    of inserts became 1.1 s when measured). Set on the driver's connection, which
+    needs no transaction for it.
     """
     if conn.dialect.name != "sqlite":
         yield
         return
-    before = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
-    conn.exec_driver_sql(f"PRAGMA cache_size={-IMPORT_CACHE_KIB}")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    before = int(raw.execute("PRAGMA cache_size").fetchone()[0])
+    raw.execute(f"PRAGMA cache_size={-IMPORT_CACHE_KIB}")
     try:
         yield
     finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size={before}")
+        raw.execute(f"PRAGMA cache_size={before}")
