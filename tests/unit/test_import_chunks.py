@@ -42,6 +42,8 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importer.rows, "CHUNK_ROWS", 4)
     monkeypatch.setattr(importer.writing, "CHUNK", 3)
     monkeypatch.setattr(importer.writing, "PAUSE_S", 0.0)
+    # One chunk per transaction, whatever the timing.
+    monkeypatch.setattr(importer.writing, "TRANSACTION_S", 0.0)
 
 
 @pytest.mark.usefixtures("small_chunks")

@@ -35,8 +35,10 @@ user of the session until it is done.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,7 @@ from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
 from console.contacts.importer.report import ImportFailed, ImportReport, RowIssue
 from console.contacts.importer.rows import Good, check_rows, check_structure, contact_values
-from console.contacts.importer.writing import Writer, big_cache
+from console.contacts.importer.writing import END, Writer, big_cache
 from console.context import Context
 from console.roles import Role
 from console.text import clean_field
@@ -126,24 +128,7 @@ def _run(
     with big_cache(conn):
         writer = Writer(conn, ctx, options, source.mapping, now, contact_source, transaction)
         if not options.dry_run:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as pool:
-                pending: list[Future[None]] = []
-
-                def deliver(chunk: list[Good]) -> None:
-                    # At most one chunk written while the next one is checked, so
-                    # the memory holds two chunks whatever the file's size; and
-                    # parsing stops early when the database already said no.
-                    while pending and (len(pending) >= 2 or pending[0].done()):
-                        pending.pop(0).result()
-                    pending.append(pool.submit(writer, chunk))
-
-                try:
-                    report.rows = check_rows(ctx, source, options, report.issues, deliver)
-                finally:
-                    # The worker must be done with the connection whatever happened.
-                    wait(pending)
-                for done in pending:
-                    done.result()
+            report.rows = _write_in_thread(ctx, source, options, report, writer)
         else:
             report.rows = check_rows(ctx, source, options, report.issues, writer)
     tally = writer.tally
@@ -155,6 +140,46 @@ def _run(
     report.issues.sort(key=lambda issue: issue.line)
     report.rejected = sum(1 for issue in report.issues if issue.status == "rejected")
     report.flagged = len({issue.line for issue in report.issues if issue.status == "flagged"})
+
+
+def _write_in_thread(
+    ctx: Context, source: Source, options: ImportOptions, report: ImportReport, writer: Writer
+) -> int:
+    """Check the rows in this thread while the writer writes the chunks before.
+
+    At most two chunks wait for the writer, so the memory holds a few chunks
+    whatever the file's size; parsing stops as soon as the writer failed.
+    """
+    chunks: queue.Queue[list[Good]] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            writer.drain(chunks)
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+
+    def put(chunk: list[Good]) -> None:
+        while not failure:
+            try:
+                chunks.put(chunk, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+        raise failure[0]
+
+    thread = threading.Thread(target=drain, name="import-writer", daemon=True)
+    thread.start()
+    try:
+        rows = check_rows(ctx, source, options, report.issues, put)
+    finally:
+        # The writer must be done with the connection whatever happened.
+        with contextlib.suppress(BaseException):
+            put(END)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return rows
 
 
 def _audit(session: Session, ctx: Context, source: Source, report: ImportReport) -> None:

@@ -13,6 +13,8 @@ disk) leaves whole chunks, and running the same file again counts them unchanged
 
 from __future__ import annotations
 
+import json
+import queue
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -34,14 +36,17 @@ from storage.rawsql import dialect
 # SQLite's default limit on bound variables is 999 on older builds.
 CHUNK = 900
 # SQLite page cache while importing (see big_cache).
-IMPORT_CACHE_KIB = 32 * 1024
-# On SQLite, the least time between one chunk's commit and the next one's BEGIN.
+IMPORT_CACHE_KIB = 64 * 1024
 # SQLite's lock is not fair: a connection waiting on its busy timeout sleeps and
-# tries again, at most 100 ms apart, so a writer that began again at once could
-# keep it waiting chunk after chunk. With this pause every waiter gets its turn.
-# The rows of the next chunk are checked meanwhile, so it costs no time when the
-# checking is the slower side (it is: parsing the numbers is).
+# tries again, at most 100 ms apart, so a writer that begins again as soon as it
+# commits could keep it waiting transaction after transaction. So on SQLite the
+# import leaves the lock free for PAUSE_S, longer than a waiter sleeps, between
+# two transactions: every waiter gets its turn within one transaction. When the
+# rows are checked slower than they are written, the writer waits for its next
+# chunk anyway and that wait counts.
 PAUSE_S = 0.11
+# The longest a transaction goes on taking the next chunk when it is ready.
+TRANSACTION_S = 0.5
 # A chunk whose transaction meets a number added meanwhile (PostgreSQL, or the
 # console on SQLite between two chunks) is looked up and written again.
 ATTEMPTS = 3
@@ -54,8 +59,12 @@ def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
+# Put on the writer's queue after the last chunk.
+END: list[Good] = []
+
+
 def chunk_committed(rows: int) -> None:
-    """Called after each chunk's commit (tests use it to act between two chunks)."""
+    """Called after each commit (tests use it to act between two transactions)."""
 
 
 @dataclass
@@ -108,45 +117,85 @@ class Writer:
         self.db = dialect(conn.engine)
         self.pause = PAUSE_S if self.write and self.db.sqlite else 0.0
         self.last_commit = 0.0
-        # After one chunk failed, the ones already handed over are not written.
-        self.failed = False
-        self.select = select(*(contact_table.c[name] for name in _EXISTING_COLUMNS))
+        # Whether the numbers need looking up: not in a base that had no contact
+        # when the import began, since the file's numbers are unique; a number
+        # someone adds meanwhile fails the INSERT, and the chunk is redone.
+        self.look_up = not self.write or _has_contacts(conn)
+        columns = ", ".join(f'"{name}"' for name in _EXISTING_COLUMNS)
+        self.lookup = self.db.sql(
+            f"SELECT {columns} FROM contact WHERE {self.db.in_ids('number', 'numbers')}"
+        )
 
     def __call__(self, chunk: list[Good]) -> None:
-        if self.failed:
-            return
-        self.failed = True
-        attempt = 1
-        while True:
-            wait = self.last_commit + self.pause - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            try:
-                with self.transaction():
-                    tally = self._chunk(chunk)
-            except IntegrityError:
-                if attempt >= ATTEMPTS:
-                    raise
-                attempt += 1
-                continue
-            finally:
-                self.last_commit = time.monotonic()
-            break
-        self.tally.add(tally)
-        if self.write:
-            chunk_committed(len(chunk))
-        self.failed = False
+        """Check one chunk against the base without writing (a dry run)."""
+        self.tally.add(self._chunk(chunk, True))
+
+    def drain(self, chunks: queue.Queue[list[Good]]) -> None:
+        """Write the chunks put on `chunks` until END, in the writer thread.
+
+        While the next chunk is already waiting, it joins the transaction of the
+        one before, up to TRANSACTION_S: a commit costs a few tens of milliseconds
+        (the WAL pages, a checkpoint), so a writer that is the slower side commits
+        less often, and one that waits for its rows commits each chunk at once.
+        """
+        ended = False
+        while not ended:
+            first = chunks.get()
+            if first is END:
+                break
+            batch = [first]
+            attempt = 1
+            while True:
+                self._breathe()
+                try:
+                    with self.transaction():
+                        tally = Tally()
+                        started = time.monotonic()
+                        index = 0
+                        while True:
+                            # A chunk written again looks its numbers up whatever.
+                            tally.add(self._chunk(batch[index], self.look_up or attempt > 1))
+                            index += 1
+                            if index < len(batch):
+                                continue
+                            if ended or time.monotonic() - started >= TRANSACTION_S:
+                                break
+                            try:
+                                more = chunks.get_nowait()
+                            except queue.Empty:
+                                break
+                            if more is END:
+                                ended = True
+                                break
+                            batch.append(more)
+                except IntegrityError:
+                    if attempt >= ATTEMPTS:
+                        raise
+                    attempt += 1
+                    continue
+                finally:
+                    self.last_commit = time.monotonic()
+                break
+            self.tally.add(tally)
+            chunk_committed(sum(len(chunk) for chunk in batch))
+
+    def _breathe(self) -> None:
+        wait = self.last_commit + self.pause - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
     def _existing(self, chunk: Sequence[Good]) -> dict[str, tuple[Any, ...]]:
-        found: dict[str, tuple[Any, ...]] = {}
+        """The contacts that have one of the chunk's numbers, by number: one
+        indexed lookup with the numbers as a single parameter."""
         numbers = [good[1][0] for good in chunk]
-        for part in chunks(numbers):
-            for row in self.conn.execute(self.select.where(contact_table.c.number.in_(part))):
-                found[row[1]] = tuple(row)
-        return found
+        db = self.db
+        cursor = self.conn.exec_driver_sql(
+            self.lookup, {"numbers": json.dumps(numbers) if db.sqlite else numbers}
+        )
+        return {row[1]: tuple(row) for row in cursor}
 
-    def _chunk(self, chunk: list[Good]) -> Tally:
-        existing = self._existing(chunk)
+    def _chunk(self, chunk: list[Good], look_up: bool) -> Tally:
+        existing = self._existing(chunk) if look_up else {}
         tally = Tally()
         new: list[Good] = []
         # (row, contact id) of existing contacts, kept for --consent
@@ -272,6 +321,13 @@ class Writer:
             if number in wanted:
                 found[number] = contact_id
         return found
+
+
+def _has_contacts(conn: Connection) -> bool:
+    number = contact_table.c.number
+    found = conn.execute(select(number).where(number.is_not(None)).limit(1)).first()
+    conn.rollback()
+    return found is not None
 
 
 @contextmanager
