@@ -26,7 +26,7 @@ class ImportFailed(Exception):
     """The file cannot be imported at all; str() names the file and the reason."""
 
 
-@dataclass
+@dataclass(slots=True)
 class RowIssue:
     line: int
     status: Status
