@@ -17,20 +17,34 @@ Decisions:
   undo an individual decision. Such rows are flagged (`withdrawn`).
 - A cell the exporter guarded against formula injection ('=..., '+..., ...) loses
   its apostrophe again, so an export re-imports unchanged.
-- One transaction for the whole file: a file that fails half-way writes nothing.
+- A file is refused whole or imported whole: it is read to its end (csv's own
+  reading) before anything is committed, so a quote never closed on its last line
+  writes nothing.
+- The writes commit in chunks (writing.py): SQLite's write lock is never held for
+  more than about a second, so an emergency alert confirmed meanwhile waits for one
+  transaction, not for the import. An import stopped half-way (a crash, a full
+  disk) leaves whole chunks, each with its consent grants, and the same file run
+  again converges: what was imported counts unchanged, nothing is doubled, grants
+  are not recorded twice. The audit entry is written after the last chunk.
 
-The package, by job: `decoding` (bytes, encoding, separator), `header` (the header
-line and the column mapping), `rows` (each row through the contact rules of
-console.contacts.service), `writing` (inserts and updates), `consent` (--consent,
-through the consent ledger's bulk append), `report` (counts, issues, --json, the
-rejects file); this module runs them in order.
+The package, by job: `decoding` (the file's encoding and separator, then its lines
+one at a time), `header` (the header line and the column mapping), `rows` (each row
+through the contact rules of console.contacts.service), `writing` (inserts, updates
+and --consent grants, chunk by chunk), `consent` (--consent, through the consent
+ledger's bulk append), `report` (counts, issues, --json, the rejects file); this
+module runs them in order.
+
+Memory: neither the file nor the base is held whole. The file is scanned as bytes,
+then read a line at a time; each chunk of good rows is compared with the base by
+an indexed lookup of its own numbers; what grows with the file is one int per
+number (to name the first line of a duplicate) and the reported rows.
 
 Speed (bench/bench_import.py, ratio to phonenumbers.parse alone at most 1.5): rows
-are checked in the main thread and handed over in chunks to one worker thread that
+are checked in the main thread and handed over in chunks to one writer thread that
 writes them, each chunk as one INSERT ... SELECT from a JSON parameter
 (storage/rawsql.py), during which the driver releases the GIL; good rows are kept as
-plain tuples, which the garbage collector soon stops tracking. The worker is the only
-user of the session until it is done.
+plain tuples, which the garbage collector soon stops tracking. The writer is the
+only user of its connection until it is done.
 """
 
 from __future__ import annotations
