@@ -17,8 +17,8 @@ Decisions:
   undo an individual decision. Such rows are flagged (`withdrawn`).
 - A cell the exporter guarded against formula injection ('=..., '+..., ...) loses
   its apostrophe again, so an export re-imports unchanged.
-- A file is refused whole or imported whole: it is read to its end (csv's own
-  reading) before anything is committed, so a quote never closed on its last line
+- A file that cannot be read is refused before anything is committed: it is read
+  to its end (csv's own reading) first, so a quote never closed on its last line
   writes nothing.
 - The writes commit in chunks (writing.py): SQLite's write lock is never held for
   more than about a second, so an emergency alert confirmed meanwhile waits for one
