@@ -163,10 +163,11 @@ class RowChecker:
         )
 
 
-# A good row: (physical line, VALUE_COLUMNS tuple, original cells when a consent
-# check may need to report it). A plain tuple on purpose: the garbage collector
-# stops tracking tuples of plain values, and 100,000 tracked rows made its full
-# passes a sixth of the import's time.
+# A good row: (physical line, VALUE_COLUMNS tuple, None). The cells of the rows
+# kept are not reported (a flagged row's issue has no `raw`: only the rejects file
+# shows cells, of rejected rows), so they are not kept either. A plain tuple on
+# purpose: the garbage collector stops tracking tuples of plain values, and 100,000
+# tracked rows made its full passes a sixth of the import's time.
 Good = tuple[int, tuple[Any, ...], list[str] | None]
 
 
@@ -217,7 +218,6 @@ def check_rows(
     groups_i = mapping.get("groups")
     notes_i = mapping.get("notes")
     values_of = RowChecker(ctx).values
-    keep_raw = options.consent_topic is not None
     maybe_bad = source.text.maybe_bad
     width = 1 + max(mapping.values())
     padding = [""] * width
@@ -311,10 +311,10 @@ def check_rows(
                     "not a mobile",
                     f"pas un numéro mobile ({_KIND_FR.get(kind, kind)}) : "
                     "importé mais ne recevra pas de SMS",
-                    row,
+                    [],
                 )
             )
-        chunk.append((line, values, row if keep_raw else None))
+        chunk.append((line, values, None))
         if len(chunk) >= CHUNK_ROWS:
             deliver(chunk)
             chunk = []

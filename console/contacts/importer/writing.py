@@ -36,7 +36,7 @@ from storage.rawsql import dialect
 # SQLite's default limit on bound variables is 999 on older builds.
 CHUNK = 900
 # SQLite page cache while importing (see big_cache).
-IMPORT_CACHE_KIB = 64 * 1024
+IMPORT_CACHE_KIB = 32 * 1024
 # SQLite's lock is not fair: a connection waiting on its busy timeout sleeps and
 # tries again, at most 100 ms apart, so a writer that begins again as soon as it
 # commits could keep it waiting transaction after transaction. So on SQLite the
