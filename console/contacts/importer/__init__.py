@@ -67,7 +67,7 @@ from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
 from console.contacts.importer.report import ImportFailed, ImportReport, RowIssue
 from console.contacts.importer.rows import Good, check_rows, check_structure, contact_values
-from console.contacts.importer.writing import END, Writer, big_cache
+from console.contacts.importer.writing import END, Checkpointer, Writer, big_cache
 from console.context import Context
 from console.roles import Role
 from console.text import clean_field
@@ -142,7 +142,13 @@ def _run(
     with big_cache(conn):
         writer = Writer(conn, ctx, options, source.mapping, now, contact_source, transaction)
         if not options.dry_run:
-            report.rows = _write_in_thread(ctx, source, options, report, writer)
+            if is_sqlite(ctx.engine):
+                writer.checkpointer = Checkpointer(ctx.engine)
+            try:
+                report.rows = _write_in_thread(ctx, source, options, report, writer)
+            finally:
+                if writer.checkpointer is not None:
+                    writer.checkpointer.close()
         else:
             report.rows = check_rows(ctx, source, options, report.issues, writer)
     tally = writer.tally

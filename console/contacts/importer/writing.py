@@ -13,8 +13,10 @@ disk) leaves whole chunks, and running the same file again counts them unchanged
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from console.contacts.importer.options import ImportOptions
@@ -117,6 +119,9 @@ class Writer:
         self.db = dialect(conn.engine)
         self.pause = PAUSE_S if self.write and self.db.sqlite else 0.0
         self.last_commit = 0.0
+        # On SQLite, copies the WAL into the database after each commit (see
+        # Checkpointer); set by the caller.
+        self.checkpointer: Checkpointer | None = None
         # Whether the numbers need looking up: not in a base that had no contact
         # when the import began, since the file's numbers are unique; a number
         # someone adds meanwhile fails the INSERT, and the chunk is redone.
@@ -181,12 +186,8 @@ class Writer:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """On SQLite, copy the WAL into the database now, the write lock free
-        (see big_cache): the commit does not, and the pause is spent on it."""
-        if self.db.sqlite:
-            raw = self.conn.connection.driver_connection
-            assert raw is not None
-            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        if self.checkpointer is not None:
+            self.checkpointer.poke()
 
     def _breathe(self) -> None:
         wait = self.last_commit + self.pause - time.monotonic()
@@ -332,6 +333,49 @@ class Writer:
         return found
 
 
+class Checkpointer:
+    """A thread that copies SQLite's WAL into the database after each of the
+    import's commits, on its own connection, while the next transaction is written.
+
+    The import's connection has no automatic checkpoint (see big_cache): in the
+    commit, the checkpoint would hold the write lock (and the writer) for the copy.
+    Kept small this way, the WAL leaves no big checkpoint either to the next
+    process that commits: the alert waiting for its turn.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.wanted = threading.Event()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, name="import-checkpoint", daemon=True)
+        self.thread.start()
+
+    def poke(self) -> None:
+        self.wanted.set()
+
+    def close(self) -> None:
+        """One last checkpoint, then stop."""
+        self.done = True
+        self.wanted.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        raw = self.engine.raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        try:
+            while True:
+                self.wanted.wait()
+                self.wanted.clear()
+                done = self.done
+                with contextlib.suppress(Exception):  # the next one will do
+                    driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if done:
+                    return
+        finally:
+            raw.close()
+
+
 def _has_contacts(conn: Connection) -> bool:
     number = contact_table.c.number
     found = conn.execute(select(number).where(number.is_not(None)).limit(1)).first()
@@ -346,9 +390,9 @@ def big_cache(conn: Connection) -> Iterator[None]:
 
     With the default 2 MiB, inserting 100,000 residents in random number and name
     order spills and re-reads index pages in the middle of the transaction (0.7 s
-    of inserts became 1.1 s when measured). The writer checkpoints after each
-    commit itself, outside its transaction, where SQLite would do it inside the
-    commit. Set on the driver's connection, which needs no transaction for it.
+    of inserts became 1.1 s when measured). A Checkpointer copies the WAL after
+    each commit, where SQLite would do it inside the commit. Set on the driver's
+    connection, which needs no transaction for it.
     """
     if conn.dialect.name != "sqlite":
         yield
