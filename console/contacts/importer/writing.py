@@ -48,7 +48,7 @@ IMPORT_CACHE_KIB = 32 * 1024
 # chunk anyway and that wait counts.
 PAUSE_S = 0.11
 # The longest a transaction goes on taking the next chunk when it is ready.
-TRANSACTION_S = 0.8
+TRANSACTION_S = 0.5
 # A chunk whose transaction meets a number added meanwhile (PostgreSQL, or the
 # console on SQLite between two chunks) is looked up and written again.
 ATTEMPTS = 3
