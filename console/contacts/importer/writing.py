@@ -47,6 +47,12 @@ IMPORT_CACHE_KIB = 32 * 1024
 # rows are checked slower than they are written, the writer waits for its next
 # chunk anyway and that wait counts.
 PAUSE_S = 0.11
+# While other connections commit during the pause, the import waits on, by PAUSE_S,
+# up to this long: an alert is several transactions (its enqueue, the worker's
+# claim, its answers), and each would otherwise wait for one of the import's. A
+# worker sending a big campaign commits all the time: the import then still gets
+# a transaction in every second or so.
+YIELD_MORE_S = 0.5
 # The longest a transaction goes on taking the next chunk when it is ready.
 TRANSACTION_S = 0.5
 # A chunk whose transaction meets a number added meanwhile (PostgreSQL, or the
@@ -119,6 +125,7 @@ class Writer:
         self.db = dialect(conn.engine)
         self.pause = PAUSE_S if self.write and self.db.sqlite else 0.0
         self.last_commit = 0.0
+        self.version = 0
         # On SQLite, copies the WAL into the database after each commit (see
         # Checkpointer); set by the caller.
         self.checkpointer: Checkpointer | None = None
@@ -182,6 +189,8 @@ class Writer:
                     self.last_commit = time.monotonic()
                 break
             self.tally.add(tally)
+            if self.pause:
+                self.version = self._data_version()
             chunk_committed(sum(len(chunk) for chunk in batch))
             self._checkpoint()
 
@@ -190,9 +199,27 @@ class Writer:
             self.checkpointer.poke()
 
     def _breathe(self) -> None:
+        """On SQLite, leave the lock free PAUSE_S after the last commit, and longer
+        while others commit meanwhile (an alert's enqueue, then the worker's claim
+        and answers), up to YIELD_MORE_S more."""
+        if not self.pause:
+            return
         wait = self.last_commit + self.pause - time.monotonic()
         if wait > 0:
             time.sleep(wait)
+        more = 0.0
+        version = self._data_version()
+        while version != self.version and more < YIELD_MORE_S:
+            self.version = version
+            time.sleep(self.pause)
+            more += self.pause
+            version = self._data_version()
+
+    def _data_version(self) -> int:
+        """SQLite's count of the commits other connections made (PRAGMA data_version)."""
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        return int(raw.execute("PRAGMA data_version").fetchone()[0])
 
     def _existing(self, chunk: Sequence[Good]) -> dict[str, tuple[Any, ...]]:
         """The contacts that have one of the chunk's numbers, by number: one
