@@ -171,3 +171,38 @@ def test_each_encoding_reads_the_same_lines(
     text = scan(write(tmp_path, data))
     assert text.encoding == encoding
     assert list(text.lines()) == ["Nom;Tél\r\n", "Élodie;06\r", "Zoé;07\n"]
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_number_added_between_two_chunks_is_updated_not_doubled(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The base is empty when the import starts, so its chunks are not looked up: the
+    # number added meanwhile fails the INSERT, and that chunk is written again.
+    from console.contacts.service import ContactInput, add_contact
+
+    committed: list[int] = []
+
+    def between_chunks(rows: int) -> None:
+        committed.append(rows)
+        if len(committed) == 1:
+            add_contact(ctx, ContactInput(number="06 12 34 00 10", name="Ajouté au guichet"))
+
+    looked_up: list[int] = []
+    existing = importer.writing.Writer._existing
+
+    def spy(self: importer.writing.Writer, chunk: list[importer.rows.Good]) -> object:
+        looked_up.append(len(chunk))
+        return existing(self, chunk)
+
+    monkeypatch.setattr(importer.writing, "chunk_committed", between_chunks)
+    monkeypatch.setattr(importer.writing.Writer, "_existing", spy)
+    report = import_contacts(ctx, town_file(tmp_path, 16), ImportOptions())
+    assert looked_up == [4]  # the third chunk, written again
+    assert (report.imported, report.updated, report.unchanged) == (15, 1, 0)
+    assert count(ctx, Contact) == 16
+    with read_session(ctx.engine) as session:
+        name = session.execute(
+            select(Contact.name).where(Contact.number == "+33612340010")  # type: ignore[arg-type]
+        ).scalar_one()
+    assert name == "Habitant 10"
