@@ -1,6 +1,7 @@
 """Benchmark: importing a town's resident CSV against phonenumbers.parse alone.
 
     .venv/bin/python bench/bench_import.py [--rows 100000] [--seed 1] [--repeat 1] [--keep DIR]
+    .venv/bin/python bench/bench_import.py --memory [--rows 1000000]
 
 Generates a deterministic CSV (French names, 8 quarters, groups, numbers in every
 French habit, ~1% invalid, some duplicates, some landlines), then times
@@ -8,14 +9,21 @@ French habit, ~1% invalid, some duplicates, some landlines), then times
 (b) console.contacts.importer.import_contacts into a fresh, migrated SQLite base,
 and prints both, the ratio b/a against the target (<= 1.5) and the peak RSS. With
 --repeat N the two alternate N times and the best of each counts.
+
+--memory measures the peak RSS (ru_maxrss) of an import into a fresh base and of a
+re-import of the same file into it, each in its own process (a child's ru_maxrss
+starts from its parent's peak, so the CSV is written by a third one), with their
+times.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import random
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -146,24 +154,66 @@ def time_import(work: Path, csv_path: Path) -> tuple[float, ImportReport]:
     """One import into a fresh, migrated SQLite base in work/."""
     for leftover in ("bench.db", "bench.db-wal", "bench.db-shm"):
         (work / leftover).unlink(missing_ok=True)
-    engine = make_engine(f"sqlite:///{work / 'bench.db'}")
+    ctx = _context(work)
+    engine = ctx.engine
     upgrade(engine)
-    config = Config()
-    sync_topics(engine, config)
-    ctx = Context(
-        engine=engine,
-        config=config,
-        clock=SystemClock(),
-        operator="bench",
-        role=Role.ADMIN,
-        hash_key=b"0123456789abcdef" * 4,
-    )
+    sync_topics(engine, ctx.config)
     gc.collect()
     start = time.perf_counter()
     report = import_contacts(ctx, csv_path, ImportOptions())
     elapsed = time.perf_counter() - start
     engine.dispose()
     return elapsed, report
+
+
+def _context(work: Path) -> Context:
+    return Context(
+        engine=make_engine(f"sqlite:///{work / 'bench.db'}"),
+        config=Config(),
+        clock=SystemClock(),
+        operator="bench",
+        role=Role.ADMIN,
+        hash_key=b"0123456789abcdef" * 4,
+    )
+
+
+def child(what: str, work: Path, rows: int, seed: int) -> None:
+    """One step of --memory, in its own process; prints its figures as JSON."""
+    if what == "generate":
+        generate(work / "habitants.csv", rows, seed)
+        return
+    if what == "import":
+        elapsed, report = time_import(work, work / "habitants.csv")
+    else:
+        ctx = _context(work)
+        gc.collect()
+        start = time.perf_counter()
+        report = import_contacts(ctx, work / "habitants.csv", ImportOptions())
+        elapsed = time.perf_counter() - start
+        ctx.engine.dispose()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": elapsed, "peak_mib": peak, "counts": report.to_json()["counts"]}))
+
+
+def memory(rows: int, seed: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as tmp:
+        results = {}
+        for what in ("generate", "import", "reimport"):
+            command = [sys.executable, __file__, "--child", what, tmp, "--rows", str(rows)]
+            done = subprocess.run(
+                [*command, "--seed", str(seed)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            if what != "generate":
+                results[what] = json.loads(done.stdout)
+    print(f"rows:                     {rows}")
+    for what, label in (("import", "import (fresh base)"), ("reimport", "re-import (same file)")):
+        found = results[what]
+        print(f"{label + ':':<26}{found['seconds']:.2f} s, peak RSS {found['peak_mib']:.0f} MiB")
+    print(f"counts (re-import):       {results['reimport']['counts']}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="best of N alternated runs of each (the machine is shared)",
     )
+    parser.add_argument("--memory", action="store_true", help="peak RSS, each run in a process")
+    parser.add_argument("--child", nargs=2, metavar=("STEP", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], Path(args.child[1]), args.rows, args.seed)
+        return 0
+    if args.memory:
+        return memory(args.rows, args.seed)
     with tempfile.TemporaryDirectory(prefix="tocsin-bench-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -17,41 +17,61 @@ Decisions:
   undo an individual decision. Such rows are flagged (`withdrawn`).
 - A cell the exporter guarded against formula injection ('=..., '+..., ...) loses
   its apostrophe again, so an export re-imports unchanged.
-- One transaction for the whole file: a file that fails half-way writes nothing.
+- A file that cannot be read is refused before anything is committed: it is read
+  to its end (csv's own reading) first, so a quote never closed on its last line
+  writes nothing.
+- The writes commit in chunks (writing.py): SQLite's write lock is never held for
+  more than about a second, so an emergency alert confirmed meanwhile waits for one
+  transaction, not for the import. An import stopped half-way (a crash, a full
+  disk) leaves whole chunks, each with its consent grants, and the same file run
+  again converges: what was imported counts unchanged, nothing is doubled, grants
+  are not recorded twice. The audit entry is written after the last chunk.
 
-The package, by job: `decoding` (bytes, encoding, separator), `header` (the header
-line and the column mapping), `rows` (each row through the contact rules of
-console.contacts.service), `writing` (inserts and updates), `consent` (--consent,
-through the consent ledger's bulk append), `report` (counts, issues, --json, the
-rejects file); this module runs them in order.
+The package, by job: `decoding` (the file's encoding and separator, then its lines
+one at a time), `header` (the header line and the column mapping), `rows` (each row
+through the contact rules of console.contacts.service), `writing` (inserts, updates
+and --consent grants, chunk by chunk), `consent` (--consent, through the consent
+ledger's bulk append), `report` (counts, issues, --json, the rejects file); this
+module runs them in order.
+
+Memory: neither the file nor the base is held whole. The file is scanned as bytes,
+then read a line at a time; each chunk of good rows is compared with the base by
+an indexed lookup of its own numbers; what grows with the file is one int per
+number (to name the first line of a duplicate) and the reported rows.
 
 Speed (bench/bench_import.py, ratio to phonenumbers.parse alone at most 1.5): rows
-are checked in the main thread and handed over in chunks to one worker thread that
+are checked in the main thread and handed over in chunks to one writer thread that
 writes them, each chunk as one INSERT ... SELECT from a JSON parameter
 (storage/rawsql.py), during which the driver releases the GIL; good rows are kept as
-plain tuples, which the garbage collector soon stops tracking. The worker is the only
-user of the session until it is done.
+plain tuples, which the garbage collector soon stops tracking. The writer is the
+only user of its connection until it is done.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from console.audit import append_audit
-from console.contacts.importer.consent import consents, validate_consent
+from console.contacts.importer.consent import validate_consent
 from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
 from console.contacts.importer.report import ImportFailed, ImportReport, RowIssue
-from console.contacts.importer.rows import Good, check_rows, contact_values
-from console.contacts.importer.writing import Writer, big_cache
+from console.contacts.importer.rows import Good, check_rows, check_structure, contact_values
+from console.contacts.importer.writing import END, Checkpointer, Writer, big_cache
 from console.context import Context
 from console.roles import Role
 from console.text import clean_field
-from storage.engine import read_session, write_session
+from storage.engine import is_sqlite, read_session, write_session
 
 __all__ = [
     "FIELDS",
@@ -88,81 +108,111 @@ def import_contacts(ctx: Context, path: Path, options: ImportOptions) -> ImportR
     try:
         if options.dry_run:
             with read_session(ctx.engine) as session:
-                _run(session, ctx, source, options, report, contact_source, threaded=False)
+                conn = session.connection()
+                _run(conn, ctx, source, options, report, contact_source, nullcontext)
         else:
+            # Nothing is committed before the whole file is known to read to its end.
+            check_structure(source)
+            bind = ctx.engine
+            if is_sqlite(bind):
+                bind = bind.execution_options(sqlite_begin="IMMEDIATE")
+            with bind.connect() as conn:
+                _run(conn, ctx, source, options, report, contact_source, conn.begin)
             with write_session(ctx.engine) as session:
-                _run(session, ctx, source, options, report, contact_source, threaded=True)
+                _audit(session, ctx, source, report)
     except IntegrityError as exc:
         raise ImportFailed(
-            f"{path}: the contact base changed during the import (someone added one of "
-            "these numbers meanwhile); nothing was imported, run it again"
+            f"{path}: the contact base kept changing during the import (someone added "
+            "these numbers meanwhile); run it again: the rows already imported will "
+            "count as unchanged"
         ) from exc
     return report
 
 
 def _run(
-    session: Session,
+    conn: Connection,
     ctx: Context,
     source: Source,
     options: ImportOptions,
     report: ImportReport,
     contact_source: str,
-    *,
-    threaded: bool,
+    transaction: Callable[[], AbstractContextManager[Any]],
 ) -> None:
     now = ctx.clock.now()
-    write = not options.dry_run
-    conn = session.connection()
     with big_cache(conn):
-        writer = Writer(conn, source.mapping, now, contact_source, write, len(source.text.lines))
-        if threaded:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as pool:
-                pending: list[Future[None]] = []
-
-                def deliver(chunk: list[Good]) -> None:
-                    # Stop parsing early when the database already said no.
-                    for done in pending:
-                        if done.done() and done.exception() is not None:
-                            done.result()
-                    pending.append(pool.submit(writer, chunk))
-
-                try:
-                    report.rows = check_rows(ctx, source, options, report.issues, deliver)
-                finally:
-                    # The worker must be done with the connection whatever happened.
-                    wait(pending)
-                for done in pending:
-                    done.result()
+        writer = Writer(conn, ctx, options, source.mapping, now, contact_source, transaction)
+        if not options.dry_run:
+            if is_sqlite(ctx.engine):
+                writer.checkpointer = Checkpointer(ctx.engine)
+            try:
+                report.rows = _write_in_thread(ctx, source, options, report, writer)
+            finally:
+                if writer.checkpointer is not None:
+                    writer.checkpointer.close()
         else:
             report.rows = check_rows(ctx, source, options, report.issues, writer)
-        outcome = writer.outcome
-        report.imported = len(outcome.new)
-        report.updated = len(outcome.updated)
-        report.unchanged = len(outcome.unchanged)
-        if options.consent_topic is not None:
-            ids = writer.new_ids()
-            kept = [
-                *((good, ids.get(good[1][0], 0)) for good in outcome.new),
-                *outcome.updated,
-                *outcome.unchanged,
-            ]
-            kept.sort(key=lambda pair: pair[0][0])
-            for topic in options.consent_topics:
-                consents(conn, ctx, options, kept, report, write, topic)
+    tally = writer.tally
+    report.imported = tally.imported
+    report.updated = tally.updated
+    report.unchanged = tally.unchanged
+    report.consents_recorded = tally.consents_recorded
+    report.issues.extend(tally.issues)
     report.issues.sort(key=lambda issue: issue.line)
     report.rejected = sum(1 for issue in report.issues if issue.status == "rejected")
     report.flagged = len({issue.line for issue in report.issues if issue.status == "flagged"})
-    if write:
-        append_audit(
-            session,
-            at=now,
-            operator=ctx.operator,
-            action="contact.import",
-            target=f"file:{source.path.name}"[:200],
-            details={
-                "file": source.path.name,
-                "encoding": report.encoding,
-                "consent_topic": options.consent_topic,
-                **report.to_json()["counts"],
-            },
-        )
+
+
+def _write_in_thread(
+    ctx: Context, source: Source, options: ImportOptions, report: ImportReport, writer: Writer
+) -> int:
+    """Check the rows in this thread while the writer writes the chunks before.
+
+    At most two chunks wait for the writer, so the memory holds a few chunks
+    whatever the file's size; parsing stops as soon as the writer failed.
+    """
+    chunks: queue.Queue[list[Good]] = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            writer.drain(chunks)
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+
+    def put(chunk: list[Good]) -> None:
+        while not failure:
+            try:
+                chunks.put(chunk, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+        raise failure[0]
+
+    thread = threading.Thread(target=drain, name="import-writer", daemon=True)
+    thread.start()
+    try:
+        rows = check_rows(ctx, source, options, report.issues, put)
+    finally:
+        # The writer must be done with the connection whatever happened.
+        with contextlib.suppress(BaseException):
+            put(END)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return rows
+
+
+def _audit(session: Session, ctx: Context, source: Source, report: ImportReport) -> None:
+    append_audit(
+        session,
+        at=ctx.clock.now(),
+        operator=ctx.operator,
+        action="contact.import",
+        target=f"file:{source.path.name}"[:200],
+        details={
+            "file": source.path.name,
+            "encoding": report.encoding,
+            "consent_topic": report.consent_topic,
+            **report.to_json()["counts"],
+        },
+    )

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select
 from console.consent.ledger import ConsentError, ConsentRequest, append_grants, validate
 from console.consent.suppression import number_hash
 from console.contacts.importer.options import ImportOptions
-from console.contacts.importer.report import ImportFailed, ImportReport
+from console.contacts.importer.report import ImportFailed, RowIssue
 from console.contacts.importer.rows import Good, issue
 from console.contacts.importer.writing import chunks
 from console.context import Context
@@ -44,17 +44,18 @@ def consents(
     ctx: Context,
     options: ImportOptions,
     kept: Sequence[tuple[Good, int]],
-    report: ImportReport,
     write: bool,
     topic: str,
-) -> None:
-    """Grant `topic` to each kept row with no decision on it yet."""
+) -> tuple[list[RowIssue], int]:
+    """Grant `topic` to each kept row with no decision on it yet; return the rows
+    flagged and the number of grants."""
+    issues: list[RowIssue] = []
     suppressed = _suppressed(conn, ctx, [good[1][0] for good, _ in kept])
     states = _states(conn, topic, [cid for _, cid in kept if cid])
     to_grant: list[int] = []
     for good, contact_id in kept:
         if good[1][0] in suppressed:
-            report.issues.append(
+            issues.append(
                 issue(
                     good[0],
                     "flagged",
@@ -65,7 +66,7 @@ def consents(
                 )
             )
         elif states.get(contact_id) is False:
-            report.issues.append(
+            issues.append(
                 issue(
                     good[0],
                     "flagged",
@@ -77,9 +78,9 @@ def consents(
             )
         elif contact_id not in states:
             to_grant.append(contact_id)
-    report.consents_recorded += len(to_grant)
     if write and to_grant:
         append_grants(conn, ctx, grant_request(options, topic), to_grant)
+    return issues, len(to_grant)
 
 
 def grant_request(options: ImportOptions, topic: str | None = None) -> ConsentRequest:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.contacts.importer.decoding import BAD_BYTES, Text, decode, detect_delimiter, read_bytes
+from console.contacts.importer.decoding import BAD_BYTES, Text, detect_delimiter, scan
 from console.contacts.importer.options import FIELDS, ImportOptions
 from console.contacts.importer.report import ImportFailed
 from console.contacts.numbers import InvalidNumber
@@ -195,14 +195,12 @@ class Source:
 
 
 def open_source(ctx: Context, path: Path, options: ImportOptions) -> Source:
-    data = read_bytes(path)
-    if not data.strip():
-        raise ImportFailed(f"{path}: the file is empty")
-    text = decode(path, data)
-    delimiter = options.delimiter or detect_delimiter(text.lines)
+    text = scan(path)
+    delimiter = options.delimiter or detect_delimiter(text.head)
     if delimiter not in (";", ",", "\t", "|"):
         raise ImportFailed(f"{path}: unsupported separator {delimiter!r}")
-    reader = csv.reader(text.lines, delimiter=delimiter)
+    lines = text.lines()
+    reader = csv.reader(lines, delimiter=delimiter)
     header: list[str] | None = None
     start = 0
     try:
@@ -213,6 +211,8 @@ def open_source(ctx: Context, path: Path, options: ImportOptions) -> Source:
             start = reader.line_num
     except csv.Error as exc:
         raise ImportFailed(f"{path}: line {start + 1}: {exc}") from exc
+    finally:
+        lines.close()
     if header is None:
         raise ImportFailed(f"{path}: no header line (the file has only blank lines)")
     if text.maybe_bad and any(BAD_BYTES.search(cell) for cell in header):

@@ -26,11 +26,14 @@ class ImportFailed(Exception):
     """The file cannot be imported at all; str() names the file and the reason."""
 
 
-@dataclass
+@dataclass(slots=True)
 class RowIssue:
     line: int
     status: Status
     reason: str
+    # The row's cells, for the rejects file: a rejected row's (a flagged row is
+    # imported, and its cells are not kept: an import holds no row longer than
+    # its chunk).
     raw: list[str]
     code: IssueCode
     reason_fr: str = ""

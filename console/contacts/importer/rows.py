@@ -4,8 +4,9 @@ the issues of the rows that fail them."""
 from __future__ import annotations
 
 import csv
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from console.contacts.importer.decoding import BAD_BYTES
@@ -162,11 +163,43 @@ class RowChecker:
         )
 
 
-# A good row: (physical line, VALUE_COLUMNS tuple, original cells when a consent
-# check may need to report it). A plain tuple on purpose: the garbage collector
-# stops tracking tuples of plain values, and 100,000 tracked rows made its full
-# passes a sixth of the import's time.
+# A good row: (physical line, VALUE_COLUMNS tuple, None). The cells of the rows
+# kept are not reported (a flagged row's issue has no `raw`: only the rejects file
+# shows cells, of rejected rows), so they are not kept either. A plain tuple on
+# purpose: the garbage collector stops tracking tuples of plain values, and 100,000
+# tracked rows made its full passes a sixth of the import's time.
 Good = tuple[int, tuple[Any, ...], list[str] | None]
+
+
+def records(source: Source) -> Iterator[tuple[int, list[str]]]:
+    """(physical line where it starts, cells) of each record after the header.
+
+    Raises ImportFailed where csv gives up (a quote never closed).
+    """
+    lines = source.text.lines()
+    reader = csv.reader(
+        itertools.islice(lines, source.header_end, None), delimiter=source.delimiter
+    )
+    offset = source.header_end
+    last = 0
+    try:
+        for row in reader:
+            line, last = offset + last + 1, reader.line_num
+            yield line, row
+    except csv.Error as exc:
+        raise ImportFailed(
+            f"{source.path}: line {offset + last + 1}: {exc} (a quote opened there may "
+            "never be closed)"
+        ) from exc
+    finally:
+        lines.close()
+
+
+def check_structure(source: Source) -> None:
+    """Read the whole file as csv does, so that one that fails half-way (a quote
+    never closed) is refused before an import commits its first rows."""
+    for _ in records(source):
+        pass
 
 
 def check_rows(
@@ -185,119 +218,106 @@ def check_rows(
     groups_i = mapping.get("groups")
     notes_i = mapping.get("notes")
     values_of = RowChecker(ctx).values
-    keep_raw = options.consent_topic is not None
     maybe_bad = source.text.maybe_bad
     width = 1 + max(mapping.values())
     padding = [""] * width
-    seen: dict[str, int] = {}
+    # E.164 digits -> first line: an int key takes half the memory of the string.
+    seen: dict[int, int] = {}
     chunk: list[Good] = []
     rows = 0
-    # The lines before and including the header, then one record at a time.
-    reader = csv.reader(source.text.lines[source.header_end :], delimiter=source.delimiter)
-    offset = source.header_end
-    last = 0
-    try:
-        for row in reader:
-            line, last = offset + last + 1, reader.line_num
-            if not any(row) or (not row[0].strip() and not "".join(row).strip()):
-                continue
-            rows += 1
-            if maybe_bad and any(BAD_BYTES.search(c) for c in row):
-                issues.append(
-                    issue(
-                        line,
-                        "rejected",
-                        "bad_encoding",
-                        "bad encoding",
-                        "encodage illisible (caractères ni UTF-8 ni Windows-1252)",
-                        [BAD_BYTES.sub("\ufffd", cell) for cell in row],
-                    )
+    for line, row in records(source):
+        if not any(row) or (not row[0].strip() and not "".join(row).strip()):
+            continue
+        rows += 1
+        if maybe_bad and any(BAD_BYTES.search(c) for c in row):
+            issues.append(
+                issue(
+                    line,
+                    "rejected",
+                    "bad_encoding",
+                    "bad encoding",
+                    "encodage illisible (caractères ni UTF-8 ni Windows-1252)",
+                    [BAD_BYTES.sub("\ufffd", cell) for cell in row],
                 )
-                continue
-            size = len(row)
-            if num_i >= size:
-                issues.append(
-                    issue(
-                        line,
-                        "rejected",
-                        "missing_column",
-                        "missing column",
-                        f"colonne manquante (le numéro est en colonne {num_i + 1}, "
-                        f"la ligne n'a que {size} cellule{'s' if size > 1 else ''})",
-                        row,
-                    )
+            )
+            continue
+        size = len(row)
+        if num_i >= size:
+            issues.append(
+                issue(
+                    line,
+                    "rejected",
+                    "missing_column",
+                    "missing column",
+                    f"colonne manquante (le numéro est en colonne {num_i + 1}, "
+                    f"la ligne n'a que {size} cellule{'s' if size > 1 else ''})",
+                    row,
                 )
-                continue
-            # Cells missing at the end of a short row read as empty, as in a spreadsheet.
-            cells = row if size >= width else row + padding[size:]
-            number = cells[num_i]
-            if number[:1] == "'":
-                number = unguard(number)
-            if not number or number.isspace():
-                issues.append(
-                    issue(
-                        line, "rejected", "missing_number", "missing number", "numéro manquant", row
-                    )
+            )
+            continue
+        # Cells missing at the end of a short row read as empty, as in a spreadsheet.
+        cells = row if size >= width else row + padding[size:]
+        number = cells[num_i]
+        if number[:1] == "'":
+            number = unguard(number)
+        if not number or number.isspace():
+            issues.append(
+                issue(line, "rejected", "missing_number", "missing number", "numéro manquant", row)
+            )
+            continue
+        name = "" if name_i is None else cells[name_i]
+        if name[:1] == "'":
+            name = unguard(name)
+        if first_i is not None:
+            given = unguard(cells[first_i]).strip()
+            if given:
+                name = f"{given} {name.strip()}".strip()
+        zone = "" if zone_i is None else cells[zone_i]
+        groups = "" if groups_i is None else cells[groups_i]
+        notes = "" if notes_i is None else cells[notes_i]
+        try:
+            values = values_of(
+                number,
+                name,
+                unguard(zone) if zone[:1] == "'" else zone,
+                unguard(groups) if groups[:1] == "'" else groups,
+                unguard(notes) if notes[:1] == "'" else notes,
+            )
+        except ContactError as exc:
+            issues.append(_contact_error(line, number, exc, row))
+            continue
+        e164 = int(values[0][1:])
+        first_line = seen.get(e164)
+        if first_line is not None:
+            issues.append(
+                issue(
+                    line,
+                    "rejected",
+                    "duplicate",
+                    f"duplicate of line {first_line}",
+                    f"doublon de la ligne {first_line}",
+                    row,
                 )
-                continue
-            name = "" if name_i is None else cells[name_i]
-            if name[:1] == "'":
-                name = unguard(name)
-            if first_i is not None:
-                given = unguard(cells[first_i]).strip()
-                if given:
-                    name = f"{given} {name.strip()}".strip()
-            zone = "" if zone_i is None else cells[zone_i]
-            groups = "" if groups_i is None else cells[groups_i]
-            notes = "" if notes_i is None else cells[notes_i]
-            try:
-                values = values_of(
-                    number,
-                    name,
-                    unguard(zone) if zone[:1] == "'" else zone,
-                    unguard(groups) if groups[:1] == "'" else groups,
-                    unguard(notes) if notes[:1] == "'" else notes,
+            )
+            continue
+        seen[e164] = line
+        if not values[2]:
+            kind = values[1]
+            issues.append(
+                issue(
+                    line,
+                    "flagged",
+                    "not_mobile",
+                    "not a mobile",
+                    f"pas un numéro mobile ({_KIND_FR.get(kind, kind)}) : "
+                    "importé mais ne recevra pas de SMS",
+                    [],
                 )
-            except ContactError as exc:
-                issues.append(_contact_error(line, number, exc, row))
-                continue
-            e164 = values[0]
-            first_line = seen.get(e164)
-            if first_line is not None:
-                issues.append(
-                    issue(
-                        line,
-                        "rejected",
-                        "duplicate",
-                        f"duplicate of line {first_line}",
-                        f"doublon de la ligne {first_line}",
-                        row,
-                    )
-                )
-                continue
-            seen[e164] = line
-            if not values[2]:
-                kind = values[1]
-                issues.append(
-                    issue(
-                        line,
-                        "flagged",
-                        "not_mobile",
-                        "not a mobile",
-                        f"pas un numéro mobile ({_KIND_FR.get(kind, kind)}) : "
-                        "importé mais ne recevra pas de SMS",
-                        row,
-                    )
-                )
-            chunk.append((line, values, row if keep_raw else None))
-            if len(chunk) >= CHUNK_ROWS:
-                deliver(chunk)
-                chunk = []
-    except csv.Error as exc:
-        raise ImportFailed(
-            f"{source.path}: line {offset + last + 1}: {exc} (a quote opened there may "
-            "never be closed)"
-        ) from exc
+            )
+        chunk.append((line, values, None))
+        if len(chunk) >= CHUNK_ROWS:
+            deliver(chunk)
+            chunk = []
     if chunk:
         deliver(chunk)
     return rows

@@ -1,25 +1,63 @@
-"""Writing the checked rows: new contacts inserted, changed ones updated, in the
-caller's transaction, chunk by chunk, through storage/rawsql.py's JSON inserts."""
+"""Writing the checked rows: new contacts inserted, changed ones updated, and with
+--consent their grants, one transaction per chunk, through storage/rawsql.py's
+JSON inserts.
+
+Each chunk is looked up in the base by its own numbers (indexed IN lists), so
+neither the file nor the base is ever held whole in memory; and each chunk commits
+on its own, so SQLite's write lock is never held for more than one chunk's write
+(a tenth of a second or so): an emergency alert confirmed meanwhile waits for one
+chunk, not for the import. A chunk is all or nothing, and what decides its counts
+is read inside its transaction, so an import that stops half-way (a crash, a full
+disk) leaves whole chunks, and running the same file again counts them unchanged.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import contextlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from console.contacts.importer.options import ImportOptions
+from console.contacts.importer.report import RowIssue
 from console.contacts.importer.rows import VALUE_COLUMNS, Good
 from console.contacts.service import search_key, sort_key
+from console.context import Context
 from storage.models import contact_group_table, contact_table
 from storage.rawsql import dialect
 
 # SQLite's default limit on bound variables is 999 on older builds.
 CHUNK = 900
 # SQLite page cache while importing (see big_cache).
-IMPORT_CACHE_KIB = 64 * 1024
+IMPORT_CACHE_KIB = 32 * 1024
+# SQLite's lock is not fair: a connection waiting on its busy timeout sleeps and
+# tries again, at most 100 ms apart, so a writer that begins again as soon as it
+# commits could keep it waiting transaction after transaction. So on SQLite the
+# import leaves the lock free for PAUSE_S, longer than a waiter sleeps, between
+# two transactions: every waiter gets its turn within one transaction. When the
+# rows are checked slower than they are written, the writer waits for its next
+# chunk anyway and that wait counts.
+PAUSE_S = 0.11
+# While other connections commit during the pause, the import waits on, by PAUSE_S,
+# up to this long: an alert is several transactions (its enqueue, the worker's
+# claim, its answers), and each would otherwise wait for one of the import's. A
+# worker sending a big campaign commits all the time: the import then still gets
+# a transaction in every second or so.
+YIELD_MORE_S = 0.5
+# The longest a transaction goes on taking the next chunk when it is ready.
+TRANSACTION_S = 0.5
+# A chunk whose transaction meets a number added meanwhile (PostgreSQL, or the
+# console on SQLite between two chunks) is looked up and written again.
+ATTEMPTS = 3
 
 _EXISTING_COLUMNS = ("id", "number", "number_kind", "sendable", "name", "zone", "groups", "notes")
 
@@ -29,74 +67,177 @@ def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
+# Put on the writer's queue after the last chunk.
+END: list[Good] = []
+
+
+def chunk_committed(rows: int) -> None:
+    """Called after each commit (tests use it to act between two transactions)."""
+
+
 @dataclass
-class Outcome:
-    new: list[Good] = field(default_factory=list)
-    # (row, contact id) of existing contacts
-    updated: list[tuple[Good, int]] = field(default_factory=list)
-    unchanged: list[tuple[Good, int]] = field(default_factory=list)
+class Tally:
+    imported: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    consents_recorded: int = 0
+    # Issues the database side finds (STOP, withdrawn consent).
+    issues: list[RowIssue] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.imported += other.imported
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.consents_recorded += other.consents_recorded
+        self.issues.extend(other.issues)
 
 
 class Writer:
-    """The database side of an import, fed chunk by chunk in the caller's transaction.
+    """The database side of an import, fed chunk by chunk.
 
-    When writing it runs in one worker thread; the main thread only touches the
-    session again once the worker is done.
+    `transaction` opens what one chunk is written in (a nullcontext for a dry run,
+    which reads in the caller's transaction). When writing it runs in one worker
+    thread, the only user of `conn` until it is done.
     """
 
     def __init__(
         self,
         conn: Connection,
+        ctx: Context,
+        options: ImportOptions,
         mapping: Mapping[str, int],
         now: datetime,
         source: str,
-        write: bool,
-        expected_rows: int,
+        transaction: Callable[[], AbstractContextManager[Any]],
     ) -> None:
         self.conn = conn
+        self.ctx = ctx
+        self.options = options
         self.now = now
         self.source = source
-        self.write = write
+        self.write = not options.dry_run
+        self.transaction = transaction
         self.has_name = "name" in mapping or "first_name" in mapping
         self.has_zone = "zone" in mapping
         self.has_groups = "groups" in mapping
         self.has_notes = "notes" in mapping
-        self.outcome = Outcome()
+        self.tally = Tally()
         self.db = dialect(conn.engine)
-        self.first_new_id = _max_id(conn) + 1
-        cols = [contact_table.c[name] for name in _EXISTING_COLUMNS]
-        number = contact_table.c.number
-        self.select = select(*cols)
-        live = conn.execute(
-            select(func.count()).select_from(contact_table).where(number.is_not(None))
-        ).scalar_one()
-        # None: look each chunk up with IN lists. Otherwise what is known now holds
-        # for the whole import: this file's numbers are unique already, SQLite's
-        # write lock keeps other writers out, and on PostgreSQL a number someone
-        # adds meanwhile makes the INSERT, hence the import, fail.
-        self.known: dict[str, tuple[Any, ...]] | None = None
-        if not live:
-            self.known = {}
-        elif live <= expected_rows:
-            # The base is no bigger than the file: one scan beats many IN lists.
-            self.known = {
-                row[1]: tuple(row) for row in conn.execute(self.select.where(number.is_not(None)))
-            }
-
-    def _existing(self, chunk: Sequence[Good]) -> dict[str, tuple[Any, ...]]:
-        if self.known is not None:
-            return self.known
-        found: dict[str, tuple[Any, ...]] = {}
-        numbers = [good[1][0] for good in chunk]
-        for part in chunks(numbers):
-            for row in self.conn.execute(self.select.where(contact_table.c.number.in_(part))):
-                found[row[1]] = tuple(row)
-        return found
+        self.pause = PAUSE_S if self.write and self.db.sqlite else 0.0
+        self.last_commit = 0.0
+        self.version = 0
+        # On SQLite, copies the WAL into the database after each commit (see
+        # Checkpointer); set by the caller.
+        self.checkpointer: Checkpointer | None = None
+        # Whether the numbers need looking up: not in a base that had no contact
+        # when the import began, since the file's numbers are unique; a number
+        # someone adds meanwhile fails the INSERT, and the chunk is redone.
+        self.look_up = not self.write or _has_contacts(conn)
+        columns = ", ".join(f'"{name}"' for name in _EXISTING_COLUMNS)
+        self.lookup = self.db.sql(
+            f"SELECT {columns} FROM contact WHERE {self.db.in_ids('number', 'numbers')}"
+        )
 
     def __call__(self, chunk: list[Good]) -> None:
-        existing = self._existing(chunk)
-        outcome = self.outcome
+        """Check one chunk against the base without writing (a dry run)."""
+        self.tally.add(self._chunk(chunk, True))
+
+    def drain(self, chunks: queue.Queue[list[Good]]) -> None:
+        """Write the chunks put on `chunks` until END, in the writer thread.
+
+        While the next chunk is already waiting, it joins the transaction of the
+        one before, up to TRANSACTION_S: a commit costs a few tens of milliseconds
+        (the WAL pages, a checkpoint), so a writer that is the slower side commits
+        less often, and one that waits for its rows commits each chunk at once.
+        """
+        ended = False
+        while not ended:
+            first = chunks.get()
+            if first is END:
+                break
+            batch = [first]
+            attempt = 1
+            while True:
+                self._breathe()
+                try:
+                    with self.transaction():
+                        tally = Tally()
+                        started = time.monotonic()
+                        index = 0
+                        while True:
+                            # A chunk written again looks its numbers up whatever.
+                            tally.add(self._chunk(batch[index], self.look_up or attempt > 1))
+                            index += 1
+                            if index < len(batch):
+                                continue
+                            if ended or time.monotonic() - started >= TRANSACTION_S:
+                                break
+                            try:
+                                more = chunks.get_nowait()
+                            except queue.Empty:
+                                break
+                            if more is END:
+                                ended = True
+                                break
+                            batch.append(more)
+                except IntegrityError:
+                    if attempt >= ATTEMPTS:
+                        raise
+                    attempt += 1
+                    continue
+                finally:
+                    self.last_commit = time.monotonic()
+                break
+            self.tally.add(tally)
+            if self.pause:
+                self.version = self._data_version()
+            chunk_committed(sum(len(chunk) for chunk in batch))
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.poke()
+
+    def _breathe(self) -> None:
+        """On SQLite, leave the lock free PAUSE_S after the last commit, and longer
+        while others commit meanwhile (an alert's enqueue, then the worker's claim
+        and answers), up to YIELD_MORE_S more."""
+        if not self.pause:
+            return
+        wait = self.last_commit + self.pause - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        more = 0.0
+        version = self._data_version()
+        while version != self.version and more < YIELD_MORE_S:
+            self.version = version
+            time.sleep(self.pause)
+            more += self.pause
+            version = self._data_version()
+
+    def _data_version(self) -> int:
+        """SQLite's count of the commits other connections made (PRAGMA data_version)."""
+        raw = self.conn.connection.driver_connection
+        assert raw is not None
+        return int(raw.execute("PRAGMA data_version").fetchone()[0])
+
+    def _existing(self, chunk: Sequence[Good]) -> dict[str, tuple[Any, ...]]:
+        """The contacts that have one of the chunk's numbers, by number: one
+        indexed lookup with the numbers as a single parameter."""
+        numbers = [good[1][0] for good in chunk]
+        db = self.db
+        cursor = self.conn.exec_driver_sql(
+            self.lookup, {"numbers": json.dumps(numbers) if db.sqlite else numbers}
+        )
+        return {row[1]: tuple(row) for row in cursor}
+
+    def _chunk(self, chunk: list[Good], look_up: bool) -> Tally:
+        existing = self._existing(chunk) if look_up else {}
+        tally = Tally()
         new: list[Good] = []
+        # (row, contact id) of existing contacts, kept for --consent
+        kept: list[tuple[Good, int]] = []
+        consent = self.options.consent_topic is not None
         changed: list[tuple[int, tuple[Any, ...], bool]] = []
         for good in chunk:
             values = good[1]
@@ -105,6 +246,8 @@ class Writer:
                 new.append(good)
                 continue
             contact_id, number, kind, sendable, name, zone, groups, notes = old
+            if consent:
+                kept.append((good, contact_id))
             merged = (
                 values[0],
                 values[1],
@@ -115,15 +258,31 @@ class Writer:
                 values[6] if self.has_notes else notes,
             )
             if merged == (number, kind, bool(sendable), name, zone, groups, notes):
-                outcome.unchanged.append((good, contact_id))
+                tally.unchanged += 1
                 continue
-            outcome.updated.append((good, contact_id))
+            tally.updated += 1
             keys = (sort_key(merged[3]), search_key(merged[3], merged[4]))
             changed.append((contact_id, merged + keys, merged[5] != groups))
-        outcome.new.extend(new)
+        tally.imported = len(new)
+        before = 0
         if self.write:
             self._update(changed)
+            before = self._max_id() if consent and new else 0
             self._insert(new)
+        if consent:
+            # consent.py chunks its lookups with this module's chunks().
+            from console.contacts.importer.consent import consents
+
+            ids = self._new_ids(new, before) if self.write else {}
+            kept.extend((good, ids.get(good[1][0], 0)) for good in new)
+            kept.sort(key=lambda pair: pair[0][0])
+            for topic in self.options.consent_topics:
+                found, recorded = consents(
+                    self.conn, self.ctx, self.options, kept, self.write, topic
+                )
+                tally.issues.extend(found)
+                tally.consents_recorded += recorded
+        return tally
 
     def _insert(self, new: Sequence[Good]) -> None:
         if not new:
@@ -183,40 +342,96 @@ class Writer:
                 {"rows": self.db.rows(pairs)},
             )
 
-    def new_ids(self) -> dict[str, int]:
-        """E.164 -> id of the contacts this import inserted."""
-        wanted = {good[1][0] for good in self.outcome.new}
-        if not wanted or not self.write:
-            return {}
+    def _max_id(self) -> int:
+        query = select(func.coalesce(func.max(contact_table.c.id), 0))
+        return int(self.conn.execute(query).scalar_one())
+
+    def _new_ids(self, new: Sequence[Good], after: int) -> dict[str, int]:
+        """E.164 -> id of the contacts this chunk inserted (ids above `after`)."""
+        wanted = {good[1][0] for good in new}
         found: dict[str, int] = {}
+        if not wanted:
+            return found
         for contact_id, number in self.conn.execute(
-            select(contact_table.c.id, contact_table.c.number).where(
-                contact_table.c.id >= self.first_new_id
-            )
+            select(contact_table.c.id, contact_table.c.number).where(contact_table.c.id > after)
         ):
             if number in wanted:
                 found[number] = contact_id
         return found
 
 
-def _max_id(conn: Connection) -> int:
-    return int(conn.execute(select(func.coalesce(func.max(contact_table.c.id), 0))).scalar_one())
+class Checkpointer:
+    """A thread that copies SQLite's WAL into the database after each of the
+    import's commits, on its own connection, while the next transaction is written.
+
+    The import's connection has no automatic checkpoint (see big_cache): in the
+    commit, the checkpoint would hold the write lock (and the writer) for the copy.
+    Kept small this way, the WAL leaves no big checkpoint either to the next
+    process that commits: the alert waiting for its turn.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.wanted = threading.Event()
+        self.done = False
+        self.thread = threading.Thread(target=self._run, name="import-checkpoint", daemon=True)
+        self.thread.start()
+
+    def poke(self) -> None:
+        self.wanted.set()
+
+    def close(self) -> None:
+        """One last checkpoint, then stop."""
+        self.done = True
+        self.wanted.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        raw = self.engine.raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        try:
+            while True:
+                self.wanted.wait()
+                self.wanted.clear()
+                done = self.done
+                with contextlib.suppress(Exception):  # the next one will do
+                    driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if done:
+                    return
+        finally:
+            raw.close()
+
+
+def _has_contacts(conn: Connection) -> bool:
+    number = contact_table.c.number
+    found = conn.execute(select(number).where(number.is_not(None)).limit(1)).first()
+    conn.rollback()
+    return found is not None
 
 
 @contextmanager
 def big_cache(conn: Connection) -> Iterator[None]:
-    """On SQLite, a page cache that holds the indexes a big import writes to.
+    """On SQLite, a page cache that holds the indexes a big import writes to, and
+    no automatic checkpoint.
 
     With the default 2 MiB, inserting 100,000 residents in random number and name
     order spills and re-reads index pages in the middle of the transaction (0.7 s
-    of inserts became 1.1 s when measured).
+    of inserts became 1.1 s when measured). A Checkpointer copies the WAL after
+    each commit, where SQLite would do it inside the commit. Set on the driver's
+    connection, which needs no transaction for it.
     """
     if conn.dialect.name != "sqlite":
         yield
         return
-    before = int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
-    conn.exec_driver_sql(f"PRAGMA cache_size={-IMPORT_CACHE_KIB}")
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    before = int(raw.execute("PRAGMA cache_size").fetchone()[0])
+    pages = int(raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    raw.execute(f"PRAGMA cache_size={-IMPORT_CACHE_KIB}")
+    raw.execute("PRAGMA wal_autocheckpoint=0")
     try:
         yield
     finally:
-        conn.exec_driver_sql(f"PRAGMA cache_size={before}")
+        raw.execute(f"PRAGMA cache_size={before}")
+        raw.execute(f"PRAGMA wal_autocheckpoint={pages}")
