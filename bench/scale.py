@@ -13,7 +13,10 @@ size:
 - a live figures poll (Envois' snapshot, `status`'s figures) and `tocsin status
   --json` as its own process;
 - the worker's rate with the whole town queued (simulated provider, no latency),
-  between its 1,000th and 6,000th answer.
+  between its 1,000th and 6,000th answer;
+- the import of a CSV of that many residents into a fresh base and its re-import:
+  time and peak RSS, each in a process of its own (`bench_import.py --memory`;
+  `--no-import` leaves it out).
 
 Each figure is printed per size with the growth ratio largest/smallest: a path that
 costs what its own work costs stays near 1.0 (the enqueue, whose work is the whole
@@ -48,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.bench_import import measure_memory
 from bench.town import bench_context
 from console.config import Config, ProviderConfig, SimulatedConfig, WorkerConfig
 from console.consent.suppression import number_hasher
@@ -299,10 +303,14 @@ def _answered(ctx: Context) -> int:
         )
 
 
-def run_size(size: int, keep: Path | None, postgresql: str | None = None) -> dict[str, float]:
+def run_size(
+    size: int, keep: Path | None, postgresql: str | None = None, with_import: bool = True
+) -> dict[str, float]:
     folder = Path(tempfile.mkdtemp(prefix=f"tocsin-scale-{size}-", dir=keep))
     with scratch_database(postgresql) as url:
-        return _run_size(size, keep, folder, url or f"sqlite:///{folder}/town.db")
+        # The import's figures are SQLite's (the bench makes its own base).
+        wanted = with_import and postgresql is None
+        return _run_size(size, keep, folder, url or f"sqlite:///{folder}/town.db", wanted)
 
 
 @contextmanager
@@ -323,7 +331,19 @@ def scratch_database(admin_url: str | None) -> Iterator[str | None]:
         admin.dispose()
 
 
-def _run_size(size: int, keep: Path | None, folder: Path, url: str) -> dict[str, float]:
+def measure_import(size: int) -> dict[str, float]:
+    found = measure_memory(size)
+    return {
+        "import (s)": found["import"]["seconds"],
+        "import peak RSS (MiB)": found["import"]["peak_mib"],
+        "re-import (s)": found["reimport"]["seconds"],
+        "re-import peak RSS (MiB)": found["reimport"]["peak_mib"],
+    }
+
+
+def _run_size(
+    size: int, keep: Path | None, folder: Path, url: str, with_import: bool = True
+) -> dict[str, float]:
     start = time.perf_counter()
     ctx = build_town(folder, size, url=url)
     print(f"  {size:,} residents built in {time.perf_counter() - start:.1f} s", flush=True)
@@ -334,6 +354,8 @@ def _run_size(size: int, keep: Path | None, folder: Path, url: str) -> dict[str,
     figures |= measure_status_command(folder, url)
     figures |= measure_worker(ctx)
     ctx.engine.dispose()
+    if with_import:
+        figures |= measure_import(size)
     if keep is None:
         for path in folder.iterdir():
             path.unlink()
@@ -349,12 +371,15 @@ def main() -> None:
     parser.add_argument(
         "--postgresql", metavar="ADMIN_URL", help="build each town in a scratch database there"
     )
+    parser.add_argument(
+        "--no-import", action="store_true", help="leave out the import's time and memory"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, dict[str, float]] = {}
     for size in sizes:
         print(f"town of {size:,}:", flush=True)
-        results[size] = run_size(size, args.keep, args.postgresql)
+        results[size] = run_size(size, args.keep, args.postgresql, not args.no_import)
         for name, value in results[size].items():
             print(f"  {name:<36} {value:10.3f}", flush=True)
     first, last = sizes[0], sizes[-1]
