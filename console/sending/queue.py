@@ -60,7 +60,7 @@ def backoff(attempts: int, retry_after: float | None) -> float:
 # occurrence's campaign only within its allowed slot (`send_until`, see
 # console.planning.scheduler).
 _CLAIMABLE = """
-SELECT id, priority, text, sender_id, kind FROM campaign
+SELECT id, priority, text, sender_id, kind, status FROM campaign
 WHERE status IN (:queued, :running) AND start_at <= :now
   AND (send_until IS NULL OR send_until > :now)
 ORDER BY priority DESC, id"""
@@ -79,6 +79,19 @@ _TAKE = """
 UPDATE message SET state = :sending, lease_owner = :owner, lease_expires_at = :expires,
     attempts = attempts + 1, updated_at = :now
 WHERE {ids} AND {state} = :queued"""
+# PostgreSQL: the pick and the take in one statement (one round trip a campaign).
+# The pick (FOR UPDATE SKIP LOCKED: several workers share the queue without waiting
+# on each other or taking the same row) runs once, as an array, and the UPDATE finds
+# its rows by primary key whatever the planner knows of the queue.
+_PICK_AND_TAKE = """
+UPDATE message SET state = :sending, lease_owner = :owner, lease_expires_at = :expires,
+    attempts = attempts + 1, updated_at = :now
+WHERE id = ANY(ARRAY(
+    SELECT id FROM message
+    WHERE campaign_id = :campaign AND state = :queued AND next_attempt_at <= :now
+    ORDER BY next_attempt_at, id
+    LIMIT :limit FOR UPDATE SKIP LOCKED)) AND (state || '') = :queued
+RETURNING id, number, attempts, next_attempt_at"""
 
 
 @dataclass(frozen=True)
@@ -112,7 +125,6 @@ def claim_batch(
     lease), and BEGIN IMMEDIATE makes the reads and the updates one step.
     """
     db = dialect(engine)
-    select_one = _CLAIM_ONE if db.sqlite else _CLAIM_ONE + db.for_update() + " SKIP LOCKED"
     stamp = db.datetime(now)
     taken: list[Claimed] = []
     with write_cursor(engine) as cursor:
@@ -120,19 +132,22 @@ def claim_batch(
             db.sql(_CLAIMABLE),
             {"queued": CampaignStatus.QUEUED, "running": CampaignStatus.RUNNING, "now": stamp},
         )
+        rows = cursor.fetchall()
         found = [
             _Claimable(cid, priority, text, sender_id, kind == "emergency")
-            for cid, priority, text, sender_id, kind in cursor.fetchall()
+            for cid, priority, text, sender_id, kind, _ in rows
             if campaigns is None or cid in campaigns
         ]
+        starting = {cid for cid, *_, status in rows if status == CampaignStatus.QUEUED}
         tiers: dict[int, list[_Claimable]] = {}
         for campaign in found:
             tiers.setdefault(campaign.priority, []).append(campaign)
         for tier in tiers.values():  # the most urgent first (ORDER BY priority DESC)
-            taken = _claim_tier(cursor, db, select_one, tier, owner, now, lease_seconds, limit)
+            taken = _claim_tier(cursor, db, tier, owner, now, lease_seconds, limit)
             if taken:
                 break
-        if taken:
+        starting &= {c.campaign_id for c in taken}
+        if starting:
             cursor.execute(
                 db.sql(
                     f"UPDATE campaign SET status = :running WHERE {db.in_ids('id', 'ids')} "
@@ -141,7 +156,7 @@ def claim_batch(
                 {
                     "running": CampaignStatus.RUNNING,
                     "queued": CampaignStatus.QUEUED,
-                    "ids": db.ids({c.campaign_id for c in taken}),
+                    "ids": db.ids(starting),
                 },
             )
     return taken
@@ -159,7 +174,6 @@ def _unindexed(db: Dialect, column: str) -> str:
 def _claim_tier(
     cursor: Any,
     db: Dialect,
-    select_one: str,
     tier: list[_Claimable],
     owner: str,
     now: datetime,
@@ -179,24 +193,9 @@ def _claim_tier(
             want = min(share, limit - len(taken))
             if want <= 0:
                 break
-            cursor.execute(
-                db.sql(select_one),
-                {"campaign": campaign.id, "queued": QUEUED, "now": stamp, "limit": want},
-            )
-            rows = cursor.fetchall()
+            rows = _take(cursor, db, campaign.id, want, owner, stamp, expires)
             if not rows:
                 continue
-            cursor.execute(
-                db.sql(_TAKE.format(ids=db.in_ids("id", "ids"), state=_unindexed(db, "state"))),
-                {
-                    "sending": SENDING,
-                    "owner": owner,
-                    "queued": QUEUED,
-                    "now": stamp,
-                    "expires": expires,
-                    "ids": db.ids([row[0] for row in rows]),
-                },
-            )
             taken.extend(
                 Claimed(
                     message_id,
@@ -213,6 +212,45 @@ def _claim_tier(
                 still_open.append(campaign)
         open_ = still_open
     return taken
+
+
+def _take(
+    cursor: Any, db: Dialect, campaign: int, want: int, owner: str, stamp: Any, expires: Any
+) -> list[tuple[int, str, int]]:
+    """Up to `want` due messages of `campaign` committed `sending` by this claim, the
+    longest due first: (id, number, attempts before this one)."""
+    if not db.sqlite:
+        cursor.execute(
+            db.sql(_PICK_AND_TAKE),
+            {
+                "campaign": campaign,
+                "queued": QUEUED,
+                "now": stamp,
+                "limit": want,
+                "sending": SENDING,
+                "owner": owner,
+                "expires": expires,
+            },
+        )
+        taken = sorted(cursor.fetchall(), key=lambda row: (row[3], row[0]))
+        return [(message_id, number, attempts - 1) for message_id, number, attempts, _ in taken]
+    cursor.execute(
+        db.sql(_CLAIM_ONE), {"campaign": campaign, "queued": QUEUED, "now": stamp, "limit": want}
+    )
+    rows: list[tuple[int, str, int]] = cursor.fetchall()
+    if rows:
+        cursor.execute(
+            db.sql(_TAKE.format(ids=db.in_ids("id", "ids"), state=_unindexed(db, "state"))),
+            {
+                "sending": SENDING,
+                "owner": owner,
+                "queued": QUEUED,
+                "now": stamp,
+                "expires": expires,
+                "ids": db.ids([row[0] for row in rows]),
+            },
+        )
+    return rows
 
 
 _RECORD = """
