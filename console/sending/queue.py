@@ -588,64 +588,124 @@ def apply_reports(engine: Engine, reports: Sequence[DeliveryReport], now: dateti
     Reports arrive twice and out of order: a duplicate or an older report is kept as
     an event, not applied. Several reports for one message in the same batch apply
     one after the other, as if they had come one by one.
+
+    One read of the batch's messages, locked (PostgreSQL) by ascending id, the order
+    every writer locks messages in: the worker's answers do the same, so the two
+    never wait on each other in a circle (PostgreSQL would abort one as a deadlock),
+    and an answer committed concurrently cannot slip between this read and the
+    writes. Then the rules run here, report by report, and the batch is written as
+    one UPDATE and one INSERT (one statement a row on SQLite, arrays on PostgreSQL):
+    one report at a time through the ORM was a sixth of the worker's time.
     """
-    with write_session(engine) as session:
-        _lock_in_order(session, reports)
-        return [_apply_one(session, report, now) for report in reports]
-
-
-def _lock_in_order(session: Session, reports: Sequence[DeliveryReport]) -> None:
-    # The worker's answers lock their rows by ascending id; locking the reports'
-    # rows the same way first means the two writers never wait on each other in a
-    # circle (PostgreSQL would abort one of them as a deadlock).
-    if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite locks the whole database: no order to keep
-    message = message_table.c
-    ids = [r.message_id for r in reports if r.message_id is not None]
-    refs = [r.provider_ref for r in reports if r.message_id is None and r.provider_ref]
-    if not ids and not refs:
-        return
-    session.execute(
-        select(message.id)
-        .where(or_(message.id.in_(ids), message.provider_ref.in_(refs)))
-        .order_by(message.id)
-        .with_for_update()
-    ).all()
-
-
-def _apply_one(session: Session, report: DeliveryReport, now: datetime) -> bool:
-    message = message_table.c
-    if report.message_id is not None:
-        where = message.id == report.message_id
-    elif report.provider_ref:
-        where = message.provider_ref == report.provider_ref
-    else:
-        return False
-    # Locked (PostgreSQL) so that the answer to the submit, committed concurrently,
-    # cannot slip between this read and the update below.
-    found = session.execute(
-        select(message.id, message.state).where(where).with_for_update()
-    ).first()
-    if found is None:
-        return False
-    message_id, current = found
-    applied = current != report.state and can_move(current, report.state)
-    if applied:
-        applied = bool(
-            session.execute(
-                update(message_table)
-                .where(and_(message.id == message_id, message.state == current))
-                .values(
-                    state=report.state,
-                    reason=report.provider_status[:500],
-                    lease_owner="",
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
-            ).rowcount  # type: ignore[attr-defined]
+    if not reports:
+        return []
+    db = dialect(engine)
+    ids = sorted({r.message_id for r in reports if r.message_id is not None})
+    if ids and (ids[0] < _MIN_ID or ids[-1] > _MAX_ID):
+        # As the databases refuse it bound alone (the report writer then applies the
+        # batch's other reports one by one): no message has such an id.
+        raise OverflowError(f"message id out of range in a delivery report: {ids[-1]}")
+    refs = sorted({r.provider_ref for r in reports if r.message_id is None and r.provider_ref})
+    with write_cursor(engine) as cursor:
+        cursor.execute(
+            db.sql(
+                f"SELECT id, state, provider_ref FROM message WHERE {db.in_ids('id', 'ids')} "
+                f"OR {db.in_ids('provider_ref', 'refs')} ORDER BY id" + db.for_update()
+            ),
+            {"ids": db.ids(ids), "refs": db.ids(refs)},
         )
-    _event(session, message_id, report.state, applied, "report", report.provider_status, now)
-    return applied
+        state: dict[int, str] = {}
+        by_ref: dict[str, int] = {}
+        for message_id, current, ref in cursor.fetchall():
+            state[message_id] = current
+            by_ref.setdefault(ref, message_id)  # the lowest id of a shared ref
+        moved: dict[int, str] = {}  # message -> the provider status that last moved it
+        events: list[tuple[int, str, bool, str]] = []
+        applied_flags: list[bool] = []
+        for report in reports:
+            if report.message_id is not None:
+                message_id = report.message_id if report.message_id in state else None
+            else:
+                message_id = by_ref.get(report.provider_ref) if report.provider_ref else None
+            if message_id is None:
+                applied_flags.append(False)
+                continue
+            current = state[message_id]
+            applied = current != report.state and can_move(current, report.state)
+            if applied:
+                state[message_id] = str(report.state)
+                moved[message_id] = report.provider_status[:500]
+            applied_flags.append(applied)
+            events.append((message_id, str(report.state), applied, report.provider_status[:500]))
+        _write_reports(cursor, db, [(m, state[m], moved[m]) for m in sorted(moved)], events, now)
+    return applied_flags
+
+
+_MIN_ID, _MAX_ID = -(2**63), 2**63 - 1
+_REPORT = """
+UPDATE message SET state = :state, reason = :reason, lease_owner = '',
+    lease_expires_at = NULL, updated_at = :now
+WHERE id = :id"""
+_REPORT_ARRAYS = """
+UPDATE message AS m SET state = v.state, reason = v.reason, lease_owner = '',
+    lease_expires_at = NULL, updated_at = :now
+FROM unnest(CAST(:ids AS integer[]), CAST(:states AS text[]), CAST(:reasons AS text[]))
+    AS v(id, state, reason)
+WHERE m.id = ANY(:ids) AND m.id = v.id"""
+
+
+def _write_reports(
+    cursor: Any,
+    db: Dialect,
+    updates: Sequence[tuple[int, str, str]],
+    events: Sequence[tuple[int, str, bool, str]],
+    now: datetime,
+) -> None:
+    stamp = db.datetime(now)
+    if db.sqlite:
+        if updates:
+            cursor.executemany(
+                db.sql(_REPORT),
+                [
+                    {"id": message_id, "state": new, "reason": reason, "now": stamp}
+                    for message_id, new, reason in updates
+                ],
+            )
+        if events:
+            cursor.executemany(
+                db.sql(_EVENT),
+                [
+                    {
+                        "message_id": message_id,
+                        "state": new,
+                        "applied": applied,
+                        "source": "report",
+                        "detail": detail,
+                        "at": stamp,
+                    }
+                    for message_id, new, applied, detail in events
+                ],
+            )
+        return
+    if updates:
+        ids, states, reasons = zip(*updates, strict=True)
+        cursor.execute(
+            db.sql(_REPORT_ARRAYS),
+            {"ids": list(ids), "states": list(states), "reasons": list(reasons), "now": stamp},
+        )
+    if events:
+        message_ids, states, applied, details = zip(*events, strict=True)
+        cursor.execute(
+            db.sql(_EVENT_ARRAYS),
+            {
+                "ids": list(message_ids),
+                "states": list(states),
+                "applied": list(applied),
+                "details": list(details),
+                "source": "report",
+                "at": stamp,
+            },
+        )
 
 
 def _event(

@@ -14,6 +14,7 @@ from console.sending.campaigns import Audience, CampaignRequest, create_campaign
 from console.sending.providers.base import DeliveryReport, SendResult
 from console.sending.queue import (
     apply_report,
+    apply_reports,
     backoff,
     claim_batch,
     expire_leases,
@@ -252,6 +253,51 @@ def test_reports_never_move_backwards_and_duplicates_are_ignored(
             select(DeliveryEvent.applied).where(col(DeliveryEvent.source) == "report")
         ).all()
     assert applied == [True, False, False]
+
+
+def test_a_batch_of_reports_applies_in_order_as_one_by_one(
+    ctx: Context, clock: FrozenClock
+) -> None:
+    _campaign(ctx, 3)
+    claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 3)
+    a, b, c = (x.message_id for x in claimed)
+    record_results(
+        ctx.engine,
+        "w1",
+        claimed,
+        [SendResult(m, "submitted", f"ref-{m}") for m in (a, b, c)],
+        clock.now(),
+        max_attempts=5,
+    )
+    applied = apply_reports(
+        ctx.engine,
+        [
+            DeliveryReport(a, "", "delivered", "DELIVRD"),
+            DeliveryReport(a, "", "delivered", "again"),  # a duplicate in the batch
+            DeliveryReport(None, f"ref-{b}", "undelivered", "UNDELIV"),
+            DeliveryReport(None, "ref-nobody", "delivered"),
+            DeliveryReport(10**9, "", "delivered"),
+            DeliveryReport(c, "", "submitted", "ACK"),  # not a move
+            DeliveryReport(c, "", "expired", "EXPIRED"),
+        ],
+        clock.now(),
+    )
+    assert applied == [True, False, True, False, False, False, True]
+    assert _states(ctx) == {a: "delivered", b: "undelivered", c: "expired"}
+    with Session(ctx.engine) as session:
+        assert session.get(Message, b).reason == "UNDELIV"  # type: ignore[union-attr]
+        events = session.exec(
+            select(DeliveryEvent)
+            .where(col(DeliveryEvent.source) == "report")
+            .order_by(col(DeliveryEvent.id))
+        ).all()
+    assert [(e.message_id, e.state, e.applied) for e in events] == [
+        (a, "delivered", True),
+        (a, "delivered", False),
+        (b, "undelivered", True),
+        (c, "submitted", False),
+        (c, "expired", True),
+    ]
 
 
 def test_report_overtaking_the_submit_answer(ctx: Context, clock: FrozenClock) -> None:
