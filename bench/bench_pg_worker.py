@@ -3,8 +3,8 @@
 A town of each size is built by bulk SQL (bench/scale.py) into a SQLite file and into
 a scratch PostgreSQL database, the whole town is enqueued (an all-town planned
 send), and one worker sends to the simulated provider with no latency: its rate is
-the number of answers committed between the 1,000th and the 6,000th, the rest of the
-town still queued behind them. Rounds alternate SQLite and PostgreSQL so that a slow
+the number of answers committed between the 1,000th and the 9,000th (`--window`), the
+rest of the town still queued behind them. Rounds alternate SQLite and PostgreSQL so that a slow
 spell of a shared machine hits both; each round prints both rates and their ratio
 (target: PostgreSQL >= 1.0x SQLite), then each database's rate at the largest size
 over its rate at the smallest (target: >= 0.9 with 1,000,000 queued).
@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import scale
 from bench.scale import build_town, measure_enqueue, measure_worker, scratch_database
 
 
@@ -54,7 +55,13 @@ def main() -> None:
     parser.add_argument("--postgresql", metavar="ADMIN_URL", required=True)
     parser.add_argument("--sizes", default="10000,1000000")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--window",
+        default="1000,9000",
+        help="the answers between which the rate is measured (smallest size above the end)",
+    )
     args = parser.parse_args()
+    scale.WORKER_FROM, scale.WORKER_TO = (int(n) for n in args.window.split(","))
     sizes = [int(s) for s in args.sizes.split(",")]
     rates: dict[tuple[str, int], list[float]] = {}
     for number in range(1, args.rounds + 1):
