@@ -19,7 +19,7 @@ the project's own modules compiled at every start add about 0.03 s).
 and the growth from the smallest town to the largest (1.0: the same at any size).
 
     .venv/bin/python bench/bench_status.py [--sizes 10000,100000,1000000]
-        [--towns DIR] [--runs 9] [--before DIR]
+        [--towns DIR] [--runs 9] [--before DIR] [--postgresql ADMIN_URL]
 
 `--towns DIR` keeps each town in DIR/<size>/ and uses it again next time (a town of
 1,000,000 takes about a minute and a half to build and queue).
@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scale import build_town, measure_enqueue
+from bench.scale import build_town, measure_enqueue, scratch_database
 
 FLOOR = "import console.config"
 WHOLE_START_UP = """
@@ -53,17 +53,18 @@ print_json(queue_status(context(_configuration(sys.argv[1]))))
 """
 
 
-def town(folder: Path, size: int) -> Path:
-    """The config of a town of `size` with an all-town send queued (built if new)."""
+def town(folder: Path, size: int, url: str | None = None) -> Path:
+    """The config of a town of `size` with an all-town send queued (built if new), in
+    SQLite or in the PostgreSQL database at `url`."""
     config = folder / "tocsin.toml"
     if not config.exists():
         folder.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        ctx = build_town(folder, size)
+        ctx = build_town(folder, size, url=url)
         measure_enqueue(ctx, size)
         ctx.engine.dispose()
         config.write_text(
-            f'[database]\nurl = "sqlite:///{folder}/town.db"\n'
+            f'[database]\nurl = "{url or f"sqlite:///{folder}/town.db"}"\n'
             f'[privacy]\nhash_key_file = "{folder}/key"\n',
             encoding="utf-8",
         )
@@ -105,13 +106,20 @@ def main() -> None:
     parser.add_argument("--towns", type=Path, help="keep the towns here, and use them again")
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--before", type=Path, help="a tree of the code before, to compare")
+    parser.add_argument(
+        "--postgresql", metavar="ADMIN_URL", help="each town in a scratch database there"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     towns = args.towns or Path(tempfile.mkdtemp(prefix="tocsin-status-"))
     results: dict[int, dict[str, tuple[float, float]]] = {}
     for size in sizes:
         print(f"town of {size:,}:", flush=True)
-        results[size] = measure(town(towns / str(size), size), args.runs, args.before)
+        with scratch_database(args.postgresql) as url:
+            if url is not None:
+                shutil.rmtree(towns / str(size), ignore_errors=True)  # not kept: its database goes
+            config = town(towns / str(size), size, url)
+            results[size] = measure(config, args.runs, args.before)
         figures = results[size]
         for name, (best, median) in figures.items():
             print(f"  {name:<34} best {best:6.3f} s  median {median:6.3f} s", flush=True)

@@ -21,6 +21,8 @@ from storage.migrate import current_revision, head_revision, upgrade
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from console.sending.status import PostgresqlDatabase
+
 
 class StartupError(Exception):
     """Why Tocsin cannot start, phrased for the town's IT person."""
@@ -98,9 +100,10 @@ def _mend_side_files(database: Path) -> None:
             ) from None
 
 
-def reading_database(config: Config) -> Engine | Path:
+def reading_database(config: Config) -> Engine | Path | PostgresqlDatabase:
     """The database for a verb that only reads (`tocsin status`): a SQLite file the
-    URL names plainly, to read with sqlite3 itself, or an engine.
+    URL names plainly, to read with sqlite3 itself, a PostgreSQL database the URL
+    names plainly, to read with psycopg itself, or an engine.
 
     When this start has nothing to do (the file exists, the schema is at head, the
     topics and the hash key are as configured: every start but the first after a
@@ -113,7 +116,13 @@ def reading_database(config: Config) -> Engine | Path:
     try:
         url = database_url(config)
         plain = _plain_sqlite_file(url)
-        ready = _ready_file(plain, config) if plain else _ready_engine(url, config)
+        ready: Engine | Path | PostgresqlDatabase | None
+        if plain:
+            ready = _ready_file(plain, config)
+        elif _PLAIN_POSTGRESQL.fullmatch(url):
+            ready = _ready_postgresql(url, config)
+        else:
+            ready = _ready_engine(url, config)
     except Exception:  # the whole start-up meets it again and words it
         ready = None
     return ready if ready is not None else build_context(config).engine
@@ -122,6 +131,37 @@ def reading_database(config: Config) -> Engine | Path:
 # sqlite:///relative or sqlite:////absolute, with nothing SQLAlchemy would decode
 # (a %-escape, a query string, a `file:` URI, memory).
 _PLAIN_SQLITE = re.compile(r"sqlite(?:\+pysqlite)?:///([^?#%]+)")
+
+
+# postgresql:// or postgresql+psycopg://, without a query string SQLAlchemy would
+# read its own way: libpq reads the same URI (the driver's name taken out).
+_PLAIN_POSTGRESQL = re.compile(r"postgresql(?:\+psycopg)?://([^?#]*)")
+
+
+def _ready_postgresql(url: str, config: Config) -> PostgresqlDatabase | None:
+    """`_ready_file` for PostgreSQL, with psycopg alone."""
+    import psycopg
+
+    from console.sending.status import PostgresqlDatabase
+
+    database = PostgresqlDatabase(url, "postgresql://" + url.split("://", 1)[1])
+    key = load_or_create_key(hash_key_path(config))
+    with psycopg.connect(database.conninfo) as conn:
+        revisions = [row[0] for row in conn.execute("SELECT version_num FROM alembic_version")]
+        stored = conn.execute(
+            "SELECT value FROM meta WHERE key = 'hash_key_fingerprint'"
+        ).fetchall()
+        topics = {
+            (str(name), str(label), str(basis))
+            for name, label, basis in conn.execute("SELECT key, label, legal_basis FROM topic")
+        }
+        conn.rollback()
+    ready = (
+        revisions == [head_revision()]
+        and stored == [(key_fingerprint(key),)]
+        and wanted_topics(config) <= topics
+    )
+    return database if ready else None
 
 
 def _plain_sqlite_file(url: str) -> Path | None:

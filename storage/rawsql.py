@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -66,7 +66,7 @@ class Dialect:
             return f"{column} IN (SELECT value FROM json_each(:{param}))"
         return f"{column} = ANY(:{param})"
 
-    def ids(self, values: Sequence[int] | set[int]) -> Any:
+    def ids(self, values: Collection[int] | Collection[str]) -> Any:
         return json.dumps(list(values)) if self.sqlite else list(values)
 
     def json_rows(self, table: Table, columns: Sequence[str], param: str) -> tuple[list[str], str]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from console.context import Context
     from console.sending.campaigns import Audience
+    from console.sending.status import PostgresqlDatabase
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -61,7 +62,7 @@ def context(config: Config) -> Context:
     return ctx
 
 
-def reading_database(config: Config) -> Engine | Path:
+def reading_database(config: Config) -> Engine | Path | PostgresqlDatabase:
     """The database for a verb that only reads (console.bootstrap.reading_database),
     its problems worded as `context` words them."""
     from console.bootstrap import reading_database

@@ -9,6 +9,7 @@ console reach the same answers through `campaign_ops.queue_status`.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
 ALIVE_WITHIN_S = 15
 # A worker beats every few seconds; silent this long, it is waiting on something.
 SILENT_AFTER_S = 8
+
+
+@dataclass(frozen=True)
+class PostgresqlDatabase:
+    """A PostgreSQL database `tocsin status` reads with psycopg alone: SQLAlchemy and
+    its dialect are most of the command's start-up (0.27 s against 0.11 s)."""
+
+    url: str  # as configured: the engine's way if psycopg's fails
+    conninfo: str  # the same database for libpq
 
 
 @dataclass(frozen=True)
@@ -116,14 +126,17 @@ def _alive_workers(
 
 
 def read_queue_status(
-    database: Engine | Path, now: datetime, report_timeout_minutes: int
+    database: Engine | Path | PostgresqlDatabase, now: datetime, report_timeout_minutes: int
 ) -> dict[str, Any]:
     """The `tocsin status` figures: messages per state, in flight, rate, workers.
 
-    `database` is an engine, or a SQLite file read straight with sqlite3 (the
-    command's own process: SQLAlchemy is not even loaded)."""
+    `database` is an engine, or a SQLite file read straight with sqlite3, or a
+    PostgreSQL database read straight with psycopg (the command's own process:
+    SQLAlchemy is not even loaded)."""
     if isinstance(database, Path):
         return _from_file(database, now, report_timeout_minutes)
+    if isinstance(database, PostgresqlDatabase):
+        return _from_postgresql(database, now, report_timeout_minutes)
     from sqlalchemy import text
 
     engine = database
@@ -177,6 +190,40 @@ def _read_file(path: Path, now: datetime, report_timeout_minutes: int) -> dict[s
         return figures
     finally:
         conn.close()
+
+
+_PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def _from_postgresql(
+    database: PostgresqlDatabase, now: datetime, report_timeout_minutes: int
+) -> dict[str, Any]:
+    import psycopg
+
+    try:
+        with psycopg.connect(database.conninfo) as conn:
+
+            def query(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+                return list(conn.execute(_PLACEHOLDER.sub(r"%(\1)s", sql), params).fetchall())
+
+            # No file to watch, and the server answered: what `probe` would say.
+            def fault(workers: Sequence[_Seen]) -> Fault | None:
+                return _silent(workers, now, lambda: None, lambda: None)
+
+            figures = _figures(
+                query, lambda value: value.astimezone(UTC), now, report_timeout_minutes, fault
+            )
+            conn.rollback()
+            return figures
+    except psycopg.Error:
+        # Met again through SQLAlchemy, whose error the command words (cli.database).
+        from storage.engine import make_engine
+
+        engine = make_engine(database.url)
+        try:
+            return read_queue_status(engine, now, report_timeout_minutes)
+        finally:
+            engine.dispose()
 
 
 def _figures(

@@ -155,6 +155,16 @@ class Worker:
         # each other here rather than on SQLite's busy handler, which sleeps whole
         # milliseconds, and one thread contends for the GIL instead of several.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-ledger")
+        # PostgreSQL: claims on a thread (and a connection) of their own, so that the
+        # next batch never waits behind the commit of answers (each commit waits for
+        # the WAL's fsync there). They cannot take each other's rows: an answer's
+        # rows are locked `sending`, a claim takes `queued` ones and skips locked
+        # rows. SQLite has one writer at a time anyway: one thread.
+        self._claims = (
+            self._db
+            if is_sqlite(ctx.engine)
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="tocsin-claims")
+        )
         # Why the database refuses work right now (None: it does not); the worker
         # waits it out instead of dying.
         self.database_fault: Fault | None = None
@@ -167,11 +177,18 @@ class Worker:
         """Run database work on the ledger thread, waiting out a locked, full or
         unreachable database: each call is one transaction, rolled back whole when
         it fails, so it is simply made again."""
+        return await self._on(self._db, fn, *args)
+
+    async def _claim(self, *args: object) -> list[Claimed]:
+        """`claim_batch` on the claims' thread, waited out as `_in_db`."""
+        return await self._on(self._claims, claim_batch, *args)
+
+    async def _on(self, thread: ThreadPoolExecutor, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
         delay = FAULT_RETRY_MIN_S
         while True:
             try:
-                result = await loop.run_in_executor(self._db, functools.partial(fn, *args))
+                result = await loop.run_in_executor(thread, functools.partial(fn, *args))
             except database_errors() as exc:
                 if lost_race(exc) and not self.stop.is_set():
                     # Another writer (a report, a second worker) locked the same rows
@@ -238,6 +255,7 @@ class Worker:
             await self._housekeeping(first=True)
         except BaseException:
             self._db.shutdown(wait=False)
+            self._claims.shutdown(wait=False)
             self._reads.shutdown(wait=False)
             raise
         self._started = True
@@ -287,6 +305,7 @@ class Worker:
             finally:
                 await self._in_db(self.leave)
                 self._db.shutdown(wait=False)
+                self._claims.shutdown(wait=False)
                 self._reads.shutdown(wait=False)
 
     async def _nudge_on_stop(self) -> None:
@@ -480,8 +499,7 @@ class Worker:
         over = len(self._ready) + sum(self._pending.values()) + want - self.budget
         if over > 0:
             await self._give_back(self._ready.give_back(over), "room for an alert")
-        claimed = await self._in_db(
-            claim_batch,
+        claimed = await self._claim(
             self.ctx.engine,
             self.owner,
             self.ctx.clock.now(),
@@ -540,8 +558,7 @@ class Worker:
 
     async def tick(self) -> int:
         """Claim a batch for the senders; returns how many were claimed."""
-        claimed = await self._in_db(
-            claim_batch,
+        claimed = await self._claim(
             self.ctx.engine,
             self.owner,
             self.ctx.clock.now(),

@@ -20,7 +20,7 @@ from console.sending.campaign_ops import (
 from console.sending.campaigns import Audience, CampaignError, CampaignRequest, create_campaign
 from console.sending.providers.base import SendResult
 from console.sending.queue import claim_batch, record_results
-from console.sending.status import read_queue_status
+from console.sending.status import PostgresqlDatabase, read_queue_status
 from console.sending.workers import beat
 
 
@@ -141,3 +141,36 @@ def test_status_reads_the_same_from_the_sqlite_file_as_through_the_engine(ctx: C
     ctx.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
     assert both()["worker_alive"] is False
     assert get_campaign(ctx, cid).counts["queued"] == 1
+
+
+@pytest.mark.postgresql
+def test_status_reads_the_same_with_psycopg_alone_as_through_the_engine(ctx: Context) -> None:
+    """On PostgreSQL `tocsin status` reads with psycopg alone: the same figures."""
+    url = ctx.engine.url.render_as_string(hide_password=False)
+    database = PostgresqlDatabase(url, "postgresql://" + url.split("://", 1)[1])
+    minutes = ctx.config.worker.report_timeout_minutes
+
+    def both() -> dict[str, Any]:
+        through_engine = queue_status(ctx)
+        assert read_queue_status(database, ctx.clock.now(), minutes) == through_engine
+        return through_engine
+
+    _campaign(ctx, 3)
+    claimed = claim_batch(ctx.engine, "w", ctx.clock.now(), 60, 2)
+    record_results(
+        ctx.engine,
+        "w",
+        claimed,
+        [SendResult(c.message_id, "submitted") for c in claimed],
+        ctx.clock.now(),
+        5,
+    )
+    assert both()["rate_per_second"] == 0.03
+    ctx.clock.advance(timedelta(minutes=61))  # type: ignore[attr-defined]
+    beat(ctx.engine, "host:1:abc", "simulated", ctx.clock.now(), sent=2)
+    status = both()
+    assert status["no_report"] == 2 and status["workers"][0]["sent"] == 2
+    # psycopg refused (here: a database that is not there): the engine's way, whose
+    # error the command words.
+    gone = PostgresqlDatabase(url, database.conninfo.rsplit("/", 1)[0] + "/no_such_database")
+    assert read_queue_status(gone, ctx.clock.now(), minutes) == status

@@ -14,6 +14,7 @@ from console.sending.campaigns import Audience, CampaignRequest, create_campaign
 from console.sending.providers.base import DeliveryReport, SendResult
 from console.sending.queue import (
     apply_report,
+    apply_reports,
     backoff,
     claim_batch,
     expire_leases,
@@ -163,6 +164,53 @@ def test_expired_lease_makes_uncertain_and_late_answer_is_ignored(
     assert moved == {} and set(_states(ctx).values()) == {"uncertain"}
 
 
+def test_one_batch_of_answers_applies_only_what_the_lease_still_covers(
+    ctx: Context, clock: FrozenClock
+) -> None:
+    """One transaction, one statement a kind on PostgreSQL: a message another worker
+    took over (its lease swept) keeps its state, a message answered twice takes its
+    first answer, and every answer is kept as an event saying whether it applied."""
+    _campaign(ctx, 4)
+    claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 4)
+    ids = [c.message_id for c in claimed]
+    with Session(ctx.engine) as session:
+        swept = session.get(Message, ids[2])
+        assert swept is not None
+        swept.state, swept.lease_owner = "uncertain", ""
+        session.add(swept)
+        session.commit()
+    results = [
+        SendResult(ids[0], "submitted", provider_ref="ref-0"),
+        SendResult(ids[1], "retry", reason="HTTP 503", retry_after=30),
+        SendResult(ids[2], "submitted", provider_ref="ref-2"),
+        SendResult(ids[3], "rejected", reason="invalid number"),
+        SendResult(ids[3], "submitted", provider_ref="ref-3"),
+    ]
+    states = record_results(ctx.engine, "w1", claimed, results, clock.now(), max_attempts=5)
+    assert states == {ids[0]: "submitted", ids[1]: "queued", ids[3]: "rejected"}
+    assert _states(ctx) == {
+        ids[0]: "submitted",
+        ids[1]: "queued",
+        ids[2]: "uncertain",
+        ids[3]: "rejected",
+    }
+    with Session(ctx.engine) as session:
+        first = session.get(Message, ids[0])
+        retried = session.get(Message, ids[1])
+        assert first is not None and first.provider_ref == "ref-0" and first.lease_owner == ""
+        assert retried is not None and retried.provider_ref == ""
+        assert retried.next_attempt_at == clock.now() + timedelta(seconds=30)
+        assert session.get(Message, ids[2]).provider_ref == ""  # type: ignore[union-attr]
+        events = session.exec(select(DeliveryEvent).order_by(col(DeliveryEvent.id))).all()
+    assert [(e.message_id, e.state, e.applied, e.detail) for e in events] == [
+        (ids[0], "submitted", True, "ref-0"),
+        (ids[1], "queued", True, "HTTP 503"),
+        (ids[2], "submitted", False, "ref-2"),
+        (ids[3], "rejected", True, "invalid number"),
+        (ids[3], "submitted", False, "ref-3"),
+    ]
+
+
 def test_emergency_lease_expiry_resends(ctx: Context, clock: FrozenClock) -> None:
     _campaign(ctx, 1, kind="emergency")
     claim_batch(ctx.engine, "w1", clock.now(), 60, 1)
@@ -205,6 +253,51 @@ def test_reports_never_move_backwards_and_duplicates_are_ignored(
             select(DeliveryEvent.applied).where(col(DeliveryEvent.source) == "report")
         ).all()
     assert applied == [True, False, False]
+
+
+def test_a_batch_of_reports_applies_in_order_as_one_by_one(
+    ctx: Context, clock: FrozenClock
+) -> None:
+    _campaign(ctx, 3)
+    claimed = claim_batch(ctx.engine, "w1", clock.now(), 60, 3)
+    a, b, c = (x.message_id for x in claimed)
+    record_results(
+        ctx.engine,
+        "w1",
+        claimed,
+        [SendResult(m, "submitted", f"ref-{m}") for m in (a, b, c)],
+        clock.now(),
+        max_attempts=5,
+    )
+    applied = apply_reports(
+        ctx.engine,
+        [
+            DeliveryReport(a, "", "delivered", "DELIVRD"),
+            DeliveryReport(a, "", "delivered", "again"),  # a duplicate in the batch
+            DeliveryReport(None, f"ref-{b}", "undelivered", "UNDELIV"),
+            DeliveryReport(None, "ref-nobody", "delivered"),
+            DeliveryReport(10**9, "", "delivered"),
+            DeliveryReport(c, "", "submitted", "ACK"),  # not a move
+            DeliveryReport(c, "", "expired", "EXPIRED"),
+        ],
+        clock.now(),
+    )
+    assert applied == [True, False, True, False, False, False, True]
+    assert _states(ctx) == {a: "delivered", b: "undelivered", c: "expired"}
+    with Session(ctx.engine) as session:
+        assert session.get(Message, b).reason == "UNDELIV"  # type: ignore[union-attr]
+        events = session.exec(
+            select(DeliveryEvent)
+            .where(col(DeliveryEvent.source) == "report")
+            .order_by(col(DeliveryEvent.id))
+        ).all()
+    assert [(e.message_id, e.state, e.applied) for e in events] == [
+        (a, "delivered", True),
+        (a, "delivered", False),
+        (b, "undelivered", True),
+        (c, "submitted", False),
+        (c, "expired", True),
+    ]
 
 
 def test_report_overtaking_the_submit_answer(ctx: Context, clock: FrozenClock) -> None:
