@@ -68,8 +68,10 @@ def cmd_service(args: argparse.Namespace, config: Config) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from console.cli import _parser
+
     try:
-        run_service(config)
+        run_service(config, lambda argv: _parser().parse_args(argv))
     except ServiceError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     return EXIT_OK

@@ -28,6 +28,10 @@ FR: dict[str, str] = {
     "(voyez son administrateur : [roles] de /etc/tocsin/config.toml)",
     "cli.service_config": "--config : ici la configuration est celle de la commune, "
     "que le service lit lui-même",
+    "cli.service_local": "tocsin {command} ne passe pas par le service : lancez-le vous-même",
+    "cli.service_file": "{path} : ce fichier n'a pas été transmis au service ; "
+    "nommez-le en clair dans la commande",
+    "cli.service_admin": "tocsin {command} demande le rôle administrateur",
     # Contacts
     "cli.map_bad": "--map {item} : FIELD=COLUMN attendu",
     "cli.consent_needs_source": "--consent demande --source (d'où vient le consentement)",
@@ -104,6 +108,10 @@ EN: dict[str, str] = {
     "(ask its administrator: [roles] of /etc/tocsin/config.toml)",
     "cli.service_config": "--config: here the configuration is the town's, "
     "which the service reads itself",
+    "cli.service_local": "tocsin {command} does not go through the service: run it yourself",
+    "cli.service_file": "{path}: this file was not handed to the service; "
+    "name it plainly in the command",
+    "cli.service_admin": "tocsin {command} needs the admin role",
     # Contacts
     "cli.map_bad": "--map {item}: expected FIELD=COLUMN",
     "cli.consent_needs_source": "--consent needs --source (where the consent comes from)",

@@ -24,13 +24,11 @@ from typing import Any
 
 from console.config import system_config, trusted, user_config_file
 from console.i18n import CATALOGS, Translator
+from console.service.files import file_args, tokened
 from console.service.protocol import FileArg, LineReader, Request, send_line, send_request
 from console.service.server import FORWARDED_SIGNALS, PASSED_ENV
 
 EXIT_FAILED = 1
-# Options naming a file the command writes; every other file option is read.
-OUTPUT_OPTIONS = frozenset({"rejects", "ics", "output"})
-INPUT_OPTIONS = frozenset({"proof", "wording_file"})
 
 
 @dataclass(frozen=True)
@@ -103,22 +101,6 @@ def console_prefs(named: str | None, environ: Mapping[str, str]) -> dict[str, An
     return {}
 
 
-def file_args(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """(path, "r" or "w") of each file the parsed command names."""
-    found: list[tuple[str, str]] = []
-    for dest, value in vars(args).items():
-        if not isinstance(value, str) or not value or value == "-":
-            continue
-        if dest == "file":
-            writes = args.command == "db" and getattr(args, "action", "") == "backup"
-            found.append((value, "w" if writes else "r"))
-        elif dest in OUTPUT_OPTIONS:
-            found.append((value, "w"))
-        elif dest in INPUT_OPTIONS:
-            found.append((value, "r"))
-    return found
-
-
 def forward(
     target: Target,
     argv: Sequence[str],
@@ -137,7 +119,7 @@ def forward(
             token = f"@tocsin-file-{index}@"
             fds.append(_open(path, mode, created))
             files.append(FileArg(token=token, mode=mode, name=Path(path).name))
-            argv = [_tokened(a, path, token) for a in argv]
+            argv = [tokened(a, path, token) for a in argv]
         request = Request(
             argv=list(argv),
             env={k: v for k, v in environ.items() if k in PASSED_ENV},
@@ -168,13 +150,6 @@ def _open(path: str, mode: str, created: list[str]) -> int:
     if not existed:
         created.append(path)
     return fd
-
-
-def _tokened(arg: str, path: str, token: str) -> str:
-    if arg == path:
-        return token
-    option, eq, value = arg.partition("=")
-    return f"{option}={token}" if eq and value == path else arg
 
 
 def _exchange(target: Target, request: Request, fds: list[int]) -> int:

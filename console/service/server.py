@@ -11,7 +11,9 @@ opens a path an operator chose.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import io
 import logging
 import os
 import pwd
@@ -32,6 +34,7 @@ from pathlib import Path
 from console.config import Config
 from console.i18n import CATALOGS, Translator
 from console.roles import Role, role_for, unix_groups
+from console.service.files import file_args, tokened
 from console.service.identity import ACTING_FOR, CONSOLE_PREFS, service_uid
 from console.service.protocol import (
     LineReader,
@@ -40,6 +43,7 @@ from console.service.protocol import (
     receive_request,
     send_line,
 )
+from console.text import visible
 
 log = logging.getLogger("tocsin.service")
 
@@ -107,8 +111,11 @@ class Service:
         peer_of: Callable[[socket.socket], Caller] = peer,
         audit: Callable[[Caller, Role, str], None] | None = None,
         child_env: dict[str, str] | None = None,
+        parse: Callable[[list[str]], argparse.Namespace] | None = None,
     ) -> None:
         self.config = config
+        # The CLI's own parser (given by the CLI), to vet a command before running it.
+        self.parse = parse
         # Added to the children's environment (tests: the config file to read).
         self.child_env = dict(child_env or {})
         self.role_of = role_of or _role_from(config)
@@ -190,6 +197,12 @@ class Service:
             self.audit(caller, role, command)
             _say(stderr, "tocsin: " + t("cli.service_no_role", user=caller.user))
             return EXIT_FAILED
+        refusal = self._vetted(request, role, t)
+        if refusal is not None:
+            if role < Role.ADMIN:
+                self.audit(caller, role, command)
+            _say(stderr, "tocsin: " + refusal)
+            return EXIT_USAGE
         log.info("%s (uid %d, pid %d): %s", caller.user, caller.uid, caller.pid, command)
         with tempfile.TemporaryDirectory(prefix="tocsin-service-") as folder:
             argv, outputs = _files_into(Path(folder), request, fds[3:])
@@ -207,6 +220,30 @@ class Service:
                 for path, fd in outputs:
                     _copy_out(path, fd)
         return status
+
+    def _vetted(self, request: Request, role: Role, t: Translator) -> str | None:
+        """Why the command may not run here, or None. Any program may talk to the
+        socket, not only our client: a file the command names must be one the
+        caller handed over, or the service would open a path of their choosing."""
+        if self.parse is None:
+            return None
+        try:
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                args = self.parse(list(request.argv))
+        except SystemExit:
+            return None  # bad usage or --help: the child's parser says it, touching nothing
+        if getattr(args, "config_free", False) or args.command == "service":
+            return t("cli.service_local", command=args.command)
+        handed = {f.token for f in request.files}
+        for path, _ in file_args(args):
+            if path not in handed:
+                return t("cli.service_file", path=visible(path))
+        if args.command == "db" and args.action in ("init", "upgrade") and role < Role.ADMIN:
+            return t("cli.service_admin", command=f"db {args.action}")
+        return None
 
     def _environment(self, caller: Caller, request: Request) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_ACTING")}
@@ -274,15 +311,8 @@ def _files_into(
                 shutil.copyfileobj(source, copy, 1024 * 1024)
         else:
             outputs.append((path, fd))
-        argv = [_replaced(a, arg.token, str(path)) for a in argv]
+        argv = [tokened(a, arg.token, str(path)) for a in argv]
     return argv, outputs
-
-
-def _replaced(arg: str, token: str, path: str) -> str:
-    if arg == token:
-        return path
-    option, eq, value = arg.partition("=")
-    return f"{option}={path}" if eq and value == token else arg
 
 
 def _copy_out(path: Path, fd: int) -> None:
@@ -319,7 +349,7 @@ def _wait(conn: socket.socket, child: subprocess.Popen[bytes]) -> int:
     return 128 - code if code < 0 else code
 
 
-def run_service(config: Config) -> None:
+def run_service(config: Config, parse: Callable[[list[str]], argparse.Namespace]) -> None:
     """`tocsin service`, as the service user, until SIGTERM."""
     uid = service_uid(config)
     if uid is None:
@@ -332,7 +362,7 @@ def run_service(config: Config) -> None:
             f"the service runs as {config.service.user} (systemctl start tocsin-console; "
             f"or sudo -u {config.service.user} tocsin service)"
         )
-    service = Service(config)
+    service = Service(config, parse=parse)
     service.bind()
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     try:

@@ -264,6 +264,8 @@ def test_the_files_are_the_services_alone(town: Town, user: str) -> None:
 def test_every_refusal_is_audited_with_the_unix_user(town: Town) -> None:
     town.run("tvviewer", "contact", "add", "06 30 00 00 77")
     town.run("tvnobody", "status")
+    upgrade = town.run("tvop", "db", "upgrade")
+    assert upgrade.returncode == 2 and "administrateur" in upgrade.stderr, upgrade.stderr
     rows = town.query(
         "SELECT operator, target, details FROM audit_entry WHERE action = 'refused' ORDER BY seq"
     )
@@ -272,6 +274,7 @@ def test_every_refusal_is_audited_with_the_unix_user(town: Town) -> None:
     assert ("tvnobody", "service") in seen
     commands = [json.loads(str(details)).get("command", "") for _, _, details in rows]
     assert "tocsin contact add '06 30 00 00 77'" in commands
+    assert ("tvop", "service") in seen
 
 
 def test_files_an_operator_names_are_theirs(town: Town) -> None:

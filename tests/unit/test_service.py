@@ -5,6 +5,7 @@ Unix users.)"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -18,11 +19,16 @@ from sqlmodel import Session, select
 from console.cli import _parser
 from console.config import parse_config
 from console.roles import Role, current_operator
-from console.service.client import Target, file_args, forward, without_config
+from console.service.client import Target, forward, without_config
+from console.service.files import file_args, tokened
 from console.service.protocol import FileArg, LineReader, ProtocolError, Request, send_request
 from console.service.server import Caller, Service
 from storage.engine import make_engine
 from storage.models import AuditEntry, Contact
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    return _parser().parse_args(argv)
 
 
 def _config_text(tmp_path: Path, roles: str) -> str:
@@ -57,7 +63,7 @@ def _running(service: Service) -> Iterator[Target]:
 @pytest.fixture
 def served(town: Path) -> Iterator[Target]:
     config = parse_config(town.read_text(), str(town))
-    yield from _running(Service(config, child_env={"TOCSIN_CONFIG": str(town)}))
+    yield from _running(Service(config, child_env={"TOCSIN_CONFIG": str(town)}, parse=_parse))
 
 
 def _audit(tmp_path: Path) -> list[AuditEntry]:
@@ -178,3 +184,41 @@ def test_a_file_is_handed_over_to_be_read_or_written() -> None:
     request = Request(argv=["import", "contacts", "@f@"], env={}, files=[FileArg("@f@", "x", "a")])
     with pytest.raises(ProtocolError, match="r or w"):
         Request.decode(request.encode()[4:])
+
+
+def test_a_file_the_caller_did_not_hand_over_is_refused(served: Target, tmp_path: Path) -> None:
+    """A program other than our client names a path for the service to write: the
+    service would write it as itself (over its own database)."""
+    assert forward(served, ["contact", "add", "06 12 34 56 78"], _parser()) == 0
+    target = tmp_path / "town.db"
+    before = target.read_bytes()
+    status, said = _raw(served, ["export", "contacts", "-o", str(target)])
+    assert status == 2
+    assert "n'a pas été transmis au service" in said
+    status, said = _raw(served, ["export", "contacts", f"-o{target}"])
+    assert status == 2
+    assert target.read_bytes() == before
+
+
+def test_what_runs_locally_is_refused_by_the_service(served: Target, tmp_path: Path) -> None:
+    status, said = _raw(served, ["demo", "--no-tui", "--dir", str(tmp_path / "d")])
+    assert status == 2
+    assert "ne passe pas par le service" in said
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_output_glued_to_its_option_goes_by_descriptor(
+    served: Target, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert forward(served, ["contact", "add", "06 12 34 56 78", "--name", "Anne"], _parser()) == 0
+    out = tmp_path / "mine" / "export.csv"
+    out.parent.mkdir()
+    assert forward(served, ["export", "contacts", f"-o{out}"], _parser()) == 0, capfd.readouterr()
+    assert "Anne" in out.read_text(encoding="utf-8")
+
+
+def test_tokens_replace_paths_however_they_are_written() -> None:
+    assert tokened("/a/b.csv", "/a/b.csv", "@t@") == "@t@"
+    assert tokened("--output=/a/b.csv", "/a/b.csv", "@t@") == "--output=@t@"
+    assert tokened("-o/a/b.csv", "/a/b.csv", "@t@") == "-o@t@"
+    assert tokened("x/a/b.csv", "/a/b.csv", "@t@") == "x/a/b.csv"
