@@ -628,12 +628,19 @@ class Worker:
         release(self.ctx.engine, self.owner, chunk, now, reason)
         campaigns = sorted({c.campaign_id for c in chunk})
         with write_session(self.ctx.engine) as session:
-            session.execute(
-                update(Campaign)
-                .where(col(Campaign.id).in_(campaigns))
-                .values(status=CampaignStatus.PAUSED, status_reason=reason[:500])
-            )
             for campaign_id in campaigns:
+                # Once per campaign, however many senders met the refusal at once
+                # (another one's pause, committed first, leaves nothing to change).
+                paused = session.execute(
+                    update(Campaign)
+                    .where(
+                        col(Campaign.id) == campaign_id,
+                        col(Campaign.status).in_((CampaignStatus.QUEUED, CampaignStatus.RUNNING)),
+                    )
+                    .values(status=CampaignStatus.PAUSED, status_reason=reason[:500])
+                )
+                if not paused.rowcount:  # type: ignore[attr-defined]
+                    continue
                 # A pause nobody typed: the trail says who decided it.
                 append_audit(
                     session,
