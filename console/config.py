@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from console.composing.composer import PLACEHOLDERS, placeholders_in
+from console.regions import FRENCH_REGIONS as FRENCH_REGIONS
 
 # A sender name residents see: letters and digits, 3 to 11, at least one letter (what
 # operators accept). The config and every campaign check it here.
@@ -37,7 +38,6 @@ def is_sender_id(value: str) -> bool:
 SYSTEM_CONFIG = Path("/etc/tocsin/config.toml")
 
 # Regions a French commune can be in; numbers are parsed against each in turn.
-FRENCH_REGIONS = ("FR", "RE", "YT", "GP", "MQ", "GF", "PM", "BL", "MF", "NC", "PF", "WF")
 Region = Literal["FR", "RE", "YT", "GP", "MQ", "GF", "PM", "BL", "MF", "NC", "PF", "WF"]
 
 

@@ -162,13 +162,12 @@ def cmd_export(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_contact(args: argparse.Namespace, config: Config) -> int:
+    from console.contacts.rules import ContactError, split_groups
     from console.contacts.service import (
-        ContactError,
         ContactInput,
         add_contact,
         erase_contact,
         get_contact,
-        split_groups,
         update_contact,
     )
 

@@ -15,8 +15,8 @@ from functools import cache
 import phonenumbers
 from phonenumbers import PhoneMetadata, PhoneNumberDesc, PhoneNumberType
 
-from console.config import FRENCH_REGIONS
 from console.errors import TocsinError
+from console.regions import FRENCH_REGIONS
 
 # Types that can receive an SMS.
 SENDABLE_KINDS = frozenset({"mobile", "fixed_line_or_mobile"})

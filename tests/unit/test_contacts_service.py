@@ -15,8 +15,8 @@ from console.clock import FrozenClock
 from console.config import Config
 from console.consent.ledger import ConsentRequest, record_consent
 from console.consent.suppression import number_hash
+from console.contacts.rules import ContactError, normalise_groups, split_groups
 from console.contacts.service import (
-    ContactError,
     ContactInput,
     add_contact,
     build_query,
@@ -24,8 +24,6 @@ from console.contacts.service import (
     find_by_number,
     get_contact,
     is_suppressed,
-    normalise_groups,
-    split_groups,
     update_contact,
 )
 from console.context import Context

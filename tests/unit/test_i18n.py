@@ -31,7 +31,8 @@ def test_unknown_language_is_refused() -> None:
 
 
 def test_errors_are_said_in_the_operator_language(ctx) -> None:  # type: ignore[no-untyped-def]
-    from console.contacts.service import ContactError, ContactInput, check
+    from console.contacts.rules import ContactError
+    from console.contacts.service import ContactInput, check
     from console.roles import PermissionDenied, Role
 
     with pytest.raises(ContactError) as raised:

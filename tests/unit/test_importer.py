@@ -17,13 +17,7 @@ from console.config import Config, TownConfig
 from console.consent.ledger import ConsentRequest, record_consent
 from console.consent.suppression import number_hash
 from console.contacts.importer import ImportFailed, ImportOptions, contact_values, import_contacts
-from console.contacts.service import (
-    ContactInput,
-    add_contact,
-    apply,
-    check,
-    erase_contact,
-)
+from console.contacts.service import ContactInput, add_contact, apply, check, erase_contact
 from console.context import Context
 from console.roles import PermissionDenied, Role
 from storage.engine import read_session, write_session

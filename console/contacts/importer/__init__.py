@@ -62,6 +62,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from console.audit import append_audit
+from console.contacts.importer.checker_process import check_rows_in_child, worth_a_child
 from console.contacts.importer.consent import validate_consent
 from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
@@ -150,7 +151,7 @@ def _run(
                 if writer.checkpointer is not None:
                     writer.checkpointer.close()
         else:
-            report.rows = check_rows(ctx, source, options, report.issues, writer)
+            report.rows = check_rows(ctx.parser, source, options, report.issues, writer)
     tally = writer.tally
     report.imported = tally.imported
     report.updated = tally.updated
@@ -191,7 +192,13 @@ def _write_in_thread(
     thread = threading.Thread(target=drain, name="import-writer", daemon=True)
     thread.start()
     try:
-        rows = check_rows(ctx, source, options, report.issues, put)
+        rows = None
+        if worth_a_child(source):
+            rows = check_rows_in_child(
+                ctx.parser.default_region, source, options, report.issues, put
+            )
+        if rows is None:
+            rows = check_rows(ctx.parser, source, options, report.issues, put)
     finally:
         # The writer must be done with the connection whatever happened.
         with contextlib.suppress(BaseException):

@@ -8,13 +8,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.contacts.importer.decoding import BAD_BYTES, Text, detect_delimiter, scan
 from console.contacts.importer.options import FIELDS, ImportOptions
 from console.contacts.importer.report import ImportFailed
 from console.contacts.numbers import InvalidNumber
-from console.context import Context
 from console.text import fold
+
+if TYPE_CHECKING:
+    from console.context import Context
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 

@@ -13,20 +13,19 @@ from console.contacts.importer.decoding import BAD_BYTES
 from console.contacts.importer.header import Source
 from console.contacts.importer.options import ImportOptions
 from console.contacts.importer.report import ImportFailed, IssueCode, RowIssue, Status
-from console.contacts.numbers import InvalidNumber
-from console.contacts.service import (
+from console.contacts.numbers import InvalidNumber, NumberParser
+from console.contacts.rules import (
     CleanContact,
     ContactError,
     check_groups,
     check_name,
     check_notes,
-    check_number,
     check_zone,
     groups_column,
+    parse_number,
     search_key,
     sort_key,
 )
-from console.context import Context
 
 # Good rows handed to the database at a time.
 CHUNK_ROWS = 5_000
@@ -135,13 +134,13 @@ class RowChecker:
     from row to row (a town has a few quarters), so each distinct one is checked
     once per file."""
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    def __init__(self, parser: NumberParser) -> None:
+        self.parser = parser
         self.zones: dict[str, str] = {}
         self.groups: dict[str, str] = {}
 
     def values(self, number: str, name: str, zone: str, groups: str, notes: str) -> tuple[Any, ...]:
-        phone = check_number(self.ctx, number)
+        phone = parse_number(self.parser, number)
         clean_name = check_name(name)
         clean_zone = self.zones.get(zone)
         if clean_zone is None:
@@ -203,7 +202,7 @@ def check_structure(source: Source) -> None:
 
 
 def check_rows(
-    ctx: Context,
+    parser: NumberParser,
     source: Source,
     options: ImportOptions,
     issues: list[RowIssue],
@@ -217,7 +216,7 @@ def check_rows(
     zone_i = mapping.get("zone")
     groups_i = mapping.get("groups")
     notes_i = mapping.get("notes")
-    values_of = RowChecker(ctx).values
+    values_of = RowChecker(parser).values
     maybe_bad = source.text.maybe_bad
     width = 1 + max(mapping.values())
     padding = [""] * width

@@ -1,0 +1,67 @@
+"""The importer's row checker as a child process (see importer/checker_process.py).
+
+Run as `python -m console.contacts.importer_child` by checker_process alone. It
+needs the importer's pure modules (rows, header, decoding, report, options), not
+the package's __init__, which loads SQLAlchemy and the ORM to write: a third of a
+second of start-up the child has no use for. So the package is entered bare (its
+path known, its __init__ not run) and this module lives outside it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import sys
+from types import ModuleType
+from typing import Any
+
+PACKAGE = "console.contacts.importer"
+
+
+def enter_bare(name: str) -> None:
+    """Make `name`'s submodules importable without running its __init__."""
+    if name in sys.modules:
+        return
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError(f"no package {name}")
+    package = ModuleType(name)
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    sys.modules[name] = package
+
+
+def main() -> None:
+    enter_bare(PACKAGE)
+    from console.contacts.importer.report import ImportFailed, RowIssue
+    from console.contacts.importer.rows import check_rows
+    from console.contacts.numbers import NumberParser
+
+    job = sys.stdin.buffer.read()
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write to the frames' pipe
+    region, source, options = pickle.loads(job)
+    issues: list[RowIssue] = []
+    sent = 0
+
+    def send(kind: str, payload: Any) -> None:
+        nonlocal sent
+        pickle.dump((kind, payload, issues[sent:]), out, pickle.HIGHEST_PROTOCOL)
+        out.flush()
+        sent = len(issues)
+
+    try:
+        rows = check_rows(NumberParser(region), source, options, issues, lambda c: send("chunk", c))
+    except BrokenPipeError:
+        return  # the parent gave up (its own failure): nothing to tell
+    except Exception as exc:  # handed to the parent, which raises it
+        try:
+            send("failed", exc)
+        except Exception:
+            send("failed", ImportFailed(f"{source.path}: {exc}"))
+        return
+    send("done", rows)
+
+
+if __name__ == "__main__":
+    main()
