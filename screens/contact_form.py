@@ -12,14 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
 from console.contacts.numbers import InvalidNumber
-from console.contacts.service import (
-    ContactError,
-    ContactInput,
-    add_contact,
-    get_contact,
-    split_groups,
-    update_contact,
-)
+from console.contacts.rules import ContactError, split_groups
+from console.contacts.service import ContactInput, add_contact, get_contact, update_contact
 from console.roles import PermissionDenied
 from screens.widgets.modal import TocsinModal
 

@@ -13,7 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Static
 
 from console.contacts.numbers import display
-from console.contacts.service import ContactError, erase_contact, get_contact
+from console.contacts.rules import ContactError
+from console.contacts.service import erase_contact, get_contact
 from console.roles import PermissionDenied
 from console.text import visible
 from screens.widgets.modal import ALERT_KEY, TocsinModal

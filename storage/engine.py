@@ -46,6 +46,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 def _configure_sqlite(engine: Engine) -> None:
     from sqlalchemy import event
 
+    from storage.waiting_writers import waiting_writers
+
     # pysqlite's own transaction handling defers BEGIN and ignores our choice of
     # lock mode; take it over so writers can BEGIN IMMEDIATE (see write_session).
     @event.listens_for(engine, "connect")
@@ -57,10 +59,17 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    waiters = waiting_writers(engine)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode == "DEFERRED" or waiters is None:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+            return
+        # A writer waiting for the lock says so (see storage.waiting_writers).
+        with waiters.waiting():
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 @contextmanager

@@ -22,7 +22,7 @@ import json
 import re
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from storage.engine import is_sqlite
 from storage.models import message_table
+from storage.waiting_writers import waiting_writers
 
 _PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -135,8 +136,11 @@ def write_cursor(engine: Engine) -> Iterator[Any]:
         cursor = connection.cursor()
         try:
             if is_sqlite(engine):
-                # The write lock at BEGIN, as storage.engine.write_session takes it.
-                cursor.execute("BEGIN IMMEDIATE")
+                # The write lock at BEGIN, as storage.engine.write_session takes it,
+                # and seen waiting for it meanwhile (storage.waiting_writers).
+                waiters = waiting_writers(engine)
+                with waiters.waiting() if waiters is not None else nullcontext():
+                    cursor.execute("BEGIN IMMEDIATE")
             yield cursor
             connection.commit()
         except BaseException:

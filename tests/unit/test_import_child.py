@@ -71,11 +71,6 @@ def in_child(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(checker_process, "CHILD_FROM_BYTES", 0)
 
 
-@pytest.fixture
-def in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checker_process, "CHILD_FROM_BYTES", 10**12)
-
-
 def issues_of(report: importer.ImportReport) -> list[tuple[object, ...]]:
     return [(i.line, i.status, i.code, i.reason, i.reason_fr, i.raw) for i in report.issues]
 
@@ -148,7 +143,7 @@ def test_a_writer_that_fails_stops_the_child(
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(checker_process.subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     monkeypatch.setattr(importer.writing.Writer, "_chunk", broken)
     with pytest.raises(OSError, match="No space left"):
         import_contacts(ctx, tricky_file(tmp_path), ImportOptions())
@@ -170,8 +165,20 @@ def test_the_child_loads_neither_the_orm_nor_the_config() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.usefixtures("in_this_process")
-def test_a_small_file_is_checked_here(ctx: Context, tmp_path: Path) -> None:
-    assert not checker_process.worth_a_child(
-        importer.open_source(ctx, tricky_file(tmp_path), ImportOptions())
-    )
+def test_a_child_only_for_a_big_file_that_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tricky_file(tmp_path)
+    size = path.stat().st_size
+    assert size < checker_process.CHILD_FROM_BYTES  # a village's file is checked here
+    monkeypatch.setattr(checker_process, "CHILD_FROM_BYTES", size + 1)
+    assert not checker_process.worth_a_child(path)
+    monkeypatch.setattr(checker_process, "CHILD_FROM_BYTES", size)
+    assert checker_process.worth_a_child(path)
+    assert not checker_process.worth_a_child(tmp_path / "gone.csv")
+    with checker_process.started_early(path, ImportOptions(dry_run=True)) as child:
+        assert child is None
+    with checker_process.started_early(path, ImportOptions()) as child:
+        assert child is not None
+        process = child.process
+    assert process.returncode is not None  # stopped and reaped, unused

@@ -20,31 +20,36 @@ Decisions:
 - A file that cannot be read is refused before anything is committed: it is read
   to its end (csv's own reading) first, so a quote never closed on its last line
   writes nothing.
-- The writes commit in chunks (writing.py): SQLite's write lock is never held for
-  more than about a second, so an emergency alert confirmed meanwhile waits for one
-  transaction, not for the import. An import stopped half-way (a crash, a full
-  disk) leaves whole chunks, each with its consent grants, and the same file run
-  again converges: what was imported counts unchanged, nothing is doubled, grants
-  are not recorded twice. The audit entry is written after the last chunk.
+- The writes commit in transactions of whole chunks (writing.py). On SQLite the
+  import sees the writers waiting for the lock (storage.waiting_writers) and
+  commits as soon as one waits, so an emergency alert confirmed meanwhile waits
+  for one chunk, not for the import; while nobody waits, a transaction goes on
+  for up to 3 seconds. An import stopped half-way (a crash, a full disk) leaves
+  whole chunks, each with its consent grants, and the same file run again
+  converges: what was imported counts unchanged, nothing is doubled, grants are
+  not recorded twice. The audit entry is written after the last chunk.
 
 The package, by job: `decoding` (the file's encoding and separator, then its lines
 one at a time), `header` (the header line and the column mapping), `rows` (each row
-through the contact rules of console.contacts.service), `writing` (inserts, updates
-and --consent grants, chunk by chunk), `consent` (--consent, through the consent
+through the contact rules of console.contacts.rules), `checker_process` (the rows
+of a big file checked by a child process), `writing` (inserts, updates and
+--consent grants, chunk by chunk), `consent` (--consent, through the consent
 ledger's bulk append), `report` (counts, issues, --json, the rejects file); this
 module runs them in order.
 
 Memory: neither the file nor the base is held whole. The file is scanned as bytes,
 then read a line at a time; each chunk of good rows is compared with the base by
 an indexed lookup of its own numbers; what grows with the file is one int per
-number (to name the first line of a duplicate) and the reported rows.
+number (to name the first line of a duplicate, in the process that checks the
+rows) and the reported rows.
 
-Speed (bench/bench_import.py, ratio to phonenumbers.parse alone at most 1.5): rows
-are checked in the main thread and handed over in chunks to one writer thread that
-writes them, each chunk as one INSERT ... SELECT from a JSON parameter
-(storage/rawsql.py), during which the driver releases the GIL; good rows are kept as
-plain tuples, which the garbage collector soon stops tracking. The writer is the
-only user of its connection until it is done.
+Speed (bench/bench_import.py, ratio to phonenumbers.parse alone at most 1.5): the
+rows of a file of 2 MB or more (about 30,000 residents) are checked by a child
+process, started before the header is read, and handed back in chunks of 5,000;
+this process writes them in a writer thread, SQLite a prepared INSERT a row at a
+time. Checking and writing thus use the server's two cores. Good rows are plain
+tuples, which the garbage collector soon stops tracking. The writer is the only
+user of its connection until it is done.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from console.audit import append_audit
-from console.contacts.importer.checker_process import check_rows_in_child, worth_a_child
+from console.contacts.importer.checker_process import CheckerChild, started_early
 from console.contacts.importer.consent import validate_consent
 from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
@@ -95,6 +100,13 @@ def import_contacts(ctx: Context, path: Path, options: ImportOptions) -> ImportR
     if options.consent_topic is not None:
         validate_consent(ctx, options)
     path = Path(path)
+    with started_early(path, options) as child:
+        return _import(ctx, path, options, child)
+
+
+def _import(
+    ctx: Context, path: Path, options: ImportOptions, child: CheckerChild | None
+) -> ImportReport:
     source = open_source(ctx, path, options)
     report = ImportReport(
         file=str(path),
@@ -110,7 +122,7 @@ def import_contacts(ctx: Context, path: Path, options: ImportOptions) -> ImportR
         if options.dry_run:
             with read_session(ctx.engine) as session:
                 conn = session.connection()
-                _run(conn, ctx, source, options, report, contact_source, nullcontext)
+                _run(conn, ctx, source, options, report, contact_source, nullcontext, None)
         else:
             # Nothing is committed before the whole file is known to read to its end.
             check_structure(source)
@@ -118,7 +130,7 @@ def import_contacts(ctx: Context, path: Path, options: ImportOptions) -> ImportR
             if is_sqlite(bind):
                 bind = bind.execution_options(sqlite_begin="IMMEDIATE")
             with bind.connect() as conn:
-                _run(conn, ctx, source, options, report, contact_source, conn.begin)
+                _run(conn, ctx, source, options, report, contact_source, conn.begin, child)
             with write_session(ctx.engine) as session:
                 _audit(session, ctx, source, report)
     except IntegrityError as exc:
@@ -138,6 +150,7 @@ def _run(
     report: ImportReport,
     contact_source: str,
     transaction: Callable[[], AbstractContextManager[Any]],
+    child: CheckerChild | None,
 ) -> None:
     now = ctx.clock.now()
     with big_cache(conn):
@@ -146,7 +159,7 @@ def _run(
             if is_sqlite(ctx.engine):
                 writer.checkpointer = Checkpointer(ctx.engine)
             try:
-                report.rows = _write_in_thread(ctx, source, options, report, writer)
+                report.rows = _write_in_thread(ctx, source, options, report, writer, child)
             finally:
                 if writer.checkpointer is not None:
                     writer.checkpointer.close()
@@ -164,9 +177,15 @@ def _run(
 
 
 def _write_in_thread(
-    ctx: Context, source: Source, options: ImportOptions, report: ImportReport, writer: Writer
+    ctx: Context,
+    source: Source,
+    options: ImportOptions,
+    report: ImportReport,
+    writer: Writer,
+    child: CheckerChild | None,
 ) -> int:
-    """Check the rows in this thread while the writer writes the chunks before.
+    """Check the rows in this thread, or have `child` check them, while the writer
+    writes the chunks before.
 
     At most two chunks wait for the writer, so the memory holds a few chunks
     whatever the file's size; parsing stops as soon as the writer failed.
@@ -192,12 +211,10 @@ def _write_in_thread(
     thread = threading.Thread(target=drain, name="import-writer", daemon=True)
     thread.start()
     try:
-        rows = None
-        if worth_a_child(source):
-            rows = check_rows_in_child(
-                ctx.parser.default_region, source, options, report.issues, put
-            )
-        if rows is None:
+        if child is not None:
+            region = ctx.parser.default_region
+            rows = child.check_rows(region, source, options, report.issues, put)
+        else:
             rows = check_rows(ctx.parser, source, options, report.issues, put)
     finally:
         # The writer must be done with the connection whatever happened.

@@ -22,7 +22,8 @@ import pickle
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -42,25 +43,27 @@ def child_command() -> list[str]:
     return [sys.executable, "-m", "console.contacts.importer_child"]
 
 
-def worth_a_child(source: Source) -> bool:
+def worth_a_child(path: Path) -> bool:
     try:
-        return source.path.stat().st_size >= CHILD_FROM_BYTES
+        return path.stat().st_size >= CHILD_FROM_BYTES
     except OSError:
         return False
 
 
-def check_rows_in_child(
-    region: str,
-    source: Source,
-    options: ImportOptions,
-    issues: list[RowIssue],
-    deliver: Callable[[list[Good]], None],
-) -> int | None:
-    """check_rows, run by a child process; None when no child could start (the
-    caller then checks the rows itself, nothing having been delivered)."""
-    with tempfile.TemporaryFile() as errors:
+class CheckerChild:
+    """The child, started before this process reads the file's header (its
+    interpreter starts meanwhile) and handed its job once the header is known."""
+
+    def __init__(self, process: subprocess.Popen[bytes], errors: IO[bytes]) -> None:
+        self.process = process
+        self.errors = errors
+
+    @classmethod
+    def start(cls) -> CheckerChild | None:
+        """None when no child can start: the rows are then checked here."""
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         try:
-            child = subprocess.Popen(
+            process = subprocess.Popen(
                 child_command(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -68,20 +71,59 @@ def check_rows_in_child(
                 env=_child_env(),
             )
         except OSError:
+            errors.close()
             return None
-        assert child.stdin is not None and child.stdout is not None
+        return cls(process, errors)
+
+    def check_rows(
+        self,
+        region: str,
+        source: Source,
+        options: ImportOptions,
+        issues: list[RowIssue],
+        deliver: Callable[[list[Good]], None],
+    ) -> int:
+        """check_rows of this source, run by the child."""
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
         try:
-            try:
-                pickle.dump((region, source, options), child.stdin, pickle.HIGHEST_PROTOCOL)
-                child.stdin.close()
-            except OSError:
-                pass  # it died at start: the frames' end below says why
-            return _receive(child.stdout, issues, deliver, lambda: _stderr_tail(errors))
-        finally:
-            if child.poll() is None:
-                child.kill()
-            child.wait()
-            child.stdout.close()
+            pickle.dump((region, source, options), stdin, pickle.HIGHEST_PROTOCOL)
+            stdin.close()
+        except OSError:
+            pass  # it died at start: the frames' end below says why
+        return _receive(stdout, issues, deliver, self._stderr_tail)
+
+    def close(self) -> None:
+        """Stop the child if it still runs (this side failed), and reap it."""
+        process = self.process
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                with suppress(OSError):
+                    pipe.close()
+        self.errors.close()
+
+    def _stderr_tail(self) -> str:
+        self.process.wait()
+        self.errors.seek(0)
+        lines = self.errors.read().decode("utf-8", "replace").strip().splitlines()
+        return lines[-1] if lines else ""
+
+
+@contextmanager
+def started_early(path: Path, options: ImportOptions) -> Iterator[CheckerChild | None]:
+    """A child for a file big enough to pay for it (and none for a dry run, which
+    writes nothing the child's work could overlap); stopped on the way out."""
+    child = None
+    if not options.dry_run and worth_a_child(path):
+        child = CheckerChild.start()
+    try:
+        yield child
+    finally:
+        if child is not None:
+            child.close()
 
 
 def _receive(
@@ -113,9 +155,3 @@ def _child_env() -> dict[str, str]:
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = f"{_PACKAGE_ROOT}{os.pathsep}{path}" if path else _PACKAGE_ROOT
     return env
-
-
-def _stderr_tail(errors: IO[bytes]) -> str:
-    errors.seek(0)
-    lines = errors.read().decode("utf-8", "replace").strip().splitlines()
-    return lines[-1] if lines else ""
