@@ -13,7 +13,8 @@ and prints both, the ratio b/a against the target (<= 1.5) and the peak RSS. Wit
 --memory measures the peak RSS (ru_maxrss) of an import into a fresh base and of a
 re-import of the same file into it, each in its own process (a child's ru_maxrss
 starts from its parent's peak, so the CSV is written by a third one), with their
-times.
+times; and the peak of the child process that checks a big file's rows, added to
+it (both peaks summed, though they need not coincide).
 """
 
 from __future__ import annotations
@@ -194,7 +195,12 @@ def child(what: str, work: Path, rows: int, seed: int) -> None:
         ctx.engine.dispose()
     print(
         json.dumps(
-            {"seconds": elapsed, "peak_mib": _peak_mib(), "counts": report.to_json()["counts"]}
+            {
+                "seconds": elapsed,
+                "peak_mib": _peak_mib(),
+                "checker_peak_mib": _children_peak_mib(),
+                "counts": report.to_json()["counts"],
+            }
         )
     )
 
@@ -209,6 +215,13 @@ def _peak_mib() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _children_peak_mib() -> float:
+    """The peak RSS of the row checker, this process's only child (0 when the rows
+    were checked here): at most its own peak or this process's RSS when it
+    started it, whichever is larger, so an upper bound."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def measure_memory(rows: int, seed: int = 1789) -> dict[str, dict[str, Any]]:
@@ -234,7 +247,11 @@ def memory(rows: int, seed: int) -> int:
     print(f"rows:                     {rows}")
     for what, label in (("import", "import (fresh base)"), ("reimport", "re-import (same file)")):
         found = results[what]
-        print(f"{label + ':':<26}{found['seconds']:.2f} s, peak RSS {found['peak_mib']:.0f} MiB")
+        print(
+            f"{label + ':':<26}{found['seconds']:.2f} s, peak RSS {found['peak_mib']:.0f} MiB"
+            f" + {found['checker_peak_mib']:.0f} MiB the row checker's"
+            f" = {found['peak_mib'] + found['checker_peak_mib']:.0f} MiB"
+        )
     print(f"counts (re-import):       {results['reimport']['counts']}")
     return 0
 

@@ -13,7 +13,6 @@ import importlib.util
 import pickle
 import sys
 from types import ModuleType
-from typing import Any
 
 PACKAGE = "console.contacts.importer"
 
@@ -33,8 +32,9 @@ def enter_bare(name: str) -> None:
 
 def main() -> None:
     enter_bare(PACKAGE)
+    from console.contacts.importer import frames
     from console.contacts.importer.report import ImportFailed, RowIssue
-    from console.contacts.importer.rows import check_rows
+    from console.contacts.importer.rows import Good, check_rows
     from console.contacts.numbers import NumberParser
 
     job = sys.stdin.buffer.read()
@@ -44,23 +44,31 @@ def main() -> None:
     issues: list[RowIssue] = []
     sent = 0
 
-    def send(kind: str, payload: Any) -> None:
+    def send_issues() -> None:
         nonlocal sent
-        pickle.dump((kind, payload, issues[sent:]), out, pickle.HIGHEST_PROTOCOL)
+        if len(issues) > sent:
+            frames.send(out, frames.ISSUES, issues[sent:])
+            sent = len(issues)
+
+    def send_rows(chunk: list[Good]) -> None:
+        send_issues()
+        frames.send(out, frames.ROWS, chunk)
         out.flush()
-        sent = len(issues)
 
     try:
-        rows = check_rows(NumberParser(region), source, options, issues, lambda c: send("chunk", c))
+        rows = check_rows(NumberParser(region), source, options, issues, send_rows)
+        send_issues()
     except BrokenPipeError:
         return  # the parent gave up (its own failure): nothing to tell
     except Exception as exc:  # handed to the parent, which raises it
         try:
-            send("failed", exc)
+            frames.send(out, frames.FAILED, exc)
         except Exception:
-            send("failed", ImportFailed(f"{source.path}: {exc}"))
+            frames.send(out, frames.FAILED, ImportFailed(f"{source.path}: {exc}"))
+        out.flush()
         return
-    send("done", rows)
+    frames.send(out, frames.DONE, rows)
+    out.flush()
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ from console.contacts.importer.consent import validate_consent
 from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
 from console.contacts.importer.report import ImportFailed, ImportReport, RowIssue
-from console.contacts.importer.rows import Good, check_rows, check_structure, contact_values
-from console.contacts.importer.writing import END, Checkpointer, Writer, big_cache
+from console.contacts.importer.rows import check_rows, check_structure, contact_values
+from console.contacts.importer.writing import END, Checkpointer, Chunk, Writer, big_cache
 from console.context import Context
 from console.roles import Role
 from console.text import clean_field
@@ -190,7 +190,7 @@ def _write_in_thread(
     At most two chunks wait for the writer, so the memory holds a few chunks
     whatever the file's size; parsing stops as soon as the writer failed.
     """
-    chunks: queue.Queue[list[Good]] = queue.Queue(maxsize=2)
+    chunks: queue.Queue[Chunk] = queue.Queue(maxsize=2)
     failure: list[BaseException] = []
 
     def drain() -> None:
@@ -199,7 +199,7 @@ def _write_in_thread(
         except BaseException as exc:  # handed to the main thread
             failure.append(exc)
 
-    def put(chunk: list[Good]) -> None:
+    def put(chunk: Chunk) -> None:
         while not failure:
             try:
                 chunks.put(chunk, timeout=0.05)
@@ -208,6 +208,7 @@ def _write_in_thread(
                 continue
         raise failure[0]
 
+    writer.each_row = child is not None
     thread = threading.Thread(target=drain, name="import-writer", daemon=True)
     thread.start()
     try:

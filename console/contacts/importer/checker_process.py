@@ -5,13 +5,13 @@ sorting and search) is pure Python: in a thread beside the writer it held the GI
 against the writer's own Python work, and the two took turns on one core where the
 server has two. A child process checks and hands the good rows back in chunks over
 a pipe, pickled, with the issues found since the chunk before; this process only
-unpickles them and writes.
+unpickles them (in the writer thread: see frames.py) and writes.
 
 The child is `python -m console.contacts.importer_child` from the same
 interpreter, sent its job (the source, the options, the town's region) on stdin; it
-answers frames on stdout: ("chunk", rows, issues), then ("done", rows read, issues)
-or ("failed", exception). Both ends are Tocsin, so pickle is safe here: nothing
-else writes to these pipes. A file too small to pay for the child's start, or a
+answers frames on stdout (frames.py): rows and issues, then the number of rows
+read or the exception that stopped it. Both ends are Tocsin, so pickle is safe
+here: nothing else writes to these pipes. A file too small to pay for the child's start, or a
 child that cannot start, is checked in this process as before.
 """
 
@@ -27,6 +27,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
+from console.contacts.importer import frames
 from console.contacts.importer.header import Source
 from console.contacts.importer.options import ImportOptions
 from console.contacts.importer.report import ImportFailed, RowIssue
@@ -81,9 +82,10 @@ class CheckerChild:
         source: Source,
         options: ImportOptions,
         issues: list[RowIssue],
-        deliver: Callable[[list[Good]], None],
+        deliver: Callable[[list[Good] | bytes], None],
     ) -> int:
-        """check_rows of this source, run by the child."""
+        """check_rows of this source, run by the child; each chunk is delivered as
+        its pickle."""
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
         try:
@@ -127,26 +129,29 @@ def started_early(path: Path, options: ImportOptions) -> Iterator[CheckerChild |
 
 
 def _receive(
-    frames: IO[bytes],
+    stream: IO[bytes],
     issues: list[RowIssue],
-    deliver: Callable[[list[Good]], None],
+    deliver: Callable[[list[Good] | bytes], None],
     why_not: Callable[[], str],
 ) -> int:
+    """Hand each chunk on as its pickle (frames.py says why); return the rows read."""
     while True:
         try:
-            # One pickle per frame: a pickler's memo spans every dump, so the rows
-            # it has sent would stay alive in both processes.
-            kind, payload, found = pickle.load(frames)
-        except (EOFError, pickle.UnpicklingError) as exc:
+            kind, data = frames.receive(stream)
+        except EOFError as exc:
             raise ImportFailed(
                 f"the process checking the rows stopped: {why_not() or 'no reason given'}"
             ) from exc
-        if kind == "failed":
-            raise payload
-        issues.extend(found)
-        if kind == "done":
-            return int(payload)
-        deliver(payload)
+        if kind == frames.ROWS:
+            deliver(data)
+            continue
+        found = pickle.loads(data)
+        if kind == frames.ISSUES:
+            issues.extend(found)
+        elif kind == frames.DONE:
+            return int(found)
+        else:
+            raise found
 
 
 def _child_env() -> dict[str, str]:

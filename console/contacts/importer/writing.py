@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 import queue
 import threading
 import time
@@ -81,6 +82,16 @@ def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 # Put on the writer's queue after the last chunk.
 END: list[Good] = []
 
+# A chunk of good rows, or its pickle from the row checker's child (frames.py).
+Chunk = list[Good] | bytes
+
+
+def rows_of(chunk: Chunk) -> list[Good]:
+    if isinstance(chunk, bytes):
+        rows: list[Good] = pickle.loads(chunk)
+        return rows
+    return chunk
+
 
 def chunk_committed(rows: int) -> None:
     """Called after each commit (tests use it to act between two transactions)."""
@@ -134,6 +145,9 @@ class Writer:
         self.has_notes = "notes" in mapping
         self.tally = Tally()
         self.db = dialect(conn.engine)
+        # SQLite: insert with executemany (see _insert_each), where no other thread
+        # of this process is busy meanwhile (the rows are checked by a child).
+        self.each_row = False
         self.pause = PAUSE_S if self.write and self.db.sqlite else 0.0
         self.waiters = waiting_writers(conn.engine) if self.pause else None
         # Whether the last transaction ended because a writer waited for the lock.
@@ -156,7 +170,7 @@ class Writer:
         """Check one chunk against the base without writing (a dry run)."""
         self.tally.add(self._chunk(chunk, True))
 
-    def drain(self, chunks: queue.Queue[list[Good]]) -> None:
+    def drain(self, chunks: queue.Queue[Chunk]) -> None:
         """Write the chunks put on `chunks` until END, in the writer thread.
 
         While the next chunk is already waiting, it joins the transaction of the
@@ -172,7 +186,7 @@ class Writer:
             first = chunks.get()
             if first is END:
                 break
-            batch = [first]
+            batch = [rows_of(first)]
             attempt = 1
             while True:
                 self._breathe()
@@ -197,7 +211,7 @@ class Writer:
                             if more is END:
                                 ended = True
                                 break
-                            batch.append(more)
+                            batch.append(rows_of(more))
                 except IntegrityError:
                     if attempt >= ATTEMPTS:
                         raise
@@ -216,7 +230,7 @@ class Writer:
         if self.checkpointer is not None:
             self.checkpointer.poke()
 
-    def _next(self, chunks: queue.Queue[list[Good]], deadline: float) -> list[Good] | None:
+    def _next(self, chunks: queue.Queue[Chunk], deadline: float) -> Chunk | None:
         """The next chunk for this transaction, or None to commit now: at once when
         none is ready, unless waiting writers can be seen; then the transaction
         waits for its rows until a writer waits for the lock, or `deadline`."""
@@ -341,7 +355,7 @@ class Writer:
             return
         db = self.db
         stamp = db.datetime(self.now)
-        if db.sqlite:
+        if db.sqlite and self.each_row:
             self._insert_each(new, stamp)
             return
         self.conn.exec_driver_sql(
@@ -367,9 +381,10 @@ class Writer:
 
     def _insert_each(self, new: Sequence[Good], stamp: Any) -> None:
         """SQLite: one prepared INSERT run for each row (executemany), faster than
-        the JSON insert here (0.92 s against 1.32 s for 100,000 rows, 17.8 s against
-        28 s for 1,000,000); no thread of this process needs the GIL it holds
-        between two rows when a child checks them (checker_process.py).
+        the JSON insert alone (0.92 s against 1.32 s for 100,000 rows, 17.8 s
+        against 28 s for 1,000,000), but it gives up the GIL around each row and
+        must get it back: beside a thread busy checking rows it crawled, so only
+        when a child checks them (checker_process.py, frames.py).
 
         The ids are given, not looked up: SQLite gives a new row the largest id
         plus one (the table has no AUTOINCREMENT), and this transaction holds the
