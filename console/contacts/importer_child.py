@@ -42,13 +42,12 @@ def main() -> None:
     sys.stdout = sys.stderr  # nothing else may write to the frames' pipe
     region, source, options = pickle.loads(job)
     issues: list[RowIssue] = []
-    sent = 0
 
     def send_issues() -> None:
-        nonlocal sent
-        if len(issues) > sent:
-            frames.send(out, frames.ISSUES, issues[sent:])
-            sent = len(issues)
+        if issues:
+            frames.send(out, frames.ISSUES, issues)
+            # check_rows only appends: what is sent need not stay here too.
+            issues.clear()
 
     def send_rows(chunk: list[Good]) -> None:
         send_issues()

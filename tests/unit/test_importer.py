@@ -17,6 +17,7 @@ from console.config import Config, TownConfig
 from console.consent.ledger import ConsentRequest, record_consent
 from console.consent.suppression import number_hash
 from console.contacts.importer import ImportFailed, ImportOptions, contact_values, import_contacts
+from console.contacts.importer.rows import FirstLines
 from console.contacts.service import ContactInput, add_contact, apply, check, erase_contact
 from console.context import Context
 from console.roles import PermissionDenied, Role
@@ -413,6 +414,35 @@ def test_duplicate_in_another_format_names_the_first_line(ctx: Context, tmp_path
     assert issues(report) == [(4, "rejected", "duplicate")]
     assert report.issues[0].reason == "duplicate of line 2"
     assert contacts(ctx)["+33612345678"].name == "Élodie"
+
+
+def test_each_duplicate_names_the_line_its_number_came_on_first(
+    ctx: Context, tmp_path: Path
+) -> None:
+    text = crlf(
+        "Nom;Téléphone",
+        "A;06 12 34 56 78",
+        "B;06 12 34 56 79",
+        "C;0033 6 12 34 56 79",
+        "D;06.12.34.56.78",
+        "E;33 6 12 34 56 79",
+    )
+    report = import_contacts(ctx, write(tmp_path, text), ImportOptions())
+    assert [(i.line, i.reason, i.reason_fr) for i in report.issues] == [
+        (4, "duplicate of line 3", "doublon de la ligne 3"),
+        (5, "duplicate of line 2", "doublon de la ligne 2"),
+        (6, "duplicate of line 3", "doublon de la ligne 3"),
+    ]
+    assert report.imported == 2
+
+
+def test_first_lines_keeps_the_first_line_of_each_number() -> None:
+    seen = FirstLines()
+    assert seen.add(33612345678, 2)
+    assert seen.add(33612345679, 3)
+    assert not seen.add(33612345678, 9)
+    assert seen.first_lines({33612345678, 33612345679}) == {33612345678: 2, 33612345679: 3}
+    assert seen.first_lines(set()) == {}
 
 
 def test_missing_column_and_missing_number(ctx: Context, tmp_path: Path) -> None:
