@@ -44,7 +44,7 @@ number (to name the first line of a duplicate, in the process that checks the
 rows) and the reported rows.
 
 Speed (bench/bench_import.py, ratio to phonenumbers.parse alone at most 1.5): the
-rows of a file of 2 MB or more (about 30,000 residents) are checked by a child
+rows of a file of 1 MB or more (about 20,000 residents) are checked by a child
 process, started before the header is read, and handed back in chunks of 5,000;
 this process writes them in a writer thread, SQLite a prepared INSERT a row at a
 time. Checking and writing thus use the server's two cores. Good rows are plain
