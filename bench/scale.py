@@ -33,6 +33,7 @@ import asyncio
 import json
 import math
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -329,6 +330,25 @@ def scratch_database(admin_url: str | None) -> Iterator[str | None]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         admin.dispose()
+
+
+def kept_database(admin_url: str, name: str, folder: Path) -> str:
+    """The URL of the PostgreSQL database `name` at `admin_url`, kept between runs: made
+    afresh (and `folder`, the town's files, emptied) unless `folder` holds a town built
+    in it."""
+    url = make_url(admin_url).set(database=name).render_as_string(False)
+    config = folder / "tocsin.toml"
+    if config.exists() and f'url = "{url}"' in config.read_text(encoding="utf-8"):
+        return url
+    shutil.rmtree(folder, ignore_errors=True)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url
 
 
 def measure_import(size: int) -> dict[str, float]:

@@ -171,6 +171,16 @@ def count_contacts(session: Session, query: ContactQuery, *, up_to: int | None =
     return int(session.execute(select(func.count()).select_from(found)).scalar_one())
 
 
+def count_live(session: Session) -> tuple[int, int]:
+    """The live contacts, and how many of them are SMS-reachable, in one read of the
+    base (on PostgreSQL a count reads every live row: two counts read them twice)."""
+    stmt = select(func.count(), func.count().filter(col(Contact.sendable).is_(True))).where(
+        col(Contact.erased_at).is_(None)
+    )
+    total, sendable = session.execute(stmt).one()
+    return int(total), int(sendable)
+
+
 # A skip from one distinct value to the next, one index seek each: the quartier and
 # group lists cost what they hold, not what the base holds (a GROUP BY read every
 # contact: 1.3 s at 1,000,000). `erased_at IS NULL` as written matches the partial
