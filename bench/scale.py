@@ -2,8 +2,9 @@
 
 A town of each size is built straight into a migrated SQLite database by bulk SQL
 (seconds, not the importer's minutes): the demo's quartiers, groups, landlines,
-consent shares and a few withdrawals, plus a 50,000-entry STOP list. Then, at each
-size:
+consent shares and a few withdrawals, plus a 50,000-entry STOP list; on PostgreSQL
+its statistics are then gathered, as the importer gathers them after an import.
+Then, at each size:
 
 - Contacts: first rows (the screen's first page, its counts and its filter lists),
   a search, zones(), the SMS-reachable count;
@@ -67,7 +68,7 @@ from console.sending.providers.simulated import SimulatedProvider
 from console.sending.send_queue import queue_snapshot
 from console.sending.worker_main import serve
 from console.text import fold
-from storage.engine import read_session
+from storage.engine import CONTACT_TABLES, read_session, refresh_statistics
 from storage.queries import ContactQuery, count_contacts, group_names, zones
 from storage.rawsql import dialect
 
@@ -170,6 +171,8 @@ def build_town(folder: Path, size: int, seed: int = 1789, url: str | None = None
                             copy.write_row(row)
                 # Rows were given their ids: the sequence goes on after them.
                 cursor.execute("SELECT setval('contact_id_seq', %s)", (size,))
+    # What the importer does after it wrote the residents (PostgreSQL's statistics).
+    refresh_statistics(ctx.engine, CONTACT_TABLES, size)
     return ctx
 
 

@@ -84,3 +84,30 @@ def read_session(engine: Engine) -> Iterator[Session]:
 
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+# The contact tables an import writes, and whose statistics its readers plan by.
+CONTACT_TABLES = ("contact", "contact_group", "consent_state")
+
+
+def refresh_statistics(engine: Engine, tables: tuple[str, ...], changed: int) -> bool:
+    """After a bulk write, PostgreSQL's planner statistics brought up to date at once,
+    by the rule autovacuum follows (a table never analyzed, or more than 50 rows and
+    10% of it changed), rather than a minute later, or never where autovacuum is off:
+    without them a million fresh contacts are planned as a few hundred, and the
+    Contacts screen's first page sorts the whole base (0.36 s at 1,000,000 against
+    0.002 s). Whether it analyzed; SQLite (planned without statistics) is left as is."""
+    from sqlalchemy import text
+
+    if is_sqlite(engine) or changed <= 0:
+        return False
+    with engine.connect() as conn:
+        known = conn.execute(
+            text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": tables[0]}
+        ).scalar()
+        if known is not None and known >= 0 and changed <= 50 + 0.1 * known:
+            return False
+        # A table another role owns is skipped with a warning, not an error.
+        conn.execute(text(f"ANALYZE {', '.join(tables)}"))
+        conn.commit()
+    return True
