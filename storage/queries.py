@@ -98,7 +98,7 @@ def _consent_condition(topic: str, wanted: bool, public_safety: bool) -> ColumnE
 _Row = tuple[int | None, str, str | None, str, bool, str, str, str]
 
 
-def _base(query: ContactQuery) -> Select[*_Row]:
+def _columns() -> Select[*_Row]:
     return select(
         col(Contact.id),
         col(Contact.name),
@@ -108,18 +108,27 @@ def _base(query: ContactQuery) -> Select[*_Row]:
         col(Contact.zone),
         col(Contact.groups),
         col(Contact.sort_key),
-    ).where(and_(*_conditions(query)))
+    )
 
 
 def page_contacts(
     session: Session, query: ContactQuery, *, after: Cursor | None = None, limit: int = 200
 ) -> list[ContactRow]:
-    stmt = _base(query)
+    conditions = _conditions(query)
     if after is not None:
-        stmt = stmt.where(
+        conditions.append(
             tuple_(col(Contact.sort_key), col(Contact.id)) > tuple_(after.sort_key, after.id)
         )
-    stmt = stmt.order_by(col(Contact.sort_key), col(Contact.id)).limit(limit)
+    order = (col(Contact.sort_key), col(Contact.id))
+    if query.text or query.number_patterns:
+        # A search: the page's ids first, tested on ix_contact_sort's own entries (it
+        # covers every search column), then their rows. PostgreSQL reads each row an
+        # index scan passes before it tests a LIKE: a common name sorting mid-base
+        # read 500,000 rows at 1,000,000 residents (0.6 s against 0.06 s).
+        page = select(col(Contact.id)).where(*conditions).order_by(*order).limit(limit).subquery()
+        stmt = _columns().join_from(Contact, page, page.c.id == col(Contact.id)).order_by(*order)
+    else:
+        stmt = _columns().where(*conditions).order_by(*order).limit(limit)
     rows = session.execute(stmt).all()
     # The primary key is never NULL; "is not None" only narrows the column's type.
     consents = consents_for(session, [row[0] for row in rows if row[0] is not None])
