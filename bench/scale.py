@@ -3,7 +3,7 @@
 A town of each size is built straight into a migrated SQLite database by bulk SQL
 (seconds, not the importer's minutes): the demo's quartiers, groups, landlines,
 consent shares and a few withdrawals, plus a 50,000-entry STOP list; on PostgreSQL
-its statistics are then gathered, as the importer gathers them after an import.
+it is then vacuumed and analysed, as the importer does after an import.
 Then, at each size:
 
 - Contacts: first rows (the screen's first page, its counts and its filter lists),
@@ -171,7 +171,7 @@ def build_town(folder: Path, size: int, seed: int = 1789, url: str | None = None
                             copy.write_row(row)
                 # Rows were given their ids: the sequence goes on after them.
                 cursor.execute("SELECT setval('contact_id_seq', %s)", (size,))
-    # What the importer does after it wrote the residents (PostgreSQL's statistics).
+    # What the importer does after it wrote the residents (PostgreSQL: VACUUM (ANALYZE)).
     refresh_statistics(ctx.engine, CONTACT_TABLES, size)
     return ctx
 
