@@ -166,7 +166,10 @@ def count_contacts(session: Session, query: ContactQuery, *, up_to: int | None =
     reads every entry it counts: counting all of a common name's 30,000 matches at
     1,000,000 residents walks the whole index)."""
     if up_to is None:
-        stmt = select(func.count(col(Contact.id))).where(and_(*_conditions(query)))
+        # count(*), not count(id): PostgreSQL then counts on a partial index alone
+        # (id is in none of them): the SMS-reachable count 0.055 s against 0.19 s at
+        # 1,000,000.
+        stmt = select(func.count()).select_from(Contact).where(and_(*_conditions(query)))
         return int(session.execute(stmt).scalar_one())
     # In the keyset's order: read off ix_contact_sort, which covers every search
     # column (another index would fetch each row to test it).
