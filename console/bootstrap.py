@@ -48,7 +48,9 @@ def open_engine(config: Config, *, migrate_sqlite: bool = True, create: bool = F
             return engine
         current = current_revision(engine)
     except OperationalError as exc:
-        raise StartupError(f"database {engine_label(url)}: cannot connect: {exc.orig}") from exc
+        # libpq puts its hint on a line of its own: the one line says both.
+        said = " ".join(str(exc.orig).split())
+        raise StartupError(f"database {engine_label(url)}: cannot connect: {said}") from exc
     except SQLAlchemyError as exc:
         raise StartupError(f"database {engine_label(url)}: {exc}") from exc
     if current != head_revision():
