@@ -22,7 +22,9 @@ and the growth from the smallest town to the largest (1.0: the same at any size)
         [--towns DIR] [--runs 9] [--before DIR] [--postgresql ADMIN_URL]
 
 `--towns DIR` keeps each town in DIR/<size>/ and uses it again next time (a town of
-1,000,000 takes about a minute and a half to build and queue).
+1,000,000 takes about a minute and a half to build and queue); with `--postgresql`,
+its database (tocsin_status_<size>) is kept too, and used again while DIR/<size>/
+names it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scale import build_town, measure_enqueue, scratch_database
+from bench.scale import build_town, kept_database, measure_enqueue, scratch_database
 
 FLOOR = "import console.config"
 WHOLE_START_UP = """
@@ -115,11 +117,15 @@ def main() -> None:
     results: dict[int, dict[str, tuple[float, float]]] = {}
     for size in sizes:
         print(f"town of {size:,}:", flush=True)
-        with scratch_database(args.postgresql) as url:
-            if url is not None:
-                shutil.rmtree(towns / str(size), ignore_errors=True)  # not kept: its database goes
-            config = town(towns / str(size), size, url)
-            results[size] = measure(config, args.runs, args.before)
+        if args.postgresql and args.towns:
+            url = kept_database(args.postgresql, f"tocsin_status_{size}", towns / str(size))
+            results[size] = measure(town(towns / str(size), size, url), args.runs, args.before)
+        else:
+            with scratch_database(args.postgresql) as url:
+                if url is not None:
+                    shutil.rmtree(towns / str(size), ignore_errors=True)  # its database goes
+                config = town(towns / str(size), size, url)
+                results[size] = measure(config, args.runs, args.before)
         figures = results[size]
         for name, (best, median) in figures.items():
             print(f"  {name:<34} best {best:6.3f} s  median {median:6.3f} s", flush=True)

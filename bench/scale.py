@@ -2,8 +2,9 @@
 
 A town of each size is built straight into a migrated SQLite database by bulk SQL
 (seconds, not the importer's minutes): the demo's quartiers, groups, landlines,
-consent shares and a few withdrawals, plus a 50,000-entry STOP list. Then, at each
-size:
+consent shares and a few withdrawals, plus a 50,000-entry STOP list; on PostgreSQL
+it is then vacuumed and analysed, as the importer does after an import.
+Then, at each size:
 
 - Contacts: first rows (the screen's first page, its counts and its filter lists),
   a search, zones(), the SMS-reachable count;
@@ -33,6 +34,7 @@ import asyncio
 import json
 import math
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,7 +68,7 @@ from console.sending.providers.simulated import SimulatedProvider
 from console.sending.send_queue import queue_snapshot
 from console.sending.worker_main import serve
 from console.text import fold
-from storage.engine import read_session
+from storage.engine import CONTACT_TABLES, read_session, refresh_statistics
 from storage.queries import ContactQuery, count_contacts, group_names, zones
 from storage.rawsql import dialect
 
@@ -169,6 +171,8 @@ def build_town(folder: Path, size: int, seed: int = 1789, url: str | None = None
                             copy.write_row(row)
                 # Rows were given their ids: the sequence goes on after them.
                 cursor.execute("SELECT setval('contact_id_seq', %s)", (size,))
+    # What the importer does after it wrote the residents (PostgreSQL: VACUUM (ANALYZE)).
+    refresh_statistics(ctx.engine, CONTACT_TABLES, size)
     return ctx
 
 
@@ -329,6 +333,25 @@ def scratch_database(admin_url: str | None) -> Iterator[str | None]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
         admin.dispose()
+
+
+def kept_database(admin_url: str, name: str, folder: Path) -> str:
+    """The URL of the PostgreSQL database `name` at `admin_url`, kept between runs: made
+    afresh (and `folder`, the town's files, emptied) unless `folder` holds a town built
+    in it."""
+    url = make_url(admin_url).set(database=name).render_as_string(False)
+    config = folder / "tocsin.toml"
+    if config.exists() and f'url = "{url}"' in config.read_text(encoding="utf-8"):
+        return url
+    shutil.rmtree(folder, ignore_errors=True)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url
 
 
 def measure_import(size: int) -> dict[str, float]:

@@ -48,7 +48,9 @@ def open_engine(config: Config, *, migrate_sqlite: bool = True, create: bool = F
             return engine
         current = current_revision(engine)
     except OperationalError as exc:
-        raise StartupError(f"database {engine_label(url)}: cannot connect: {exc.orig}") from exc
+        # libpq puts its hint on a line of its own: the one line says both.
+        said = " ".join(str(exc.orig).split())
+        raise StartupError(f"database {engine_label(url)}: cannot connect: {said}") from exc
     except SQLAlchemyError as exc:
         raise StartupError(f"database {engine_label(url)}: {exc}") from exc
     if current != head_revision():
@@ -103,12 +105,13 @@ def _mend_side_files(database: Path) -> None:
 def reading_database(config: Config) -> Engine | Path | PostgresqlDatabase:
     """The database for a verb that only reads (`tocsin status`): a SQLite file the
     URL names plainly, to read with sqlite3 itself, a PostgreSQL database the URL
-    names plainly, to read with psycopg itself, or an engine.
+    names plainly, to read through libpq itself, or an engine.
 
     When this start has nothing to do (the file exists, the schema is at head, the
     topics and the hash key are as configured: every start but the first after a
     change) it is checked with plain SQL, without loading SQLAlchemy (for a plain
-    SQLite file), the ORM, the tables' models or Alembic: most of such a verb's time.
+    SQLite file; nor psycopg for PostgreSQL), the ORM, the tables' models or Alembic:
+    most of such a verb's time.
     Otherwise, or if any of those checks fails, the whole start-up of `build_context`
     runs, which migrates, syncs, records or says in one line what is wrong, exactly
     as for any verb.
@@ -139,29 +142,33 @@ _PLAIN_POSTGRESQL = re.compile(r"postgresql(?:\+psycopg)?://([^?#]*)")
 
 
 def _ready_postgresql(url: str, config: Config) -> PostgresqlDatabase | None:
-    """`_ready_file` for PostgreSQL, with psycopg alone."""
-    import psycopg
-
+    """`_ready_file` for PostgreSQL, through libpq alone (storage.libpq); the
+    connection is handed on to read with."""
     from console.sending.status import PostgresqlDatabase
+    from storage import libpq
 
-    database = PostgresqlDatabase(url, "postgresql://" + url.split("://", 1)[1])
+    conninfo = "postgresql://" + url.split("://", 1)[1]
     key = load_or_create_key(hash_key_path(config))
-    with psycopg.connect(database.conninfo) as conn:
+    conn = libpq.connect(conninfo)
+    try:
         revisions = [row[0] for row in conn.execute("SELECT version_num FROM alembic_version")]
-        stored = conn.execute(
-            "SELECT value FROM meta WHERE key = 'hash_key_fingerprint'"
-        ).fetchall()
+        stored = conn.execute("SELECT value FROM meta WHERE key = 'hash_key_fingerprint'")
         topics = {
             (str(name), str(label), str(basis))
             for name, label, basis in conn.execute("SELECT key, label, legal_basis FROM topic")
         }
-        conn.rollback()
-    ready = (
-        revisions == [head_revision()]
-        and stored == [(key_fingerprint(key),)]
-        and wanted_topics(config) <= topics
-    )
-    return database if ready else None
+        ready = (
+            revisions == [head_revision()]
+            and stored == [(key_fingerprint(key),)]
+            and wanted_topics(config) <= topics
+        )
+    except BaseException:
+        conn.close()
+        raise
+    if not ready:
+        conn.close()
+        return None
+    return PostgresqlDatabase(url, conninfo, conn)
 
 
 def _plain_sqlite_file(url: str) -> Path | None:

@@ -93,3 +93,35 @@ def read_session(engine: Engine) -> Iterator[Session]:
 
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+# The contact tables an import writes, and whose statistics its readers plan by.
+CONTACT_TABLES = ("contact", "contact_group", "consent_state")
+
+
+def refresh_statistics(engine: Engine, tables: tuple[str, ...], changed: int) -> bool:
+    """After a bulk write, what autovacuum would do a minute later (or never, where it
+    is off), done at once on PostgreSQL when autovacuum would do it (a table never
+    analyzed, or more than 50 rows and 10% of it changed): VACUUM (ANALYZE).
+
+    The statistics: without them a million fresh contacts are planned as a few
+    hundred, and the Contacts screen's first page sorted the whole base (0.36 s at
+    1,000,000 against 0.002 s). The visibility map: with the statistics the planner
+    counts and searches on the indexes alone, which without it read every row they
+    pass anyway (a search for a common name 0.74 s against 0.06 s). Whether it ran;
+    SQLite (planned without statistics) is left as it is."""
+    from sqlalchemy import text
+
+    if is_sqlite(engine) or changed <= 0:
+        return False
+    with engine.connect() as conn:
+        known = conn.execute(
+            text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": tables[0]}
+        ).scalar()
+    if known is not None and known >= 0 and changed <= 50 + 0.1 * known:
+        return False
+    # VACUUM runs outside any transaction; a table another role owns is skipped with
+    # a warning, not an error.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
+    return True

@@ -98,7 +98,7 @@ def _consent_condition(topic: str, wanted: bool, public_safety: bool) -> ColumnE
 _Row = tuple[int | None, str, str | None, str, bool, str, str, str]
 
 
-def _base(query: ContactQuery) -> Select[*_Row]:
+def _columns() -> Select[*_Row]:
     return select(
         col(Contact.id),
         col(Contact.name),
@@ -108,18 +108,27 @@ def _base(query: ContactQuery) -> Select[*_Row]:
         col(Contact.zone),
         col(Contact.groups),
         col(Contact.sort_key),
-    ).where(and_(*_conditions(query)))
+    )
 
 
 def page_contacts(
     session: Session, query: ContactQuery, *, after: Cursor | None = None, limit: int = 200
 ) -> list[ContactRow]:
-    stmt = _base(query)
+    conditions = _conditions(query)
     if after is not None:
-        stmt = stmt.where(
+        conditions.append(
             tuple_(col(Contact.sort_key), col(Contact.id)) > tuple_(after.sort_key, after.id)
         )
-    stmt = stmt.order_by(col(Contact.sort_key), col(Contact.id)).limit(limit)
+    order = (col(Contact.sort_key), col(Contact.id))
+    if query.text or query.number_patterns:
+        # A search: the page's ids first, tested on ix_contact_sort's own entries (it
+        # covers every search column), then their rows. PostgreSQL reads each row an
+        # index scan passes before it tests a LIKE: a common name sorting mid-base
+        # read 500,000 rows at 1,000,000 residents (0.6 s against 0.06 s).
+        page = select(col(Contact.id)).where(*conditions).order_by(*order).limit(limit).subquery()
+        stmt = _columns().join_from(Contact, page, page.c.id == col(Contact.id)).order_by(*order)
+    else:
+        stmt = _columns().where(*conditions).order_by(*order).limit(limit)
     rows = session.execute(stmt).all()
     # The primary key is never NULL; "is not None" only narrows the column's type.
     consents = consents_for(session, [row[0] for row in rows if row[0] is not None])
@@ -157,7 +166,10 @@ def count_contacts(session: Session, query: ContactQuery, *, up_to: int | None =
     reads every entry it counts: counting all of a common name's 30,000 matches at
     1,000,000 residents walks the whole index)."""
     if up_to is None:
-        stmt = select(func.count(col(Contact.id))).where(and_(*_conditions(query)))
+        # count(*), not count(id): PostgreSQL then counts on a partial index alone
+        # (id is in none of them): the SMS-reachable count 0.055 s against 0.19 s at
+        # 1,000,000.
+        stmt = select(func.count()).select_from(Contact).where(and_(*_conditions(query)))
         return int(session.execute(stmt).scalar_one())
     # In the keyset's order: read off ix_contact_sort, which covers every search
     # column (another index would fetch each row to test it).
@@ -169,6 +181,16 @@ def count_contacts(session: Session, query: ContactQuery, *, up_to: int | None =
         .subquery()
     )
     return int(session.execute(select(func.count()).select_from(found)).scalar_one())
+
+
+def count_live(session: Session) -> tuple[int, int]:
+    """The live contacts, and how many of them are SMS-reachable, in one read of the
+    base (on PostgreSQL a count reads every live row: two counts read them twice)."""
+    stmt = select(func.count(), func.count().filter(col(Contact.sendable).is_(True))).where(
+        col(Contact.erased_at).is_(None)
+    )
+    total, sendable = session.execute(stmt).one()
+    return int(total), int(sendable)
 
 
 # A skip from one distinct value to the next, one index seek each: the quartier and

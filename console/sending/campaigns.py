@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
@@ -662,10 +662,35 @@ def _resolve(
     return rows, last_contact_id, last
 
 
+# PostgreSQL: a chunk in one statement, its varying columns as arrays. psycopg's
+# executemany sent one INSERT a row, and each fired the tally trigger, which appended
+# a delta row: 1,000,000 of them for a send to the whole city, folded before commit
+# but left behind as 6,370 pages of dead rows in `campaign_tally` that every read of
+# the live figures scanned (13 to 24 ms for `tocsin status`).
+_PG_INSERT = text("""
+INSERT INTO message (campaign_id, contact_id, number, state, reason, priority, attempts,
+    next_attempt_at, lease_owner, provider_ref, updated_at)
+SELECT :campaign_id, v.contact_id, v.number, v.state, v.reason, :priority, :attempts,
+    :next_attempt_at, :lease_owner, :provider_ref, :updated_at
+FROM unnest(CAST(:contact_ids AS integer[]), CAST(:numbers AS text[]),
+    CAST(:states AS text[]), CAST(:reasons AS text[])) AS v(contact_id, number, state, reason)
+ON CONFLICT ON CONSTRAINT uq_message_campaign_number DO NOTHING""")
+_VARYING = ("contact_id", "number", "state", "reason")
+
+
 def _insert_ignoring_duplicates(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """(campaign, number) is unique: an enqueue run twice never doubles a message."""
     if not rows:
         return
+    if conn.dialect.name == "postgresql":
+        shared = {k: v for k, v in rows[0].items() if k not in _VARYING}
+        if set(rows[0]) == {*shared, *_VARYING} and all(
+            row[k] == v for row in rows for k, v in shared.items()
+        ):
+            # contact_ids, numbers, states, reasons
+            arrays = {f"{name}s": [row[name] for row in rows] for name in _VARYING}
+            conn.execute(_PG_INSERT, shared | arrays)
+            return
     stmt: Any
     table = message_table
     if conn.dialect.name == "postgresql":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +23,8 @@ from storage.faults import Fault, disk_fault, disk_fault_at, probe, probe_file
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from storage.libpq import Connection
+
 # A worker whose last heartbeat is older than this is taken for dead (it beats every
 # few seconds).
 ALIVE_WITHIN_S = 15
@@ -32,11 +34,13 @@ SILENT_AFTER_S = 8
 
 @dataclass(frozen=True)
 class PostgresqlDatabase:
-    """A PostgreSQL database `tocsin status` reads with psycopg alone: SQLAlchemy and
-    its dialect are most of the command's start-up (0.27 s against 0.11 s)."""
+    """A PostgreSQL database `tocsin status` reads through libpq alone (storage.libpq):
+    SQLAlchemy and its dialect, even psycopg, would be most of the command's time."""
 
-    url: str  # as configured: the engine's way if psycopg's fails
+    url: str  # as configured: the engine's way if libpq's fails
     conninfo: str  # the same database for libpq
+    # The connection the start-up checked the database with, read on and closed.
+    connection: Connection | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,8 @@ def read_queue_status(
     """The `tocsin status` figures: messages per state, in flight, rate, workers.
 
     `database` is an engine, or a SQLite file read straight with sqlite3, or a
-    PostgreSQL database read straight with psycopg (the command's own process:
-    SQLAlchemy is not even loaded)."""
+    PostgreSQL database read straight through libpq (the command's own process:
+    neither SQLAlchemy nor psycopg is even loaded)."""
     if isinstance(database, Path):
         return _from_file(database, now, report_timeout_minutes)
     if isinstance(database, PostgresqlDatabase):
@@ -198,24 +202,29 @@ _PLACEHOLDER = re.compile(r"(?<![:\w]):(\w+)")
 def _from_postgresql(
     database: PostgresqlDatabase, now: datetime, report_timeout_minutes: int
 ) -> dict[str, Any]:
-    import psycopg
+    from storage import libpq
 
     try:
-        with psycopg.connect(database.conninfo) as conn:
+        with database.connection or libpq.connect(database.conninfo) as conn:
 
             def query(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-                return list(conn.execute(_PLACEHOLDER.sub(r"%(\1)s", sql), params).fetchall())
+                names: list[str] = []
+
+                def number(found: re.Match[str]) -> str:
+                    names.append(found[1])
+                    return f"${len(names)}"
+
+                numbered = _PLACEHOLDER.sub(number, sql)
+                return conn.execute(numbered, [params[name] for name in names])
 
             # No file to watch, and the server answered: what `probe` would say.
             def fault(workers: Sequence[_Seen]) -> Fault | None:
                 return _silent(workers, now, lambda: None, lambda: None)
 
-            figures = _figures(
+            return _figures(
                 query, lambda value: value.astimezone(UTC), now, report_timeout_minutes, fault
             )
-            conn.rollback()
-            return figures
-    except psycopg.Error:
+    except libpq.LibpqError:
         # Met again through SQLAlchemy, whose error the command words (cli.database).
         from storage.engine import make_engine
 

@@ -7,11 +7,12 @@ import errno
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from console import cli
 from console.cli import main
 from console.consent import suppression
 from console.roles import current_operator
@@ -231,3 +232,57 @@ def test_a_database_on_a_full_disk(
     filler.unlink()
     assert main(["--config", str(config), "contact", "add", "06 98 76 54 32"]) == 0
     assert main(["--config", str(config), "audit", "verify"]) == 0
+
+
+def test_status_on_a_postgresql_server_that_is_down_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status` reads PostgreSQL through libpq itself; refused there, the whole start-up
+    meets the refusal again and says what it is, libpq's hint on the same line."""
+    config = _config(tmp_path, "postgresql://postgres@127.0.0.1:1/tocsin")
+    assert main(["--config", str(config), "status", "--json"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert line.startswith(
+        "tocsin: database postgresql://postgres@127.0.0.1:1/tocsin: cannot connect"
+    )
+    assert "Connection refused Is the server running" in line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status"],
+        ["--config", "t.toml", "status", "--json"],
+        ["--config=t.toml", "campaign", "show", "3", "--json"],
+        ["send", "--topic", "alertes", "--all", "--text", "Crue", "--yes"],
+        ["db", "upgrade"],
+    ],
+)
+def test_a_verb_is_parsed_by_its_own_parser_as_by_the_whole_one(argv: list[str]) -> None:
+    """Only the named verb's parser is built (the others were 0.01 s of `status`):
+    what it makes of the line is what the whole parser makes of it."""
+    assert cli._arguments(argv) == cli._parser().parse_args(argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["statut"], ["status", "--jsn"], ["--conf", "t.toml", "status", "extra"], ["--help"], []],
+)
+def test_what_one_verb_cannot_parse_the_whole_parser_answers(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A verb that does not exist, an argument nobody takes, an abbreviated option,
+    --help, no verb: the whole parser's answer, every verb in its usage."""
+
+    def answer(parse: Callable[[], object]) -> tuple[object, str, str]:
+        try:
+            result = parse()
+        except SystemExit as exc:
+            result = ("exit", exc.code)
+        out = capsys.readouterr()
+        return result, out.out, out.err
+
+    alone = answer(lambda: cli._arguments(argv))
+    assert alone == answer(lambda: cli._parser().parse_args(argv))
+    if argv and argv != ["--help"]:
+        assert alone[0] == ("exit", 2) and "{demo,import," in alone[2]

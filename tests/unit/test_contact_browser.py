@@ -7,10 +7,10 @@ import pytest
 
 from console.contacts import browser as browser_module
 from console.contacts.browser import ContactBrowser
-from console.contacts.service import ContactInput, add_contact
+from console.contacts.service import ContactInput, add_contact, erase_contact
 from console.context import Context
 from storage.engine import read_session
-from storage.queries import ContactQuery, count_contacts
+from storage.queries import ContactQuery, count_contacts, count_live
 
 
 def _town(ctx: Context) -> None:
@@ -62,3 +62,31 @@ def test_count_contacts_stops_past_its_limit(ctx: Context) -> None:
         assert count_contacts(session, query) == 7
         assert count_contacts(session, query, up_to=4) == 5
         assert count_contacts(session, query, up_to=10) == 7
+
+
+def test_the_base_is_counted_once_when_nothing_is_filtered(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The opened screen's counts: the live total (and its SMS-reachable part) in one
+    read, the matching count taken from it; a filter is still counted on its own."""
+    _town(ctx)
+    add_contact(ctx, ContactInput(number="01 23 45 67 89", name="Mairie annexe"))  # a landline
+    gone = add_contact(ctx, ContactInput(number="06 31 00 00 08", name="Parti"))
+    assert gone.id is not None
+    erase_contact(ctx, gone.id)
+    with read_session(ctx.engine) as session:
+        assert count_live(session) == (9, 8)
+    real_count = count_contacts
+
+    def no_count(*_args: object, **_kwargs: object) -> int:
+        raise AssertionError("counted again")
+
+    monkeypatch.setattr(browser_module, "count_contacts", no_count)
+    browser = ContactBrowser(ctx, page_size=2)
+    browser.next_page()
+    counts = browser.counts()
+    assert (counts.matching, counts.total, counts.sendable, counts.more) == (9, 9, 8, False)
+    monkeypatch.setattr(browser_module, "count_contacts", real_count)
+    browser.restart(filters=browser.with_filter(zone="Gare"))
+    browser.next_page()
+    assert browser.counts(refresh_totals=False).matching == 7

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -101,3 +103,22 @@ def test_status_loads_only_what_it_reads_with(tmp_path: Path) -> None:
     )
     assert "sqlmodel" in _status(config)["loaded"]  # type: ignore[operator]
     assert _status(config)["loaded"] == []
+
+
+@pytest.mark.postgresql
+def test_status_reads_postgresql_without_sqlalchemy_or_psycopg(tmp_path: Path, db_url: str) -> None:
+    """On PostgreSQL too, once set up: read through libpq itself (storage.libpq), with
+    neither SQLAlchemy nor psycopg loaded (importing psycopg was a third of the run)."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{db_url}"\n[privacy]\nhash_key_file = "{tmp_path / "key"}"\n',
+        encoding="utf-8",
+    )
+    # The first start records the key and the topics (the whole start-up).
+    first = _status(config)
+    assert first["code"] == 0
+    assert "sqlmodel" in first["loaded"]  # type: ignore[operator]
+    again = _status(config)
+    assert again["code"] == 0
+    assert again["loaded"] == []
+    assert again["status"] == first["status"]

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Engine, func, select, text, update
+import pytest
+from sqlalchemy import Engine, event, func, select, text, update
 from sqlmodel import Session
 
 from console.clock import FrozenClock
 from console.contacts.service import ContactInput, add_contact
 from console.context import Context
+from console.sending import campaigns
 from console.sending.campaign_ops import queue_status
 from console.sending.campaigns import Audience, CampaignRequest, create_campaign
 from console.sending.providers.base import DeliveryReport, SendResult
@@ -149,3 +151,40 @@ def test_the_migration_tallies_an_existing_ledger(ctx: Context, clock: FrozenClo
     _check(ctx.engine)
     claim_batch(ctx.engine, "w1", clock.now(), 60, 3)
     _check(ctx.engine)
+
+
+@pytest.mark.postgresql
+def test_an_enqueue_inserts_a_chunk_in_one_statement(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: one INSERT a chunk (its varying columns as arrays), not one a row:
+    each fired the tally trigger, and a send to 1,000,000 left as many delta rows."""
+    monkeypatch.setattr(campaigns, "CHUNK", 4)
+    for i in range(10):
+        add_contact(ctx, ContactInput(number=f"06 22 00 00 {i:02d}", name=f"Habitant {i}"))
+    inserts: list[bool] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith("INSERT INTO message "):
+            inserts.append(bool(args[-1]))  # executemany
+
+    event.listen(ctx.engine, "before_cursor_execute", seen)
+    try:
+        everyone = create_campaign(
+            ctx,
+            CampaignRequest(
+                topic="alertes", text="Essai", sender_id="MAIRIE", audience=Audience(everyone=True)
+            ),
+        )
+        typed = _campaign(ctx, range(0, 6))  # numbers of no contact: contact_id NULL
+    finally:
+        event.remove(ctx.engine, "before_cursor_execute", seen)
+    assert inserts and not any(inserts)
+    _check(ctx.engine)
+    counted = _counted(ctx.engine)
+    assert sum(counted[everyone.campaign_id].values()) == 10
+    assert sum(counted[typed].values()) == 6
+    tally = campaign_tally_table.c
+    with Session(ctx.engine) as session:
+        keys = session.execute(select(tally.campaign_id, tally.state)).all()
+    assert len(keys) == len(set(keys))

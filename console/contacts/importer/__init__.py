@@ -77,7 +77,13 @@ from console.contacts.importer.writing import END, Checkpointer, Chunk, Writer, 
 from console.context import Context
 from console.roles import Role
 from console.text import clean_field
-from storage.engine import is_sqlite, read_session, write_session
+from storage.engine import (
+    CONTACT_TABLES,
+    is_sqlite,
+    read_session,
+    refresh_statistics,
+    write_session,
+)
 
 __all__ = [
     "FIELDS",
@@ -133,6 +139,8 @@ def _import(
                 _run(conn, ctx, source, options, report, contact_source, conn.begin, child)
             with write_session(ctx.engine) as session:
                 _audit(session, ctx, source, report)
+            written = report.imported + report.updated + report.consents_recorded
+            refresh_statistics(ctx.engine, CONTACT_TABLES, written)
     except IntegrityError as exc:
         raise ImportFailed(
             f"{path}: the contact base kept changing during the import (someone added "
