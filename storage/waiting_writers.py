@@ -10,8 +10,9 @@ Now every writer holds a shared flock on `<database>-waiters` while it waits for
 the lock (around its BEGIN IMMEDIATE), and the long writer asks between two of its
 chunks whether anyone holds it: then it commits at once and steps aside; otherwise
 it keeps its transaction on. flock is per open file, so threads and processes
-alike are seen. Where the file cannot be made (a read-only directory), nobody is
-seen, and the long writer keeps to short transactions (`usable` is False).
+alike are seen; a file made by another user is locked through a read-only open.
+Where the file can be neither made nor read, nobody is seen, and the long writer
+keeps to short transactions (`usable` is False).
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ class WaitingWriters:
             return None
         try:
             return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
+        except PermissionError:
+            pass
+        except OSError:
+            self.usable = False
+            return None
+        try:
+            # Made by another user: flock needs no more than reading it.
+            return os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             self.usable = False
             return None

@@ -4,6 +4,7 @@ someone does."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -149,3 +150,23 @@ def test_a_writer_waiting_makes_the_import_step_aside(
     # The import committed what it had, the alert wrote, the import went on.
     assert slow_chunks[:2] == ["commit", "alert written"]
     assert slow_chunks.count("commit") >= 2
+
+
+def test_a_file_another_user_made_is_locked_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with WaitingWriters(tmp_path / "town.db").waiting():
+        pass  # made by the service's user
+    real_open = os.open
+
+    def not_writable(path: str, flags: int, *args: int) -> int:
+        # What another user meets (root would open it anyway).
+        if flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", not_writable)
+    other = WaitingWriters(tmp_path / "town.db")
+    with other.waiting():
+        assert WaitingWriters(tmp_path / "town.db").present()
+    assert other.usable
