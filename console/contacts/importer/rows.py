@@ -332,7 +332,7 @@ class FirstLines:
     """The numbers seen so far, and the line each was first seen on.
 
     A dict of int to int took 105 bytes a number (1,000,000 residents: 105 MiB);
-    a set of the numbers and two arrays in the order they came take about 80, and
+    a set of the numbers and two arrays in the order they came take about 76, and
     the lines are wanted only for duplicates, which are few: they are found at
     the end, in one pass over the arrays.
     """
@@ -340,7 +340,7 @@ class FirstLines:
     def __init__(self) -> None:
         self._seen: set[int] = set()
         self._numbers = array("q")
-        self._lines = array("q")
+        self._lines = array("I")  # a line number fits in 4 bytes
 
     def add(self, number: int, line: int) -> bool:
         """Whether the number is new (then noted with its line)."""
