@@ -60,6 +60,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     waiters = waiting_writers(engine)
+    _never_made_again(engine)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -70,6 +71,33 @@ def _configure_sqlite(engine: Engine) -> None:
         # A writer waiting for the lock says so (see storage.waiting_writers).
         with waiters.waiting():
             conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _never_made_again(engine: Engine) -> None:
+    """A connection to a file this engine has opened before, and that has gone, is
+    refused instead of making an empty base in its place: the worker's next pooled
+    connection did, and a deleted town could then come back empty, migrated by the
+    next start. (The first connection may make it: `tocsin db init`, a first start.)"""
+    import sqlite3
+    from pathlib import Path
+
+    from sqlalchemy import event
+
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    opened: list[bool] = []
+
+    @event.listens_for(engine, "do_connect")
+    def _refuse_a_new_file(_dialect: Any, _record: Any, _args: Any, _params: Any) -> None:
+        if opened and not path.exists():
+            raise sqlite3.OperationalError(f"unable to open database file: {path} has gone")
+
+    @event.listens_for(engine, "connect")
+    def _opened(_connection: Any, _record: Any) -> None:
+        if not opened:
+            opened.append(True)
 
 
 @contextmanager

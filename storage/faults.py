@@ -9,6 +9,8 @@ on would write into a file nobody reads.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import sqlite3
 import sys
@@ -193,21 +195,34 @@ def probe_file(path: Path, *, lock_wait_seconds: float = 0.2) -> Fault | None:
     return None
 
 
+# What a connection leaves where it found no file: nothing, or the first page
+# that records the WAL mode; a town's base, even new, is many pages.
+_EMPTY_BASE_BYTES = 4096
+
+
 @dataclass(frozen=True)
 class DatabaseFile:
-    """The SQLite file an engine was opened on, to notice it deleted or replaced."""
+    """The SQLite file an engine was opened on, to notice it deleted or replaced.
+
+    A descriptor of the file is kept open: the file deleted, its inode number would
+    otherwise be free for the next file made, and a new empty base made at the same
+    path (by a connection that found no file there) could take it and pass for the
+    town's. Held open, the number stays the file's.
+    """
 
     path: Path
     device: int
     inode: int
+    descriptor: int
 
     @classmethod
     def of(cls, engine: Engine) -> DatabaseFile | None:
         path = sqlite_path(engine)
         if path is None:
             return None
-        stat = path.stat()
-        return cls(path, stat.st_dev, stat.st_ino)
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        stat = os.fstat(descriptor)
+        return cls(path, stat.st_dev, stat.st_ino, descriptor)
 
     def problem(self) -> str | None:
         """What happened to the file since it was opened, or None if it is still it."""
@@ -217,9 +232,18 @@ class DatabaseFile:
             return f"{self.path}: the database file was deleted while in use"
         except OSError as exc:
             return f"{self.path}: {exc.strerror or exc}"
-        if (stat.st_dev, stat.st_ino) != (self.device, self.inode):
-            return f"{self.path}: the database file was replaced by another one while in use"
-        return None
+        if (stat.st_dev, stat.st_ino) == (self.device, self.inode):
+            return None
+        if stat.st_size <= _EMPTY_BASE_BYTES:
+            return (
+                f"{self.path}: the database file was deleted while in use "
+                "(an empty one now stands in its place)"
+            )
+        return f"{self.path}: the database file was replaced by another one while in use"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.descriptor)
 
 
 def retry_while_locked(

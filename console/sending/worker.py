@@ -197,9 +197,13 @@ class Worker:
                     await asyncio.sleep(CONFLICT_RETRY_S)
                     continue
                 fault = passing_fault(exc)
+                if not self.stop.is_set():
+                    # Whatever the error says (a locked file, or "no such table" from
+                    # a new connection that found no file and made an empty one), a
+                    # file deleted or replaced underneath is the reason to give.
+                    self._check_file()
                 if fault is None or self.stop.is_set():
                     raise
-                self._check_file()
                 self._paused(fault, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), timeout=delay)
@@ -307,6 +311,8 @@ class Worker:
                 self._db.shutdown(wait=False)
                 self._claims.shutdown(wait=False)
                 self._reads.shutdown(wait=False)
+                if self._file is not None:
+                    self._file.close()
 
     async def _nudge_on_stop(self) -> None:
         await self.stop.wait()

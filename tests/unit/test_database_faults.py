@@ -96,9 +96,29 @@ def test_a_deleted_or_replaced_file_is_noticed(sqlite_file: Path) -> None:
     copy = sqlite_file.with_name("copy.db")
     shutil.copy(sqlite_file, copy)
     os.replace(copy, sqlite_file)
-    assert "replaced" in (opened.problem() or "")
+    assert (
+        opened.problem()
+        == f"{sqlite_file}: the database file was replaced by another one while in use"
+    )
     sqlite_file.unlink()
-    assert "deleted" in (opened.problem() or "")
+    assert opened.problem() == f"{sqlite_file}: the database file was deleted while in use"
+    opened.close()
+
+
+def test_an_empty_base_made_where_the_file_was_is_not_taken_for_it(sqlite_file: Path) -> None:
+    """A connection that found no file made an empty base there: whichever inode it
+    got (the deleted file's number would be free but for the descriptor kept)."""
+    engine = make_engine(f"sqlite:///{sqlite_file}")
+    opened = DatabaseFile.of(engine)
+    assert opened is not None
+    for leftover in sqlite_file.parent.glob("town.db*"):
+        leftover.unlink()
+    with make_engine(f"sqlite:///{sqlite_file}").connect() as conn:  # WAL mode: one page
+        conn.exec_driver_sql("SELECT 1")
+    assert (opened.problem() or "").endswith(
+        "was deleted while in use (an empty one now stands in its place)"
+    )
+    opened.close()
 
 
 def _locked() -> DBAPIError:
@@ -200,3 +220,20 @@ def test_status_says_why_sending_waits(sqlite_file: Path, clock: FrozenClock) ->
         holder.close()
     assert status["database_fault"] == "locked"
     assert status["worker_alive"] is False
+
+
+def test_an_engine_never_makes_again_a_file_it_opened(sqlite_file: Path) -> None:
+    engine = make_engine(f"sqlite:///{sqlite_file}")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    engine.dispose()  # the next connection is a new one
+    for leftover in sqlite_file.parent.glob("town.db*"):
+        leftover.unlink()
+    with pytest.raises(OperationalError, match="has gone"), engine.connect():
+        pass
+    assert not sqlite_file.exists()
+    # A new engine on a path with no file yet makes it, as a first start does.
+    fresh = sqlite_file.with_name("new.db")
+    with make_engine(f"sqlite:///{fresh}").connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    assert fresh.exists()
