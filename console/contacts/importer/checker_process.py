@@ -11,8 +11,8 @@ The child is `python -m console.contacts.importer_child` from the same
 interpreter, sent its job (the source, the options, the town's region) on stdin; it
 answers frames on stdout (frames.py): rows and issues, then the number of rows
 read or the exception that stopped it. Both ends are Tocsin, so pickle is safe
-here: nothing else writes to these pipes. A file too small to pay for the child's start, or a
-child that cannot start, is checked in this process as before.
+here: nothing else writes to these pipes. A file too small to pay for the child's
+start, or a child that cannot start, is checked in this process as before.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from console.contacts.importer import frames
 from console.contacts.importer.header import Source
 from console.contacts.importer.options import ImportOptions
 from console.contacts.importer.report import ImportFailed, RowIssue
-from console.contacts.importer.rows import Good
+from console.contacts.importer.writing import Chunk
 
 # Below this size the child's start (its interpreter and imports, about a tenth of
 # a second) costs more than it saves: measured with bench_import.py, the child
@@ -84,7 +84,7 @@ class CheckerChild:
         source: Source,
         options: ImportOptions,
         issues: list[RowIssue],
-        deliver: Callable[[list[Good] | bytes], None],
+        deliver: Callable[[Chunk], None],
     ) -> int:
         """check_rows of this source, run by the child; each chunk is delivered as
         its pickle."""
@@ -133,7 +133,7 @@ def started_early(path: Path, options: ImportOptions) -> Iterator[CheckerChild |
 def _receive(
     stream: IO[bytes],
     issues: list[RowIssue],
-    deliver: Callable[[list[Good] | bytes], None],
+    deliver: Callable[[Chunk], None],
     why_not: Callable[[], str],
 ) -> int:
     """Hand each chunk on as its pickle (frames.py says why); return the rows read."""
