@@ -34,7 +34,7 @@ def main() -> None:
     enter_bare(PACKAGE)
     from console.contacts.importer import frames
     from console.contacts.importer.report import ImportFailed, RowIssue
-    from console.contacts.importer.rows import Good, check_rows
+    from console.contacts.importer.rows import RUN_ROWS, Good, NameRuns, check_rows
     from console.contacts.numbers import NumberParser
 
     job = sys.stdin.buffer.read()
@@ -55,7 +55,9 @@ def main() -> None:
         out.flush()
 
     try:
-        rows = check_rows(NumberParser(region), source, options, issues, send_rows)
+        runs = NameRuns(send_rows, RUN_ROWS)
+        rows = check_rows(NumberParser(region), source, options, issues, runs.add)
+        runs.flush()
         send_issues()
     except BrokenPipeError:
         return  # the parent gave up (its own failure): nothing to tell

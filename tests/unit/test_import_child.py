@@ -104,6 +104,30 @@ def test_the_child_checks_every_row_as_this_process_would(
     assert contacts(ctx) == base
 
 
+def ids_in_name_order(ctx: Context) -> bool:
+    with read_session(ctx.engine) as session:
+        keys = list(session.scalars(select(Contact.sort_key).order_by(Contact.id)))
+    return keys == sorted(keys)
+
+
+def test_the_child_hands_its_rows_over_in_name_order(
+    ctx: Context, tmp_path: Path, in_child: None
+) -> None:
+    # The file's 305 good rows are one run (rows.RUN_ROWS): inserted in name order,
+    # so the ids follow the names, where the file has them in no order.
+    report = import_contacts(ctx, tricky_file(tmp_path), ImportOptions())
+    assert report.imported == 305
+    assert ids_in_name_order(ctx)
+
+
+def test_checked_here_the_rows_keep_the_files_order(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checker_process, "CHILD_FROM_BYTES", 10**12)
+    import_contacts(ctx, tricky_file(tmp_path), ImportOptions())
+    assert not ids_in_name_order(ctx)
+
+
 @pytest.mark.usefixtures("in_child")
 def test_a_child_that_dies_names_its_reason_and_keeps_what_it_sent(
     ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

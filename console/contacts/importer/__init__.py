@@ -67,7 +67,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from console.audit import append_audit
-from console.contacts.importer.checker_process import CheckerChild, started_early
+from console.contacts.importer.checker_process import CHILD_QUEUE, CheckerChild, started_early
 from console.contacts.importer.consent import validate_consent
 from console.contacts.importer.header import Source, column_label, open_source
 from console.contacts.importer.options import FIELDS, ImportOptions
@@ -195,10 +195,11 @@ def _write_in_thread(
     """Check the rows in this thread, or have `child` check them, while the writer
     writes the chunks before.
 
-    At most two chunks wait for the writer, so the memory holds a few chunks
-    whatever the file's size; parsing stops as soon as the writer failed.
+    At most two chunks wait for the writer (with a child, two of its runs, as
+    pickles), so the memory holds a few chunks whatever the file's size; parsing
+    stops as soon as the writer failed.
     """
-    chunks: queue.Queue[Chunk] = queue.Queue(maxsize=2)
+    chunks: queue.Queue[Chunk] = queue.Queue(maxsize=2 if child is None else CHILD_QUEUE)
     failure: list[BaseException] = []
 
     def drain() -> None:

@@ -30,6 +30,8 @@ from console.contacts.rules import (
 
 # Good rows handed to the database at a time.
 CHUNK_ROWS = 5_000
+# Good rows the row checker's child sorts by name at a time (NameRuns).
+RUN_ROWS = 25_000
 
 # The columns a CleanContact decides, in the order _values() returns them.
 VALUE_COLUMNS = (
@@ -169,6 +171,42 @@ class RowChecker:
 # purpose: the garbage collector stops tracking tuples of plain values, and 100,000
 # tracked rows made its full passes a sixth of the import's time.
 Good = tuple[int, tuple[Any, ...], list[str] | None]
+
+
+_SORT_KEY = VALUE_COLUMNS.index("sort_key")
+
+
+class NameRuns:
+    """Good rows gathered into runs of `run_rows`, each handed on sorted by name
+    (its sort key; file order among equals) in chunks of CHUNK_ROWS.
+
+    Inserted in file order, a town's residents land on random pages of the two
+    name indexes; at 1,000,000 these outgrow the import's page cache, so each
+    insert read a page of its own and wrote it back. Sorted, a run walks the
+    indexes in one sweep, and the more rows a sweep holds, the more of them share
+    each page it reads and writes (measured at 1,000,000 residents: SQLite read
+    9.2 GB and wrote 8.1 GB with runs of 5,000, and 4.5 and 4.0 with runs of
+    20,000). Which contact gets which id changes; nothing reads the ids in file
+    order (the report speaks of lines, and a chunk's consent grants are sorted by
+    line). Only the row checker's child does this: its sort runs beside the
+    writer, and a run's rows are its memory, not the writer's.
+    """
+
+    def __init__(self, deliver: Callable[[list[Good]], None], run_rows: int) -> None:
+        self.deliver = deliver
+        self.run_rows = run_rows
+        self.rows: list[Good] = []
+
+    def add(self, chunk: list[Good]) -> None:
+        self.rows.extend(chunk)
+        if len(self.rows) >= self.run_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        rows.sort(key=lambda good: good[1][_SORT_KEY])
+        for start in range(0, len(rows), CHUNK_ROWS):
+            self.deliver(rows[start : start + CHUNK_ROWS])
 
 
 def records(source: Source) -> Iterator[tuple[int, list[str]]]:
