@@ -34,7 +34,13 @@ def main() -> None:
     enter_bare(PACKAGE)
     from console.contacts.importer import frames
     from console.contacts.importer.report import ImportFailed, RowIssue
-    from console.contacts.importer.rows import RUN_ROWS, Good, NameRuns, check_rows
+    from console.contacts.importer.rows import (
+        LONG_RUNS_FROM,
+        RUN_ROWS,
+        Good,
+        NameRuns,
+        check_rows,
+    )
     from console.contacts.numbers import NumberParser
 
     job = sys.stdin.buffer.read()
@@ -55,7 +61,7 @@ def main() -> None:
         out.flush()
 
     try:
-        runs = NameRuns(send_rows, RUN_ROWS)
+        runs = NameRuns(send_rows, RUN_ROWS, LONG_RUNS_FROM)
         rows = check_rows(NumberParser(region), source, options, issues, runs.add)
         runs.flush()
         send_issues()

@@ -20,7 +20,7 @@ def key_of(row: Good) -> str:
 
 def test_each_run_is_handed_on_in_name_order_then_file_order() -> None:
     delivered: list[list[Good]] = []
-    runs = NameRuns(delivered.append, run_rows=4)
+    runs = NameRuns(delivered.append, run_rows=4, long_from=0)
     runs.add([good(2, "martin"), good(3, "dupont"), good(4, "martin")])
     assert delivered == []  # three rows: not yet a run
     runs.add([good(5, "aubert"), good(6, "zola")])
@@ -37,7 +37,7 @@ def test_each_run_is_handed_on_in_name_order_then_file_order() -> None:
 
 def test_a_run_goes_in_chunks_and_every_row_once() -> None:
     delivered: list[list[Good]] = []
-    runs = NameRuns(delivered.append, run_rows=3 * CHUNK_ROWS)
+    runs = NameRuns(delivered.append, run_rows=3 * CHUNK_ROWS, long_from=0)
     names = [f"nom{(line * 7919) % 10007:05d}" for line in range(3 * CHUNK_ROWS + 10)]
     for start in range(0, len(names), 1000):
         runs.add([good(start + i, name) for i, name in enumerate(names[start : start + 1000])])
@@ -46,3 +46,23 @@ def test_a_run_goes_in_chunks_and_every_row_once() -> None:
     first_run = [key_of(row) for chunk in delivered[:3] for row in chunk]
     assert first_run == sorted(first_run)
     assert sorted(row[0] for chunk in delivered for row in chunk) == list(range(len(names)))
+
+
+def test_the_runs_are_one_chunk_long_until_long_from_rows() -> None:
+    delivered: list[list[Good]] = []
+    runs = NameRuns(delivered.append, run_rows=3 * CHUNK_ROWS, long_from=2 * CHUNK_ROWS)
+    line = 0
+    for _ in range(6):
+        runs.add([good(line + i, f"nom{(line + i) * 7919 % 10007:05d}") for i in range(CHUNK_ROWS)])
+        line += CHUNK_ROWS
+    # Two chunks sorted each on its own as they came, then one run of three.
+    assert [len(chunk) for chunk in delivered] == [CHUNK_ROWS] * 5
+    starts = [min(row[0] for row in chunk) for chunk in delivered]
+    assert starts[:2] == [0, CHUNK_ROWS]
+    third_run = [key_of(row) for chunk in delivered[2:5] for row in chunk]
+    assert third_run == sorted(third_run)
+    assert {row[0] for chunk in delivered[2:5] for row in chunk} == set(
+        range(2 * CHUNK_ROWS, 5 * CHUNK_ROWS)
+    )
+    runs.flush()
+    assert len(delivered) == 6

@@ -30,8 +30,10 @@ from console.contacts.rules import (
 
 # Good rows handed to the database at a time.
 CHUNK_ROWS = 5_000
-# Good rows the row checker's child sorts by name at a time (NameRuns).
+# Good rows the row checker's child sorts by name at a time (NameRuns), once it
+# has handed LONG_RUNS_FROM over (a chunk at a time before).
 RUN_ROWS = 25_000
+LONG_RUNS_FROM = 200_000
 
 # The columns a CleanContact decides, in the order _values() returns them.
 VALUE_COLUMNS = (
@@ -177,8 +179,8 @@ _SORT_KEY = VALUE_COLUMNS.index("sort_key")
 
 
 class NameRuns:
-    """Good rows gathered into runs of `run_rows`, each handed on sorted by name
-    (its sort key; file order among equals) in chunks of CHUNK_ROWS.
+    """Good rows gathered into runs, each handed on sorted by name (its sort key;
+    file order among equals) in chunks of CHUNK_ROWS.
 
     Inserted in file order, a town's residents land on random pages of the two
     name indexes; at 1,000,000 these outgrow the import's page cache, so each
@@ -186,25 +188,36 @@ class NameRuns:
     indexes in one sweep, and the more rows a sweep holds, the more of them share
     each page it reads and writes (measured at 1,000,000 residents: SQLite read
     9.2 GB and wrote 8.1 GB with runs of 5,000, and 4.5 and 4.0 with runs of
-    20,000). Which contact gets which id changes; nothing reads the ids in file
-    order (the report speaks of lines, and a chunk's consent grants are sorted by
-    line). Only the row checker's child does this: its sort runs beside the
-    writer, and a run's rows are its memory, not the writer's.
+    20,000). A long run costs a wait, though: the writer waits for the first one,
+    and writes the last one alone, after the file is read. So the runs are one
+    chunk long for the first `long_from` rows, while the indexes still fit in the
+    cache, and `run_rows` after.
+
+    Which contact gets which id changes; nothing reads the ids in file order (the
+    report speaks of lines, and a chunk's consent grants are sorted by line). Only
+    the row checker's child does this: its sort runs beside the writer, and a
+    run's rows are its memory, not the writer's.
     """
 
-    def __init__(self, deliver: Callable[[list[Good]], None], run_rows: int) -> None:
+    def __init__(
+        self, deliver: Callable[[list[Good]], None], run_rows: int, long_from: int
+    ) -> None:
         self.deliver = deliver
         self.run_rows = run_rows
+        self.long_from = long_from
+        self.handed = 0
         self.rows: list[Good] = []
 
     def add(self, chunk: list[Good]) -> None:
         self.rows.extend(chunk)
-        if len(self.rows) >= self.run_rows:
+        run = self.run_rows if self.handed >= self.long_from else CHUNK_ROWS
+        if len(self.rows) >= run:
             self.flush()
 
     def flush(self) -> None:
         rows, self.rows = self.rows, []
         rows.sort(key=lambda good: good[1][_SORT_KEY])
+        self.handed += len(rows)
         for start in range(0, len(rows), CHUNK_ROWS):
             self.deliver(rows[start : start + CHUNK_ROWS])
 
