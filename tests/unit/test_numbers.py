@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import phonenumbers
 import pytest
 from hypothesis import example, given, settings
@@ -14,6 +16,8 @@ from console.contacts.numbers import (
     InvalidNumber,
     NumberParser,
     PhoneNumber,
+    _plan,
+    _RegionPlan,
     display,
     mask,
 )
@@ -361,3 +365,34 @@ def test_unicode_digits_never_reach_e164() -> None:
         except InvalidNumber:
             continue
         assert found.e164.isascii() and found.e164[1:].isdigit()
+
+
+def _walk(plan: _RegionPlan, nsn: str) -> str | None:
+    """phonenumbers' walk over the types, one description at a time."""
+    if not plan.general.matches(nsn):
+        return None
+    for name, desc in plan.ordered:
+        if desc.matches(nsn):
+            return name
+    if plan.fixed is not None and plan.fixed.matches(nsn):
+        if plan.same_fixed_mobile or (plan.mobile is not None and plan.mobile.matches(nsn)):
+            return "fixed_line_or_mobile"
+        return "fixed_line"
+    if not plan.same_fixed_mobile and plan.mobile is not None and plan.mobile.matches(nsn):
+        return "mobile"
+    return None
+
+
+@pytest.mark.parametrize("region", FRENCH_REGIONS)
+def test_one_pattern_classifies_as_the_walk_over_the_types(region: str) -> None:
+    plan = _plan(region)
+    rng = random.Random(region)
+    sizes = sorted(plan.general.lengths | {min(plan.general.lengths) - 1, 10, 11})
+    checked = 0
+    for prefix in range(1000):
+        for size in sizes:
+            head = str(prefix)[:size]
+            nsn = head + "".join(rng.choice("0123456789") for _ in range(size - len(head)))
+            assert plan.kind_of(nsn) == _walk(plan, nsn), nsn
+            checked += 1
+    assert checked >= 4000
