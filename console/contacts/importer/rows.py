@@ -187,8 +187,8 @@ class NameRuns:
     insert read a page of its own and wrote it back. Sorted, a run walks the
     indexes in one sweep, and the more rows a sweep holds, the more of them share
     each page it reads and writes (measured at 1,000,000 residents: SQLite read
-    9.2 GB and wrote 8.1 GB with runs of 5,000, and 4.5 and 4.0 with runs of
-    20,000). A long run costs a wait, though: the writer waits for the first one,
+    9.2 GB and wrote 8.1 GB with runs of 5,000, and 4.4 and 3.8 with runs of
+    25,000). A long run costs a wait, though: the writer waits for the first one,
     and writes the last one alone, after the file is read. So the runs are one
     chunk long for the first `long_from` rows, while the indexes still fit in the
     cache, and `run_rows` after.
