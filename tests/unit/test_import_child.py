@@ -113,8 +113,8 @@ def ids_in_name_order(ctx: Context) -> bool:
 def test_the_child_hands_its_rows_over_in_name_order(
     ctx: Context, tmp_path: Path, in_child: None
 ) -> None:
-    # The file's 305 good rows are one run (rows.RUN_ROWS): inserted in name order,
-    # so the ids follow the names, where the file has them in no order.
+    # The file's 305 good rows are one run (fewer than rows.CHUNK_ROWS): inserted in
+    # name order, so the ids follow the names, where the file has them in no order.
     report = import_contacts(ctx, tricky_file(tmp_path), ImportOptions())
     assert report.imported == 305
     assert ids_in_name_order(ctx)
